@@ -1,0 +1,29 @@
+PYTHON ?= python
+EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+
+.PHONY: dev rust test bench lint format
+
+dev:            ## build every backend and install igcore in editable mode, with test and bench extras
+	IGCORE_REQUIRE_NATIVE=1 $(PYTHON) -m pip install -e '.[test,bench,lint]'
+
+rust:           ## rebuild only the Rust extension into the source tree (quicker than `make dev`)
+	PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release -p igcore-py
+	cp target/release/lib_rust.so src/igcore/_rust$(EXT_SUFFIX)
+
+test:           ## the test suite on every backend, each required
+	IGCORE_REQUIRE_BACKENDS=rust,cython,python $(PYTHON) -m pytest
+	cargo test -p igcore-core
+
+bench:          ## the benchmark table (add ARGS=--quick for a short run)
+	igcore bench $(ARGS)
+
+lint:           ## the lint gate that CI runs
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	ruff check .
+	ruff format --check .
+
+format:
+	cargo fmt --all
+	ruff format .
+	ruff check --fix .

@@ -1,0 +1,233 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Counters kernels in Cython. The contract is in igcore/_reference/counters.py; the design follows
+rust/igcore-core/src/counters.rs (one thread here)."""
+
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy
+
+import numpy as np
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define IGCORE_PREFETCH(address) __builtin_prefetch((address))
+    #else
+    #define IGCORE_PREFETCH(address) ((void)0)
+    #endif
+    """
+    void prefetch "IGCORE_PREFETCH"(const void* address) noexcept nogil
+
+cdef int64_t VACANT = -0x7FFFFFFFFFFFFFFF - 1    # marks a free slot; the key INT64_MIN is kept aside
+cdef size_t MIN_KEY = <size_t>-1                   # stands for the key INT64_MIN in `order`
+cdef size_t PREFETCH_AHEAD = 32                   # events between asking for a slot and using it
+
+
+cdef struct SumSlot:
+    int64_t id
+    int64_t sum
+
+cdef struct SumTable:
+    # Open addressing with linear probing, at most half full; id and sum share a slot (one cache line).
+    SumSlot* slots
+    size_t num_slots
+    int shift              # 64 - log2(num_slots): the hash keeps its top bits
+    size_t* order        # slot positions in order of first appearance
+    size_t length
+    size_t order_capacity
+    bint has_min_key
+    int64_t min_key_sum
+
+
+cdef inline uint64_t _hash(int64_t id) noexcept nogil:
+    cdef uint64_t x = <uint64_t>id
+    return (x ^ (x >> 32)) * <uint64_t>0x9E3779B97F4A7C15ULL
+
+
+cdef int _alloc_slots(SumTable* table, size_t num_slots) noexcept nogil:
+    cdef size_t i
+    cdef SumSlot* slots = <SumSlot*>malloc(num_slots * sizeof(SumSlot))
+    if slots == NULL:
+        return -1
+    for i in range(num_slots):
+        slots[i].id = VACANT
+    table.slots = slots
+    table.num_slots = num_slots
+    table.shift = 64
+    while num_slots > 1:
+        num_slots >>= 1
+        table.shift -= 1
+    return 0
+
+
+cdef int table_init(SumTable* table) noexcept nogil:
+    table.order = NULL
+    table.length = 0
+    table.order_capacity = 256
+    table.has_min_key = False
+    table.min_key_sum = 0
+    if _alloc_slots(table, 1024) < 0:
+        return -1
+    table.order = <size_t*>malloc(table.order_capacity * sizeof(size_t))
+    return 0 if table.order != NULL else -1
+
+
+cdef void table_free(SumTable* table) noexcept nogil:
+    free(table.slots)
+    free(table.order)
+    table.slots = NULL
+    table.order = NULL
+
+
+cdef int _grow(SumTable* table) noexcept nogil:
+    cdef SumSlot* old = table.slots
+    cdef size_t i, pos, mask
+    if _alloc_slots(table, table.num_slots * 2) < 0:
+        table.slots = old
+        return -1
+    mask = table.num_slots - 1
+    for i in range(table.length):
+        if table.order[i] == MIN_KEY:
+            continue
+        pos = <size_t>(_hash(old[table.order[i]].id) >> table.shift)
+        while table.slots[pos].id != VACANT:
+            pos = (pos + 1) & mask
+        table.slots[pos] = old[table.order[i]]
+        table.order[i] = pos
+    free(old)
+    return 0
+
+
+cdef int _append_order(SumTable* table, size_t at) noexcept nogil:
+    cdef size_t* grown
+    if table.length == table.order_capacity:
+        grown = <size_t*>realloc(table.order, 2 * table.order_capacity * sizeof(size_t))
+        if grown == NULL:
+            return -1
+        table.order = grown
+        table.order_capacity *= 2
+    table.order[table.length] = at
+    table.length += 1
+    return 0
+
+
+cdef inline void table_prefetch(const SumTable* table, int64_t id) noexcept nogil:
+    prefetch(&table.slots[<size_t>(_hash(id) >> table.shift)])
+
+
+cdef inline int _wrapping_add(int64_t* total, int64_t delta) noexcept nogil:
+    """Adds with wrap-around; returns +1 or -1 when the sum wrapped (up or down), else 0."""
+    cdef int64_t before = total[0]
+    cdef int64_t after = <int64_t>(<uint64_t>before + <uint64_t>delta)
+    total[0] = after
+    if delta > 0 and after < before:
+        return 1
+    if delta < 0 and after > before:
+        return -1
+    return 0
+
+
+cdef int table_add(SumTable* table, int64_t id, int64_t delta, int* wrapped) noexcept nogil:
+    """Adds `delta` to `id`'s sum, inserting the id when new; -1 when memory runs out."""
+    cdef size_t mask = table.num_slots - 1
+    cdef size_t pos
+    wrapped[0] = 0
+    if id == VACANT:
+        if table.has_min_key:
+            wrapped[0] = _wrapping_add(&table.min_key_sum, delta)
+            return 0
+        table.has_min_key = True
+        table.min_key_sum = delta
+        return _append_order(table, MIN_KEY)
+    pos = <size_t>(_hash(id) >> table.shift)
+    while True:
+        if table.slots[pos].id == id:
+            wrapped[0] = _wrapping_add(&table.slots[pos].sum, delta)
+            return 0
+        if table.slots[pos].id == VACANT:
+            table.slots[pos].id = id
+            table.slots[pos].sum = delta
+            if _append_order(table, pos) < 0:
+                return -1
+            if table.length * 2 > table.num_slots:
+                return _grow(table)
+            return 0
+        pos = (pos + 1) & mask
+
+
+cdef inline int64_t table_key(const SumTable* table, size_t i) noexcept nogil:
+    return VACANT if table.order[i] == MIN_KEY else table.slots[table.order[i]].id
+
+
+cdef inline int64_t table_sum(const SumTable* table, size_t i) noexcept nogil:
+    return table.min_key_sum if table.order[i] == MIN_KEY else table.slots[table.order[i]].sum
+
+
+cdef int64_t table_get(const SumTable* table, int64_t id) noexcept nogil:
+    """The sum of `id`, 0 when absent."""
+    cdef size_t mask = table.num_slots - 1
+    cdef size_t pos
+    if id == VACANT:
+        return table.min_key_sum if table.has_min_key else 0
+    pos = <size_t>(_hash(id) >> table.shift)
+    while table.slots[pos].id != VACANT:
+        if table.slots[pos].id == id:
+            return table.slots[pos].sum
+        pos = (pos + 1) & mask
+    return 0
+
+
+def aggregate(const int64_t[::1] keys, deltas=None):
+    cdef const int64_t[::1] delta_view
+    cdef bint has_deltas = deltas is not None
+    cdef Py_ssize_t n = keys.shape[0]
+    if has_deltas:
+        delta_view = deltas
+        if delta_view.shape[0] != n:
+            raise ValueError(f"keys and deltas differ in length ({n} != {delta_view.shape[0]})")
+    # Sums wrap; `wraps` counts per key how often, so the true total is sum + wraps * 2**64 and fits in
+    # int64 exactly when its wraps cancel out. Wraps are rare; they live in a second table.
+    cdef SumTable table, wraps
+    cdef Py_ssize_t i
+    cdef size_t j
+    cdef int wrapped = 0, ignored = 0
+    cdef bint failed = False, any_wrap = False
+    cdef Py_ssize_t overflow_at = -1
+    failed = table_init(&table) < 0
+    failed = table_init(&wraps) < 0 or failed
+    try:
+        with nogil:
+            for i in range(n):
+                if failed:
+                    break
+                if <size_t>i + PREFETCH_AHEAD < <size_t>n:
+                    table_prefetch(&table, keys[i + PREFETCH_AHEAD])
+                if table_add(&table, keys[i], delta_view[i] if has_deltas else 1, &wrapped) < 0:
+                    failed = True
+                elif wrapped:
+                    any_wrap = True
+                    failed = table_add(&wraps, keys[i], wrapped, &ignored) < 0
+            if any_wrap and not failed:
+                for j in range(table.length):
+                    if table_get(&wraps, table_key(&table, j)) != 0:
+                        overflow_at = <Py_ssize_t>j
+                        break
+        if failed:
+            raise MemoryError("out of memory while aggregating")
+        if overflow_at >= 0:
+            raise OverflowError(f"the total for key {table_key(&table, overflow_at)} does not fit in int64")
+        unique_keys = np.empty(table.length, dtype=np.int64)
+        sums = np.empty(table.length, dtype=np.int64)
+        _fill_results(&table, unique_keys, sums)
+        return unique_keys, sums
+    finally:
+        table_free(&table)
+        table_free(&wraps)
+
+
+cdef void _fill_results(const SumTable* table, int64_t[::1] unique_keys, int64_t[::1] sums) noexcept:
+    cdef size_t j
+    with nogil:
+        for j in range(table.length):
+            unique_keys[j] = table_key(table, j)
+            sums[j] = table_sum(table, j)

@@ -1,0 +1,16 @@
+//! The one error type of the core. The binding crate maps each variant to one Python exception class,
+//! so a message reads the same whichever backend raised it.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Error {
+    /// Arguments that do not fit together (lengths, ranges). Python: `ValueError`.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A result that does not fit in its integer type. Python: `OverflowError`.
+    #[error("{0}")]
+    Overflow(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,10 @@
+//! igcore's hot paths in plain Rust.
+//!
+//! Nothing here knows about Python: the `igcore-py` crate converts arguments, releases the GIL and maps
+//! [`Error`] to Python exceptions. Each module is one hot path; the pure-Python reference in
+//! `src/igcore/_reference/` defines what every function must return.
+
+pub mod counters;
+pub mod error;
+
+pub use error::{Error, Result};

@@ -1,0 +1,145 @@
+"""Builds igcore's two compiled backends into one package.
+
+- Cython: each ``cython/_cy_<hot path>.pyx`` becomes the extension ``igcore._cy_<hot path>``.
+- Rust: ``rust/igcore-py`` is built by ``maturin build --release`` and its extension module is placed as
+  ``igcore/_rust*.so`` (maturin cannot build one extension inside a package that another build backend
+  owns, so setuptools drives it here).
+
+Without a Rust toolchain or a C compiler the install still succeeds, with a warning, and the missing
+backend reports why at run time; ``IGCORE_REQUIRE_NATIVE=1`` turns a missing backend into a failure.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import zipfile
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+RUST_CRATE = os.path.join("rust", "igcore-py", "Cargo.toml")
+
+
+def require_native() -> bool:
+    return os.environ.get("IGCORE_REQUIRE_NATIVE", "") not in ("", "0")
+
+
+class RustExtension(Extension):
+    """The extension ``igcore._rust``, built by maturin from a Cargo crate rather than by setuptools."""
+
+    def __init__(self, name: str, manifest: str):
+        super().__init__(name, sources=[])
+        self.manifest = manifest
+
+
+class BuildNative(build_ext):
+    """build_ext that also runs maturin, and that warns instead of failing when a toolchain is missing."""
+
+    def run(self):
+        self.skipped = set()
+        super().run()
+        if self.skipped:
+            names = ", ".join(sorted(self.skipped))
+            self.warn(f"igcore: built WITHOUT {names}; those backends will report themselves unavailable")
+
+    def build_extension(self, ext):
+        try:
+            if isinstance(ext, RustExtension):
+                self.build_rust(ext)
+            else:
+                super().build_extension(ext)
+        except Exception as exc:  # a compiler or toolchain failure of any kind
+            if require_native():
+                raise
+            self.skip(ext, f"{type(exc).__name__}: {exc}")
+
+    def skip(self, ext, reason: str):
+        self.skipped.add(ext.name)
+        self.warn(
+            f"igcore: skipping {ext.name}: {reason} (set IGCORE_REQUIRE_NATIVE=1 to make this an error)"
+        )
+
+    def build_rust(self, ext: RustExtension):
+        destination = self.get_ext_fullpath(ext.name)
+        folder = os.path.dirname(destination)
+        os.makedirs(folder, exist_ok=True)
+        # A stale module from an earlier build (another Python, another version) must not shadow this one.
+        for stale in glob.glob(os.path.join(folder, "_rust*.so")) + glob.glob(
+            os.path.join(folder, "_rust*.pyd")
+        ):
+            os.remove(stale)
+        if shutil.which("cargo") is None:
+            raise RuntimeError("no Rust toolchain found (cargo is not on PATH); see https://rustup.rs")
+        with tempfile.TemporaryDirectory() as wheel_dir:
+            command = [
+                sys.executable, "-m", "maturin", "build", "--release", "--locked",
+                "--manifest-path", os.path.join(ROOT, ext.manifest),
+                "--interpreter", sys.executable,
+                "--out", wheel_dir,
+            ]  # fmt: skip
+            self.announce(" ".join(command), level=2)
+            subprocess.run(command, check=True, cwd=ROOT)
+            (wheel,) = glob.glob(os.path.join(wheel_dir, "*.whl"))
+            with zipfile.ZipFile(wheel) as archive:
+                members = [
+                    m
+                    for m in archive.namelist()
+                    if os.path.basename(m).startswith("_rust.") and m.endswith((".so", ".pyd"))
+                ]
+                if len(members) != 1:
+                    raise RuntimeError(f"expected one _rust extension in {wheel}, found {members}")
+                with archive.open(members[0]) as source, open(destination, "wb") as target:
+                    shutil.copyfileobj(source, target)
+
+    # Editable installs copy built extensions into the source tree; leave out the ones that were skipped.
+    def copy_extensions_to_source(self):
+        self._without_skipped(super().copy_extensions_to_source)
+
+    def get_outputs(self):
+        return self._without_skipped(super().get_outputs)
+
+    def get_output_mapping(self):
+        return self._without_skipped(super().get_output_mapping)
+
+    def _without_skipped(self, method):
+        skipped = getattr(self, "skipped", set())
+        saved = self.extensions
+        self.extensions = [e for e in saved if e.name not in skipped]
+        try:
+            return method()
+        finally:
+            self.extensions = saved
+
+
+def cython_extensions():
+    optimize = [] if sys.platform == "win32" else ["-O3"]
+    sources = sorted(glob.glob(os.path.join("cython", "_cy_*.pyx")))
+    extensions = [
+        Extension(
+            "igcore." + os.path.splitext(os.path.basename(path))[0],
+            [path],
+            extra_compile_args=optimize,
+        )
+        for path in sources
+    ]
+    return cythonize(
+        extensions,
+        include_path=["cython"],
+        compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
+        quiet=True,
+    )
+
+
+if sysconfig.get_config_var("EXT_SUFFIX") is None:
+    sys.exit("igcore: this Python does not report EXT_SUFFIX; cannot name extension modules")
+
+setup(
+    ext_modules=[*cython_extensions(), RustExtension("igcore._rust", RUST_CRATE)],
+    cmdclass={"build_ext": BuildNative},
+)

@@ -1,0 +1,158 @@
+"""Choosing a backend per hot path.
+
+Every hot path exists three times: ``rust`` (``igcore._rust.<hot path>``), ``cython``
+(``igcore._cy_<hot path>``) and ``python`` (``igcore._reference.<hot path>``, always present).
+``IGCORE_BACKEND=auto|rust|cython|python`` picks one for the process; ``use_backend`` picks one for a
+block of code (per thread and per asyncio task, as it is a context variable). ``auto`` takes, per hot
+path, the first of rust, cython, python that is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import ModuleType
+from typing import Iterator
+
+from . import __version__
+
+BACKENDS = ("rust", "cython", "python")
+CHOICES = ("auto", *BACKENDS)
+HOT_PATHS = ("counters",)
+
+
+class BackendUnavailable(ImportError):
+    """A backend was asked for by name but is not built (or does not serve that hot path)."""
+
+
+def _check_choice(name: str, source: str) -> str:
+    choice = name.strip().lower()
+    if choice not in CHOICES:
+        raise ValueError(
+            f"{source}={name!r} is not a backend; choose one of {', '.join(CHOICES)} "
+            f"(available here: {', '.join(backends())})"
+        )
+    return choice
+
+
+# (backend, hot path) -> (kernel module, None) or (None, why it is unavailable)
+_loaded: dict[tuple[str, str], tuple[ModuleType | None, str | None]] = {}
+
+
+def _load(backend: str, hot_path: str) -> tuple[ModuleType | None, str | None]:
+    key = (backend, hot_path)
+    if key not in _loaded:
+        _loaded[key] = _import_kernels(backend, hot_path)
+    return _loaded[key]
+
+
+def _import_kernels(backend: str, hot_path: str) -> tuple[ModuleType | None, str | None]:
+    if backend == "python":
+        return importlib.import_module(f"igcore._reference.{hot_path}"), None
+    if backend == "cython":
+        try:
+            return importlib.import_module(f"igcore._cy_{hot_path}"), None
+        except ImportError as exc:
+            return None, f"not built ({exc})"
+    try:
+        from . import _rust
+    except ImportError as exc:
+        return None, f"not built ({exc})"
+    if _rust.__version__ != __version__:
+        return None, f"stale build: igcore._rust is {_rust.__version__}, the package is {__version__}"
+    kernels = getattr(_rust, hot_path, None)
+    if kernels is None:
+        return None, f"built without the {hot_path} kernels"
+    return kernels, None
+
+
+def available(hot_path: str) -> list[str]:
+    """The backends that serve `hot_path`, fastest first."""
+    return [b for b in BACKENDS if _load(b, hot_path)[0] is not None]
+
+
+def backends() -> list[str]:
+    """The backends that serve every hot path, fastest first (``python`` always)."""
+    return [b for b in BACKENDS if all(_load(b, h)[0] is not None for h in HOT_PATHS)]
+
+
+_from_environment = _check_choice(os.environ.get("IGCORE_BACKEND", "auto") or "auto", "IGCORE_BACKEND")
+_requested: ContextVar[str] = ContextVar("igcore_backend", default=_from_environment)
+# (requested name, hot path) -> the kernel module that serves it
+_serving: dict[tuple[str, str], ModuleType] = {}
+
+
+def kernels(hot_path: str) -> ModuleType:
+    """The kernel module serving `hot_path` under the backend requested here and now."""
+    requested = _requested.get()
+    try:
+        return _serving[(requested, hot_path)]
+    except KeyError:
+        pass
+    if requested == "auto":
+        module = next(_load(b, hot_path)[0] for b in available(hot_path))
+    else:
+        module, reason = _load(requested, hot_path)
+        if module is None:
+            raise BackendUnavailable(
+                f"backend {requested!r} cannot serve {hot_path}: {reason}; "
+                f"available for {hot_path}: {', '.join(available(hot_path))}"
+            )
+    _serving[(requested, hot_path)] = module
+    return module
+
+
+def backend_name(module: ModuleType) -> str:
+    """Which backend a kernel module belongs to."""
+    name = module.__name__
+    if name.startswith("igcore._reference."):
+        return "python"
+    if name.startswith("igcore._cy_"):
+        return "cython"
+    return "rust"
+
+
+def current(hot_path: str) -> str:
+    """The name of the backend that serves `hot_path` here and now."""
+    return backend_name(kernels(hot_path))
+
+
+def backend_info() -> dict:
+    """Which backend serves each hot path, which others could, and why any other cannot."""
+    requested = _requested.get()
+    hot_paths = {}
+    for hot_path in HOT_PATHS:
+        unavailable = {b: _load(b, hot_path)[1] for b in BACKENDS if _load(b, hot_path)[0] is None}
+        try:
+            serving, error = current(hot_path), None
+        except BackendUnavailable as exc:
+            serving, error = None, str(exc)
+        hot_paths[hot_path] = {
+            "backend": serving,
+            "available": available(hot_path),
+            "unavailable": unavailable,
+            **({"error": error} if error else {}),
+        }
+    return {"requested": requested, "version": __version__, "hot_paths": hot_paths}
+
+
+@contextmanager
+def use_backend(name: str) -> Iterator[str]:
+    """Serve every hot path from backend `name` inside the ``with`` block (this thread/task only).
+
+    Raises ``ValueError`` for an unknown name and ``BackendUnavailable`` when the backend is not built
+    for any hot path; a hot path it does not serve raises ``BackendUnavailable`` when it is used.
+    """
+    choice = _check_choice(name, "backend")
+    if choice != "auto" and not any(_load(choice, h)[0] is not None for h in HOT_PATHS):
+        reasons = "; ".join(f"{h}: {_load(choice, h)[1]}" for h in HOT_PATHS)
+        raise BackendUnavailable(
+            f"backend {choice!r} is not available ({reasons}); available: {', '.join(backends())}"
+        )
+    token = _requested.set(choice)
+    try:
+        yield choice
+    finally:
+        _requested.reset(token)

@@ -1,0 +1,160 @@
+"""The benchmark registry behind ``igcore bench`` and the pytest-benchmark files in ``bench/``.
+
+A hot path registers ``Case`` objects: seeded inputs, the igcore call (timed once per backend) and the
+peers a user would otherwise pick. Every runner's answer is checked against the pure-Python reference
+before it is timed, so a table never shows the speed of a wrong answer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import _backend
+
+# Hot paths with benchmarks; each names a module igcore.bench.<name> that calls register().
+BENCH_MODULES = ("counters",)
+
+
+@dataclass
+class Runner:
+    """One timed line of a case: an igcore backend or a peer library."""
+
+    label: str
+    call: Callable[[Any], Any]
+    backend: str | None = None  # set for igcore runners: the backend it runs under
+    slow: bool = False  # pure-Python loops over millions of items: fewer rounds
+
+    def context(self):
+        return _backend.use_backend(self.backend) if self.backend else nullcontext()
+
+
+@dataclass
+class Case:
+    """A benchmark: what is measured, on which inputs, against which peers."""
+
+    name: str  # e.g. "counters.aggregate/counts"
+    hot_path: str
+    title: Callable[[float], str]  # a one-line description, given the scale
+    make_inputs: Callable[[float], Any]  # seeded; sizes are multiplied by the scale (1.0: full size)
+    run: Callable[[Any], Any]  # the igcore call
+    peers: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    slow_peers: tuple[str, ...] = ()
+    # same(igcore_result, other_result) -> bool; for peers, given the peer's result
+    same: Callable[[Any, Any], bool] | None = None
+    same_as_peer: Callable[[Any, Any], bool] | None = None
+
+    def runners(self) -> list[Runner]:
+        found = [
+            Runner(f"igcore {b}" + (" (reference)" if b == "python" else ""), self.run, b, slow=b == "python")
+            for b in _backend.available(self.hot_path)
+        ]
+        found += [Runner(label, call, slow=label in self.slow_peers) for label, call in self.peers.items()]
+        return found
+
+
+_cases: dict[str, Case] = {}
+
+
+def register(case: Case) -> Case:
+    _cases[case.name] = case
+    return case
+
+
+def all_cases() -> list[Case]:
+    for module in BENCH_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+    return list(_cases.values())
+
+
+@dataclass
+class Timing:
+    runner: str
+    backend: str | None
+    times: list[float]
+    error: str | None = None
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def median(self) -> float:
+        ordered = sorted(self.times)
+        return ordered[len(ordered) // 2]
+
+
+def measure(call: Callable[[Any], Any], inputs: Any, min_time: float, max_rounds: int) -> list[float]:
+    """Times `call(inputs)`: at least 3 rounds and `min_time` seconds, unless one round alone takes
+    longer than `min_time`, then at most 3 rounds and 5 x `min_time`, and never more than `max_rounds`."""
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < max_rounds:
+        begin = time.perf_counter()
+        call(inputs)
+        times.append(time.perf_counter() - begin)
+        spent = time.perf_counter() - started
+        if len(times) >= 3 and spent >= min_time:
+            break
+        if times[0] > min_time and (len(times) >= 3 or spent >= 5 * min_time):
+            break
+    return times
+
+
+FULL, QUICK = 1.0, 0.1  # scales of `igcore bench` and `igcore bench --quick`
+
+
+def run_case(case: Case, scale: float, progress: Callable[[str], None] = lambda _: None) -> list[Timing]:
+    """Times every runner of `case`, after checking each one's answer against the reference's."""
+    inputs = case.make_inputs(scale)
+    with _backend.use_backend("python"):
+        expected = case.run(inputs)
+    min_time = 1.0 if scale >= FULL else 0.3
+    timings = []
+    for runner in case.runners():
+        with runner.context():
+            result = runner.call(inputs)  # warm-up, and the answer to check
+            check = case.same if runner.backend else case.same_as_peer
+            error = None
+            if check is not None and not check(result, expected):
+                error = "answer differs from the reference"
+            rounds = 3 if runner.slow else 50
+            times = measure(runner.call, inputs, 0 if runner.slow else min_time, rounds)
+        timings.append(Timing(runner.label, runner.backend, times, error))
+        progress(f"{case.name}: {runner.label} {format_time(min(times))}" + (f" [{error}]" if error else ""))
+    return timings
+
+
+def format_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return (
+                f"{seconds / scale:.3g} {unit}" if seconds / scale < 100 else f"{seconds / scale:.0f} {unit}"
+            )
+    return f"{seconds / 1e-9:.0f} ns"
+
+
+def format_table(case: Case, scale: float, timings: list[Timing]) -> str:
+    """A table of times, with each runner's speed relative to the reference and to each peer
+    (above 1x: faster than that one). Ratios use each runner's best time."""
+    by_label = {t.runner: t for t in timings}
+    reference = next((t for t in timings if t.backend == "python"), None)
+    peers = [label for label in case.peers if label in by_label]
+    header = ["runner", "best", "median", "vs python", *(f"vs {p}" for p in peers)]
+    rows = []
+    for t in timings:
+        row = [t.runner, format_time(t.best), format_time(t.median)]
+        row.append(f"{reference.best / t.best:.1f}x" if reference else "-")
+        row += [f"{by_label[p].best / t.best:.1f}x" for p in peers]
+        if t.error:
+            row[0] += f"  [{t.error}]"
+        rows.append(row)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"{case.name}: {case.title(scale)}"]
+    for r in [header, *rows]:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        lines.append("  " + "  ".join(cells))
+    return "\n".join(lines)

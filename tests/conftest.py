@@ -1,0 +1,78 @@
+"""The `backend` fixture runs a test once per backend (rust, cython, python).
+
+- ``IGCORE_BACKEND=rust`` (or cython, python) runs only that backend; unset or ``auto`` runs all three.
+- ``IGCORE_REQUIRE_BACKENDS=rust,cython,python`` makes a backend that is not built a failure instead of
+  a skip (CI sets it): a missing compiled backend must never pass silently.
+- Test modules name their hot path in ``HOT_PATH``; a backend that does not serve it is skipped (or
+  fails, when required).
+- ``HYPOTHESIS_PROFILE=ci|expensive`` runs more generated examples.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import igcore
+from igcore import _backend
+
+# The `backend` fixture only selects a backend for the test's duration, so sharing it across the
+# examples of one @given test is what we want.
+SHARED_FIXTURE = [HealthCheck.function_scoped_fixture]
+settings.register_profile("default", max_examples=100, deadline=None, suppress_health_check=SHARED_FIXTURE)
+settings.register_profile(
+    "ci", max_examples=300, deadline=None, suppress_health_check=[*SHARED_FIXTURE, HealthCheck.too_slow]
+)
+settings.register_profile(
+    "expensive", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+REQUIRED = [b.strip() for b in os.environ.get("IGCORE_REQUIRE_BACKENDS", "").split(",") if b.strip()]
+CHOSEN = os.environ.get("IGCORE_BACKEND", "auto").strip().lower() or "auto"
+SELECTED = list(_backend.BACKENDS) if CHOSEN == "auto" else [CHOSEN]
+
+
+def pytest_report_header(config):
+    return [
+        f"igcore {igcore.__version__}: backends {', '.join(SELECTED)}"
+        + (f" (required: {', '.join(REQUIRED)})" if REQUIRED else ""),
+    ]
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", SELECTED, indirect=True)
+
+
+@pytest.fixture
+def backend(request):
+    """The name of the backend under test; every hot path is served by it inside the test."""
+    name = request.param
+    hot_path = getattr(request.module, "HOT_PATH", None)
+    if hot_path is None:
+        raise RuntimeError(f"{request.module.__name__} uses the backend fixture but sets no HOT_PATH")
+    if name not in _backend.available(hot_path):
+        reason = _backend._load(name, hot_path)[1]
+        message = f"backend {name} does not serve {hot_path}: {reason}"
+        if name in REQUIRED:
+            pytest.fail(message + " (required by IGCORE_REQUIRE_BACKENDS)")
+        pytest.skip(message)
+    with igcore.use_backend(name):
+        yield name
+
+
+def reference(call, *args, **kwargs):
+    """`call(*args, **kwargs)` under the pure-Python reference: its result, or the exception it raised."""
+    with igcore.use_backend("python"):
+        return outcome(call, *args, **kwargs)
+
+
+def outcome(call, *args, **kwargs):
+    """The result of a call, or ``(exception type, message)`` when it raises: what two backends compare."""
+    try:
+        return ("ok", call(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - the exception is the outcome being compared
+        return ("raised", type(exc), str(exc))

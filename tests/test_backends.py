@@ -1,0 +1,184 @@
+"""Choosing backends: names, availability, reasons, the environment variable and the context manager."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import igcore
+from igcore import _backend
+
+from .conftest import REQUIRED
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
+
+
+def test_the_reference_is_always_available():
+    assert "python" in igcore.backends()
+    for hot_path in igcore.HOT_PATHS:
+        assert "python" in _backend.available(hot_path)
+
+
+@pytest.mark.parametrize("name", REQUIRED or ["python"])
+def test_required_backends_are_built_for_every_hot_path(name):
+    # With IGCORE_REQUIRE_BACKENDS set (CI), a backend that failed to build fails here, with its reason.
+    missing = {h: _backend._load(name, h)[1] for h in igcore.HOT_PATHS if name not in _backend.available(h)}
+    assert not missing, f"backend {name} is required but unavailable: {missing}"
+
+
+def test_backends_are_listed_fastest_first():
+    listed = igcore.backends()
+    assert listed == [b for b in igcore.BACKENDS if b in listed]
+
+
+def test_backend_info_says_what_serves_each_hot_path_and_why_others_do_not():
+    info = igcore.backend_info()
+    assert info["version"] == igcore.__version__
+    assert set(info["hot_paths"]) == set(igcore.HOT_PATHS)
+    for state in info["hot_paths"].values():
+        assert state["backend"] in state["available"]
+        assert set(state["available"]) | set(state["unavailable"]) == set(igcore.BACKENDS)
+        for reason in state["unavailable"].values():
+            assert reason  # never an unexplained absence
+    json.dumps(info)  # plain data, printable and loggable
+
+
+def test_auto_prefers_the_fastest_available_backend():
+    with igcore.use_backend("auto"):
+        for hot_path in igcore.HOT_PATHS:
+            assert _backend.current(hot_path) == _backend.available(hot_path)[0]
+
+
+@pytest.mark.parametrize("name", igcore.BACKENDS)
+def test_use_backend_switches_and_restores(name):
+    if name not in igcore.backends():
+        pytest.skip(f"{name} is not built here")
+    before = _backend.current("counters")
+    with igcore.use_backend(name) as chosen:
+        assert chosen == name
+        assert _backend.current("counters") == name
+    assert _backend.current("counters") == before
+
+
+def test_an_unknown_backend_name_lists_the_choices_and_the_available_ones():
+    with (
+        pytest.raises(
+            ValueError, match=r"'fortran' is not a backend; choose one of auto, rust, cython, python"
+        ),
+        igcore.use_backend("fortran"),
+    ):
+        pass
+    with pytest.raises(ValueError, match=r"available here: .*python"), igcore.use_backend("fortran"):
+        pass
+
+
+def test_use_backend_is_per_thread():
+    import threading
+
+    seen = {}
+    default = _backend.current("counters")
+
+    def other_thread():
+        seen["other"] = _backend.current("counters")
+
+    with igcore.use_backend("python"):
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        assert _backend.current("counters") == "python"
+    # A new thread starts from the process-wide choice, not from this thread's `with` block.
+    assert seen["other"] == default
+
+
+def test_environment_variable_selects_the_backend():
+    code = "import igcore, igcore._backend as b; print(b.current('counters'))"
+    done = run_python(code, IGCORE_BACKEND="python")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "python"
+
+
+def test_environment_variable_with_an_unknown_name_fails_at_import_with_the_choices():
+    done = run_python("import igcore", IGCORE_BACKEND="gpu")
+    assert done.returncode != 0
+    assert "IGCORE_BACKEND='gpu' is not a backend; choose one of auto, rust, cython, python" in done.stderr
+
+
+def test_an_unavailable_backend_raises_backend_unavailable_naming_the_available_ones():
+    # Hide the compiled modules from a fresh interpreter, as on a machine without compilers.
+    code = (
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name in ('igcore._rust', 'igcore._cy_counters'):\n"
+        "            raise ImportError('hidden for the test')\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "import igcore, igcore._backend as b, numpy as np\n"
+        "print(igcore.backends())\n"
+        "print(b.backend_info()['hot_paths']['counters']['unavailable'])\n"
+        "print(igcore.counters.aggregate([1, 1, 2]).sums.tolist())\n"
+        "try:\n"
+        "    with igcore.use_backend('rust'):\n"
+        "        pass\n"
+        "except igcore.BackendUnavailable as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    done = run_python(code, IGCORE_BACKEND="auto")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "['python']"
+    assert "not built" in lines[1] and "hidden for the test" in lines[1]
+    assert lines[2] == "[2, 1]"
+    assert lines[3].startswith("refused: backend 'rust' is not available")
+    assert lines[3].endswith("available: python")
+
+
+def test_forcing_an_unbuilt_backend_through_the_environment_fails_on_first_use_with_the_reason():
+    code = (
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'igcore._cy_counters':\n"
+        "            raise ImportError('hidden for the test')\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "import igcore\n"
+        "try:\n"
+        "    igcore.counters.aggregate([1])\n"
+        "except igcore.BackendUnavailable as exc:\n"
+        "    print(exc)\n"
+    )
+    done = run_python(code, IGCORE_BACKEND="cython")
+    assert done.returncode == 0, done.stderr
+    assert "backend 'cython' cannot serve counters: not built" in done.stdout
+    assert "available for counters:" in done.stdout
+
+
+def test_the_rust_extension_matches_the_package_version():
+    if "rust" not in _backend.available("counters"):
+        pytest.skip("rust is not built here")
+    from igcore import _rust
+
+    assert _rust.__version__ == igcore.__version__
+
+
+def test_cargo_and_the_package_agree_on_the_version():
+    cargo = os.path.join(os.path.dirname(__file__), os.pardir, "Cargo.toml")
+    if not os.path.exists(cargo):
+        pytest.skip("not run from a source checkout")
+    with open(cargo) as manifest:
+        text = manifest.read()
+    assert f'version = "{igcore.__version__}"' in text
+
+
+def test_kernels_receive_int64_arrays_without_a_copy():
+    from igcore._arrays import int64_array
+
+    keys = np.arange(10, dtype=np.int64)
+    assert int64_array(keys, "keys") is keys
