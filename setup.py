@@ -10,6 +10,7 @@ backend reports why at run time; ``IGCORE_REQUIRE_NATIVE=1`` turns a missing bac
 """
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -42,11 +43,19 @@ class BuildNative(build_ext):
     """build_ext that also runs maturin, and that warns instead of failing when a toolchain is missing."""
 
     def run(self):
-        self.skipped = set()
+        self.skipped = {}
         super().run()
+        self.write_build_report()
         if self.skipped:
             names = ", ".join(sorted(self.skipped))
-            self.warn(f"igcore: built WITHOUT {names}; those backends will report themselves unavailable")
+            self.warn(f"igcore: built WITHOUT {names}; `igcore info` will say why")
+
+    def write_build_report(self):
+        # What was left out and why, for `igcore info` and backend_info() to tell at run time (pip shows
+        # no build output when an install succeeds).
+        report = os.path.join(os.path.dirname(self.get_ext_fullpath("igcore._rust")), "_build.json")
+        with open(report, "w") as out:
+            json.dump({"skipped": self.skipped}, out, indent=1)
 
     def build_extension(self, ext):
         try:
@@ -60,7 +69,7 @@ class BuildNative(build_ext):
             self.skip(ext, f"{type(exc).__name__}: {exc}")
 
     def skip(self, ext, reason: str):
-        self.skipped.add(ext.name)
+        self.skipped[ext.name] = reason
         self.warn(
             f"igcore: skipping {ext.name}: {reason} (set IGCORE_REQUIRE_NATIVE=1 to make this an error)"
         )
@@ -108,7 +117,7 @@ class BuildNative(build_ext):
         return self._without_skipped(super().get_output_mapping)
 
     def _without_skipped(self, method):
-        skipped = getattr(self, "skipped", set())
+        skipped = getattr(self, "skipped", {})
         saved = self.extensions
         self.extensions = [e for e in saved if e.name not in skipped]
         try:

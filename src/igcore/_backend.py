@@ -10,6 +10,7 @@ path, the first of rust, cython, python that is built.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -48,6 +49,18 @@ def _load(backend: str, hot_path: str) -> tuple[ModuleType | None, str | None]:
     return _loaded[key]
 
 
+def _not_built(module: str, exc: ImportError) -> str:
+    """Why `module` cannot be imported: the reason the build recorded when it skipped it, if any."""
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "_build.json")) as report:
+            skipped = json.load(report).get("skipped", {})
+    except (OSError, ValueError):
+        skipped = {}
+    if module in skipped:
+        return f"not built: {skipped[module]}"
+    return f"not built ({exc})"
+
+
 def _import_kernels(backend: str, hot_path: str) -> tuple[ModuleType | None, str | None]:
     if backend == "python":
         return importlib.import_module(f"igcore._reference.{hot_path}"), None
@@ -55,11 +68,11 @@ def _import_kernels(backend: str, hot_path: str) -> tuple[ModuleType | None, str
         try:
             return importlib.import_module(f"igcore._cy_{hot_path}"), None
         except ImportError as exc:
-            return None, f"not built ({exc})"
+            return None, _not_built(f"igcore._cy_{hot_path}", exc)
     try:
         from . import _rust
     except ImportError as exc:
-        return None, f"not built ({exc})"
+        return None, _not_built("igcore._rust", exc)
     if _rust.__version__ != __version__:
         return None, f"stale build: igcore._rust is {_rust.__version__}, the package is {__version__}"
     kernels = getattr(_rust, hot_path, None)
