@@ -1,10 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Counters kernels in Cython. The contract is in igcore/_reference/counters.py; the design follows
-rust/igcore-core/src/counters.rs (one thread here)."""
+"""Counters kernels in Cython. The contract is in igcore/_reference/counters.py; the design is the one
+of rust/igcore-core/src/counters.rs (in one thread here)."""
 
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy
+from libc.stdlib cimport calloc, malloc, realloc, free
 
 import numpy as np
 
@@ -18,9 +17,10 @@ cdef extern from *:
     """
     void prefetch "IGCORE_PREFETCH"(const void* address) noexcept nogil
 
-cdef int64_t VACANT = -0x7FFFFFFFFFFFFFFF - 1    # marks a free slot; the key INT64_MIN is kept aside
-cdef size_t MIN_KEY = <size_t>-1                   # stands for the key INT64_MIN in `order`
-cdef size_t PREFETCH_AHEAD = 32                   # events between asking for a slot and using it
+# A free slot holds the id 0, so a new table is zeroed memory (calloc); the key 0 is kept aside.
+cdef int64_t VACANT = 0
+# Events between asking the memory system for a key's slot and using it: overlaps cache misses.
+cdef size_t PREFETCH_AHEAD = 32
 
 
 cdef struct SumSlot:
@@ -31,26 +31,24 @@ cdef struct SumTable:
     # Open addressing with linear probing, at most half full; id and sum share a slot (one cache line).
     SumSlot* slots
     size_t num_slots
-    int shift              # 64 - log2(num_slots): the hash keeps its top bits
-    size_t* order        # slot positions in order of first appearance
+    int shift              # 64 - log2(num_slots): a key's home slot is the top bits of its hash
+    int64_t* order         # the keys in order of first appearance
     size_t length
     size_t order_capacity
-    bint has_min_key
-    int64_t min_key_sum
+    bint has_zero_key
+    int64_t zero_key_sum
 
 
 cdef inline uint64_t _hash(int64_t id) noexcept nogil:
+    # Fold the high half into the low half, then Fibonacci hashing (keep the top bits).
     cdef uint64_t x = <uint64_t>id
     return (x ^ (x >> 32)) * <uint64_t>0x9E3779B97F4A7C15ULL
 
 
 cdef int _alloc_slots(SumTable* table, size_t num_slots) noexcept nogil:
-    cdef size_t i
-    cdef SumSlot* slots = <SumSlot*>malloc(num_slots * sizeof(SumSlot))
+    cdef SumSlot* slots = <SumSlot*>calloc(num_slots, sizeof(SumSlot))
     if slots == NULL:
         return -1
-    for i in range(num_slots):
-        slots[i].id = VACANT
     table.slots = slots
     table.num_slots = num_slots
     table.shift = 64
@@ -61,15 +59,15 @@ cdef int _alloc_slots(SumTable* table, size_t num_slots) noexcept nogil:
 
 
 cdef int table_init(SumTable* table) noexcept nogil:
-    table.order = NULL
+    table.slots = NULL
     table.length = 0
-    table.order_capacity = 256
-    table.has_min_key = False
-    table.min_key_sum = 0
-    if _alloc_slots(table, 1024) < 0:
+    table.order_capacity = 512
+    table.has_zero_key = False
+    table.zero_key_sum = 0
+    table.order = <int64_t*>malloc(table.order_capacity * sizeof(int64_t))
+    if table.order == NULL:
         return -1
-    table.order = <size_t*>malloc(table.order_capacity * sizeof(size_t))
-    return 0 if table.order != NULL else -1
+    return _alloc_slots(table, 1024)
 
 
 cdef void table_free(SumTable* table) noexcept nogil:
@@ -80,33 +78,36 @@ cdef void table_free(SumTable* table) noexcept nogil:
 
 
 cdef int _grow(SumTable* table) noexcept nogil:
+    # A key's new home is its old home times two (plus one more hash bit): a sequential pass over the
+    # old slots fills the new table nearly sequentially, so growing streams through memory.
     cdef SumSlot* old = table.slots
+    cdef size_t old_slots = table.num_slots
     cdef size_t i, pos, mask
-    if _alloc_slots(table, table.num_slots * 2) < 0:
+    if _alloc_slots(table, old_slots * 2) < 0:
         table.slots = old
+        table.num_slots = old_slots
         return -1
     mask = table.num_slots - 1
-    for i in range(table.length):
-        if table.order[i] == MIN_KEY:
+    for i in range(old_slots):
+        if old[i].id == VACANT:
             continue
-        pos = <size_t>(_hash(old[table.order[i]].id) >> table.shift)
+        pos = <size_t>(_hash(old[i].id) >> table.shift)
         while table.slots[pos].id != VACANT:
             pos = (pos + 1) & mask
-        table.slots[pos] = old[table.order[i]]
-        table.order[i] = pos
+        table.slots[pos] = old[i]
     free(old)
     return 0
 
 
-cdef int _append_order(SumTable* table, size_t at) noexcept nogil:
-    cdef size_t* grown
+cdef int _append_order(SumTable* table, int64_t id) noexcept nogil:
+    cdef int64_t* grown
     if table.length == table.order_capacity:
-        grown = <size_t*>realloc(table.order, 2 * table.order_capacity * sizeof(size_t))
+        grown = <int64_t*>realloc(table.order, 2 * table.order_capacity * sizeof(int64_t))
         if grown == NULL:
             return -1
         table.order = grown
         table.order_capacity *= 2
-    table.order[table.length] = at
+    table.order[table.length] = id
     table.length += 1
     return 0
 
@@ -127,18 +128,18 @@ cdef inline int _wrapping_add(int64_t* total, int64_t delta) noexcept nogil:
     return 0
 
 
-cdef int table_add(SumTable* table, int64_t id, int64_t delta, int* wrapped) noexcept nogil:
+cdef inline int table_add(SumTable* table, int64_t id, int64_t delta, int* wrapped) noexcept nogil:
     """Adds `delta` to `id`'s sum, inserting the id when new; -1 when memory runs out."""
     cdef size_t mask = table.num_slots - 1
     cdef size_t pos
     wrapped[0] = 0
     if id == VACANT:
-        if table.has_min_key:
-            wrapped[0] = _wrapping_add(&table.min_key_sum, delta)
+        if table.has_zero_key:
+            wrapped[0] = _wrapping_add(&table.zero_key_sum, delta)
             return 0
-        table.has_min_key = True
-        table.min_key_sum = delta
-        return _append_order(table, MIN_KEY)
+        table.has_zero_key = True
+        table.zero_key_sum = delta
+        return _append_order(table, id)
     pos = <size_t>(_hash(id) >> table.shift)
     while True:
         if table.slots[pos].id == id:
@@ -147,7 +148,7 @@ cdef int table_add(SumTable* table, int64_t id, int64_t delta, int* wrapped) noe
         if table.slots[pos].id == VACANT:
             table.slots[pos].id = id
             table.slots[pos].sum = delta
-            if _append_order(table, pos) < 0:
+            if _append_order(table, id) < 0:
                 return -1
             if table.length * 2 > table.num_slots:
                 return _grow(table)
@@ -155,20 +156,12 @@ cdef int table_add(SumTable* table, int64_t id, int64_t delta, int* wrapped) noe
         pos = (pos + 1) & mask
 
 
-cdef inline int64_t table_key(const SumTable* table, size_t i) noexcept nogil:
-    return VACANT if table.order[i] == MIN_KEY else table.slots[table.order[i]].id
-
-
-cdef inline int64_t table_sum(const SumTable* table, size_t i) noexcept nogil:
-    return table.min_key_sum if table.order[i] == MIN_KEY else table.slots[table.order[i]].sum
-
-
-cdef int64_t table_get(const SumTable* table, int64_t id) noexcept nogil:
-    """The sum of `id`, 0 when absent."""
+cdef inline int64_t table_sum(const SumTable* table, int64_t id) noexcept nogil:
+    """The sum of `id`; 0 when it is not in the table."""
     cdef size_t mask = table.num_slots - 1
     cdef size_t pos
     if id == VACANT:
-        return table.min_key_sum if table.has_min_key else 0
+        return table.zero_key_sum
     pos = <size_t>(_hash(id) >> table.shift)
     while table.slots[pos].id != VACANT:
         if table.slots[pos].id == id:
@@ -209,13 +202,13 @@ def aggregate(const int64_t[::1] keys, deltas=None):
                     failed = table_add(&wraps, keys[i], wrapped, &ignored) < 0
             if any_wrap and not failed:
                 for j in range(table.length):
-                    if table_get(&wraps, table_key(&table, j)) != 0:
+                    if table_sum(&wraps, table.order[j]) != 0:
                         overflow_at = <Py_ssize_t>j
                         break
         if failed:
             raise MemoryError("out of memory while aggregating")
         if overflow_at >= 0:
-            raise OverflowError(f"the total for key {table_key(&table, overflow_at)} does not fit in int64")
+            raise OverflowError(f"the total for key {table.order[overflow_at]} does not fit in int64")
         unique_keys = np.empty(table.length, dtype=np.int64)
         sums = np.empty(table.length, dtype=np.int64)
         _fill_results(&table, unique_keys, sums)
@@ -229,5 +222,7 @@ cdef void _fill_results(const SumTable* table, int64_t[::1] unique_keys, int64_t
     cdef size_t j
     with nogil:
         for j in range(table.length):
-            unique_keys[j] = table_key(table, j)
-            sums[j] = table_sum(table, j)
+            if j + PREFETCH_AHEAD < table.length:
+                table_prefetch(table, table.order[j + PREFETCH_AHEAD])
+            unique_keys[j] = table.order[j]
+            sums[j] = table_sum(table, table.order[j])

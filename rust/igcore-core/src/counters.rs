@@ -54,11 +54,11 @@ pub fn aggregate_in_parts(keys: &[i64], deltas: Option<&[i64]>, parts: usize) ->
         let start = (part * chunk).min(keys.len());
         let end = (start + chunk).min(keys.len());
         match deltas {
-            None => sum_chunk(&keys[start..end], |_| 1, start),
-            Some(deltas) => sum_chunk(&keys[start..end], |i| deltas[start + i], start),
+            None => sum_chunk(&keys[start..end], |_| 1),
+            Some(deltas) => sum_chunk(&keys[start..end], |i| deltas[start + i]),
         }
     };
-    let mut table = if parts == 1 {
+    let table = if parts == 1 {
         fill(0)
     } else {
         std::thread::scope(|scope| {
@@ -76,7 +76,6 @@ pub fn aggregate_in_parts(keys: &[i64], deltas: Option<&[i64]>, parts: usize) ->
             table
         })
     };
-    table.shrink_wraps();
     if let Some(key) = table.first_overflowing_key() {
         return Err(Error::Overflow(format!(
             "the total for key {key} does not fit in int64"
@@ -89,15 +88,15 @@ pub fn aggregate_in_parts(keys: &[i64], deltas: Option<&[i64]>, parts: usize) ->
 /// keys miss the cache on the tail keys; prefetching overlaps those misses instead of waiting on each.
 const PREFETCH_AHEAD: usize = 32;
 
-/// Sums one chunk of events; `offset` is the chunk's position in the whole input.
-fn sum_chunk(keys: &[i64], delta_at: impl Fn(usize) -> i64, offset: usize) -> SumTable {
+/// Sums one chunk of events.
+fn sum_chunk(keys: &[i64], delta_at: impl Fn(usize) -> i64) -> SumTable {
     // Start small: Zipf-like streams have few hot keys, and a small table keeps them in cache.
     let mut table = SumTable::with_capacity(512);
     for (i, &key) in keys.iter().enumerate() {
         if let Some(&ahead) = keys.get(i + PREFETCH_AHEAD) {
             table.prefetch(ahead);
         }
-        table.add(key, delta_at(i), offset + i);
+        table.add(key, delta_at(i));
     }
     table
 }
@@ -108,24 +107,25 @@ struct SumSlot {
     sum: i64,
 }
 
-/// Marks a free slot. The key `i64::MIN` itself is kept outside the slots.
-const VACANT: i64 = i64::MIN;
-/// Stands for the key `i64::MIN` in `order`.
-const MIN_KEY: usize = usize::MAX;
+/// Marks a free slot; the key 0 itself is kept outside the slots. Zero, so that a new table is
+/// zeroed memory, which the allocator hands out without writing it.
+const VACANT: i64 = 0;
+const FREE: SumSlot = SumSlot { id: VACANT, sum: 0 };
 
-/// An open-addressing table of running sums, with the id and its sum in one slot so that an event
-/// touches one cache line. Sums wrap; `wraps` counts, per key, how often, so that the true total is
-/// `sum + wraps * 2**64` and fits in int64 exactly when the wraps cancel out.
+/// An open-addressing table of running sums (linear probing, at most half full), with the id and its
+/// sum in one slot so that an event touches one cache line.
+///
+/// Sums wrap; `wraps` counts, per key, how often, so that the true total is `sum + wraps * 2**64` and
+/// fits in int64 exactly when the wraps cancel out.
 struct SumTable {
     slots: Vec<SumSlot>,
-    /// 64 - log2(slots.len()): the hash keeps its top bits.
+    /// 64 - log2(slots.len()): a key's home slot is the top bits of its hash.
     shift: u32,
-    /// Slot positions in order of first appearance (`MIN_KEY` for the key `i64::MIN`).
-    order: Vec<usize>,
-    /// For each entry of `order`, the position in the input of the key's first event.
-    first_at: Vec<usize>,
-    has_min_key: bool,
-    min_key_sum: i64,
+    /// The keys in order of first appearance. Keys rather than slot positions, so that growing the
+    /// table is one sequential pass over the old slots (see `grow`).
+    order: Vec<i64>,
+    has_zero_key: bool,
+    zero_key_sum: i64,
     wraps: HashMap<i64, i64>,
 }
 
@@ -152,12 +152,11 @@ impl SumTable {
     fn with_capacity(expected: usize) -> Self {
         let slots = (expected.saturating_mul(2)).max(16).next_power_of_two();
         SumTable {
-            slots: vec![SumSlot { id: VACANT, sum: 0 }; slots],
+            slots: vec![FREE; slots],
             shift: 64 - slots.trailing_zeros(),
             order: Vec::with_capacity(expected),
-            first_at: Vec::with_capacity(expected),
-            has_min_key: false,
-            min_key_sum: 0,
+            has_zero_key: false,
+            zero_key_sum: 0,
             wraps: HashMap::new(),
         }
     }
@@ -174,11 +173,10 @@ impl SumTable {
     }
 
     #[inline(always)]
-    fn add(&mut self, id: i64, delta: i64, at: usize) {
+    fn add(&mut self, id: i64, delta: i64) {
         // Fast path: the id sits in its home slot (most of the time at a load factor of at most 1/2).
         let home = self.home(id);
-        // SAFETY: `home` keeps the top log2(slots.len()) bits of the hash, so it is below slots.len().
-        let slot = unsafe { self.slots.get_unchecked_mut(home) };
+        let slot = &mut self.slots[home];
         if slot.id == id && id != VACANT {
             let (sum, wrapped) = slot.sum.overflowing_add(delta);
             slot.sum = sum;
@@ -187,13 +185,13 @@ impl SumTable {
             }
             return;
         }
-        self.add_probing(id, delta, home, at);
+        self.add_probing(id, delta, home);
     }
 
     #[inline(never)]
-    fn add_probing(&mut self, id: i64, delta: i64, home: usize, at: usize) {
+    fn add_probing(&mut self, id: i64, delta: i64, home: usize) {
         if id == VACANT {
-            return self.add_min_key(delta, at);
+            return self.add_zero_key(delta);
         }
         let mask = self.slots.len() - 1;
         let mut pos = home;
@@ -209,8 +207,7 @@ impl SumTable {
             }
             if slot.id == VACANT {
                 self.slots[pos] = SumSlot { id, sum: delta };
-                self.order.push(pos);
-                self.first_at.push(at);
+                self.order.push(id);
                 if self.order.len() * 2 > self.slots.len() {
                     self.grow();
                 }
@@ -226,85 +223,90 @@ impl SumTable {
     }
 
     #[cold]
-    fn add_min_key(&mut self, delta: i64, at: usize) {
-        if !self.has_min_key {
-            self.has_min_key = true;
-            self.order.push(MIN_KEY);
-            self.first_at.push(at);
-            self.min_key_sum = delta;
+    fn add_zero_key(&mut self, delta: i64) {
+        if !self.has_zero_key {
+            self.has_zero_key = true;
+            self.order.push(VACANT);
+            self.zero_key_sum = delta;
             return;
         }
-        let (sum, wrapped) = self.min_key_sum.overflowing_add(delta);
-        self.min_key_sum = sum;
+        let (sum, wrapped) = self.zero_key_sum.overflowing_add(delta);
+        self.zero_key_sum = sum;
         if wrapped {
             self.note_wrap(VACANT, delta);
         }
     }
 
+    /// Doubles the table. A key's new home is its old home times two (plus one more hash bit), so a
+    /// sequential pass over the old slots fills the new table nearly sequentially, too: growing
+    /// streams through memory instead of missing the cache on every key.
     fn grow(&mut self) {
-        let doubled = vec![SumSlot { id: VACANT, sum: 0 }; self.slots.len() * 2];
+        let doubled = vec![FREE; self.slots.len() * 2];
         let old = std::mem::replace(&mut self.slots, doubled);
         self.shift -= 1;
         let mask = self.slots.len() - 1;
-        for i in 0..self.order.len() {
-            let at = self.order[i];
-            if at == MIN_KEY {
-                continue;
-            }
-            let slot = old[at];
+        for slot in old.into_iter().filter(|s| s.id != VACANT) {
             let mut pos = self.home(slot.id);
             while self.slots[pos].id != VACANT {
                 pos = (pos + 1) & mask;
             }
             self.slots[pos] = slot;
-            self.order[i] = pos;
         }
     }
 
-    fn entry(&self, at: usize) -> (i64, i64) {
-        if at == MIN_KEY {
-            (i64::MIN, self.min_key_sum)
-        } else {
-            let slot = self.slots[at];
-            (slot.id, slot.sum)
+    /// The running sum of a key that is in the table.
+    #[inline]
+    fn sum_of(&self, id: i64) -> i64 {
+        if id == VACANT {
+            return self.zero_key_sum;
         }
+        let mask = self.slots.len() - 1;
+        let mut pos = self.home(id);
+        while self.slots[pos].id != id {
+            pos = (pos + 1) & mask;
+        }
+        self.slots[pos].sum
     }
 
-    /// Adds the sums of a table built from later events (a later chunk) into this one.
-    fn absorb(&mut self, later: &SumTable) {
-        for (i, (&at, &first)) in later.order.iter().zip(&later.first_at).enumerate() {
-            if let Some(&ahead) = later.order.get(i + PREFETCH_AHEAD) {
-                if ahead != MIN_KEY {
-                    self.prefetch(later.slots[ahead].id);
-                }
+    /// The keys and their sums, in order of first appearance.
+    fn entries(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.order.iter().enumerate().map(|(i, &id)| {
+            if let Some(&ahead) = self.order.get(i + PREFETCH_AHEAD) {
+                self.prefetch(ahead);
             }
-            let (key, sum) = later.entry(at);
-            self.add(key, sum, first);
-        }
-        for (&key, &wraps) in &later.wraps {
-            *self.wraps.entry(key).or_insert(0) += wraps;
-        }
+            (id, self.sum_of(id))
+        })
     }
 
-    /// Forgets keys whose wraps cancelled out.
-    fn shrink_wraps(&mut self) {
-        self.wraps.retain(|_, w| *w != 0);
+    /// Adds the sums of a table built from later events (a later chunk) into this one: its keys that
+    /// are new here come after this table's keys, in their own order, as first appearance wants.
+    fn absorb(&mut self, later: &SumTable) {
+        for (i, (id, sum)) in later.entries().enumerate() {
+            if let Some(&ahead) = later.order.get(i + PREFETCH_AHEAD) {
+                self.prefetch(ahead);
+            }
+            self.add(id, sum);
+        }
+        for (&id, &wraps) in &later.wraps {
+            *self.wraps.entry(id).or_insert(0) += wraps;
+        }
     }
 
     /// The first key, in order of first appearance, whose total does not fit in int64.
     fn first_overflowing_key(&self) -> Option<i64> {
-        if self.wraps.is_empty() {
+        let overflowing = |id: &i64| self.wraps.get(id).is_some_and(|&w| w != 0);
+        if !self.wraps.values().any(|&w| w != 0) {
             return None;
         }
-        self.order
-            .iter()
-            .map(|&at| self.entry(at).0)
-            .find(|key| self.wraps.contains_key(key))
+        self.order.iter().copied().find(overflowing)
     }
 
     fn into_totals(self) -> Totals {
-        let (keys, sums) = self.order.iter().map(|&at| self.entry(at)).unzip();
-        Totals { keys, sums }
+        let sums: Vec<i64> = self.entries().map(|(_, sum)| sum).collect();
+        Totals {
+            keys: self.order,
+            sums,
+        }
     }
 }
 
@@ -423,10 +425,18 @@ mod tests {
     }
 
     #[test]
-    fn many_events_of_the_extreme_key_stay_linear() {
-        let keys = vec![i64::MIN; 100_000];
+    fn the_key_zero_kept_aside_is_an_ordinary_key() {
+        // Many events of the key that marks free slots stay linear, and keep their place in the order.
+        let mut keys = vec![0_i64; 100_000];
+        keys[0] = 4;
+        keys[99_999] = -4;
         let got = aggregate(&keys, None).unwrap();
-        assert_eq!(got, totals(&[i64::MIN], &[100_000]));
+        assert_eq!(got, totals(&[4, 0, -4], &[1, 99_998, 1]));
+        let got = aggregate(&[0, 0], Some(&[i64::MAX, 1])).unwrap_err();
+        assert_eq!(
+            got,
+            Error::Overflow("the total for key 0 does not fit in int64".into())
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! [`Error`] to Python exceptions. Each module is one hot path; the pure-Python reference in
 //! `src/igcore/_reference/` defines what every function must return.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod counters;
 pub mod error;
 

@@ -1,6 +1,8 @@
 //! The extension module `igcore._rust`: one submodule per hot path, each a thin layer over
 //! `igcore-core` that borrows numpy arrays, releases the GIL for the work and maps errors.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use pyo3::prelude::*;
 
 mod counters;
