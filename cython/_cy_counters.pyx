@@ -5,17 +5,9 @@ of rust/igcore-core/src/counters.rs (in one thread here)."""
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
 
-import numpy as np
+from _cy_id_index cimport id_hash, prefetch
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define IGCORE_PREFETCH(address) __builtin_prefetch((address))
-    #else
-    #define IGCORE_PREFETCH(address) ((void)0)
-    #endif
-    """
-    void prefetch "IGCORE_PREFETCH"(const void* address) noexcept nogil
+import numpy as np
 
 # A free slot holds the id 0, so a new table is zeroed memory (calloc); the key 0 is kept aside.
 cdef int64_t VACANT = 0
@@ -37,12 +29,6 @@ cdef struct SumTable:
     size_t order_capacity
     bint has_zero_key
     int64_t zero_key_sum
-
-
-cdef inline uint64_t _hash(int64_t id) noexcept nogil:
-    # Fold the high half into the low half, then Fibonacci hashing (keep the top bits).
-    cdef uint64_t x = <uint64_t>id
-    return (x ^ (x >> 32)) * <uint64_t>0x9E3779B97F4A7C15ULL
 
 
 cdef int _alloc_slots(SumTable* table, size_t num_slots) noexcept nogil:
@@ -91,7 +77,7 @@ cdef int _grow(SumTable* table) noexcept nogil:
     for i in range(old_slots):
         if old[i].id == VACANT:
             continue
-        pos = <size_t>(_hash(old[i].id) >> table.shift)
+        pos = <size_t>(id_hash(old[i].id) >> table.shift)
         while table.slots[pos].id != VACANT:
             pos = (pos + 1) & mask
         table.slots[pos] = old[i]
@@ -113,7 +99,7 @@ cdef int _append_order(SumTable* table, int64_t id) noexcept nogil:
 
 
 cdef inline void table_prefetch(const SumTable* table, int64_t id) noexcept nogil:
-    prefetch(&table.slots[<size_t>(_hash(id) >> table.shift)])
+    prefetch(&table.slots[<size_t>(id_hash(id) >> table.shift)])
 
 
 cdef inline int _wrapping_add(int64_t* total, int64_t delta) noexcept nogil:
@@ -140,7 +126,7 @@ cdef inline int table_add(SumTable* table, int64_t id, int64_t delta, int* wrapp
         table.has_zero_key = True
         table.zero_key_sum = delta
         return _append_order(table, id)
-    pos = <size_t>(_hash(id) >> table.shift)
+    pos = <size_t>(id_hash(id) >> table.shift)
     while True:
         if table.slots[pos].id == id:
             wrapped[0] = _wrapping_add(&table.slots[pos].sum, delta)
@@ -162,7 +148,7 @@ cdef inline int64_t table_sum(const SumTable* table, int64_t id) noexcept nogil:
     cdef size_t pos
     if id == VACANT:
         return table.zero_key_sum
-    pos = <size_t>(_hash(id) >> table.shift)
+    pos = <size_t>(id_hash(id) >> table.shift)
     while table.slots[pos].id != VACANT:
         if table.slots[pos].id == id:
             return table.slots[pos].sum

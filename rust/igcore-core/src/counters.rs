@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
+use crate::id_index::{id_hash, prefetch_read};
 
 /// Distinct keys in order of first appearance, with the total of each.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -129,25 +130,6 @@ struct SumTable {
     wraps: HashMap<i64, i64>,
 }
 
-#[inline(always)]
-fn hash(id: i64) -> u64 {
-    // Fold the high half into the low half, then Fibonacci hashing: the top bits of the product depend
-    // on every bit of the id, so sequential ids and ids that differ only in high bits both spread.
-    let x = id as u64;
-    (x ^ (x >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
-#[inline(always)]
-fn prefetch_read<T>(ptr: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, even for an address outside any allocation.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(ptr as *const i8, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}
-
 impl SumTable {
     fn with_capacity(expected: usize) -> Self {
         let slots = (expected.saturating_mul(2)).max(16).next_power_of_two();
@@ -163,7 +145,7 @@ impl SumTable {
 
     #[inline(always)]
     fn home(&self, id: i64) -> usize {
-        (hash(id) >> self.shift) as usize
+        (id_hash(id) >> self.shift) as usize
     }
 
     #[inline(always)]

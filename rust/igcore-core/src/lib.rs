@@ -8,5 +8,6 @@
 
 pub mod counters;
 pub mod error;
+pub mod id_index;
 
 pub use error::{Error, Result};
