@@ -6,11 +6,15 @@
 - Test modules name their hot path in ``HOT_PATH``; a backend that does not serve it is skipped (or
   fails, when required).
 - ``HYPOTHESIS_PROFILE=ci|expensive`` runs more generated examples.
+- ``shared_data(name)`` finds a file of the team's shared data (real SNAP graphs, the msgpack test
+  vectors) in ``IGCORE_DATA_DIR``, by default ``../shared/data`` beside the checkout. Where it is absent
+  the test skips with the reason; with ``IGCORE_REQUIRE_DATA=1`` (CI) it fails instead.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -33,6 +37,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 REQUIRED = [b.strip() for b in os.environ.get("IGCORE_REQUIRE_BACKENDS", "").split(",") if b.strip()]
 CHOSEN = os.environ.get("IGCORE_BACKEND", "auto").strip().lower() or "auto"
 SELECTED = list(_backend.BACKENDS) if CHOSEN == "auto" else [CHOSEN]
+
+
+DATA_DIR = Path(os.environ.get("IGCORE_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+REQUIRE_DATA = os.environ.get("IGCORE_REQUIRE_DATA", "") not in ("", "0")
+
+
+def shared_data(name: str) -> Path:
+    """The path of `name` in the shared data folder; skips (or fails, when required) if it is absent."""
+    path = DATA_DIR / name
+    if not path.exists():
+        message = f"shared data {name!r} not found in {DATA_DIR} (set IGCORE_DATA_DIR to the data folder)"
+        if REQUIRE_DATA:
+            pytest.fail(message + "; IGCORE_REQUIRE_DATA=1 asks for it")
+        pytest.skip(message)
+    return path
 
 
 def pytest_report_header(config):
