@@ -5,7 +5,7 @@ of rust/igcore-core/src/counters.rs (in one thread here)."""
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
 
-from _cy_id_index cimport id_hash, prefetch
+from _cy_id_index cimport hash_shift, id_hash, prefetch
 
 import numpy as np
 
@@ -37,10 +37,7 @@ cdef int _alloc_slots(SumTable* table, size_t num_slots) noexcept nogil:
         return -1
     table.slots = slots
     table.num_slots = num_slots
-    table.shift = 64
-    while num_slots > 1:
-        num_slots >>= 1
-        table.shift -= 1
+    table.shift = hash_shift(num_slots)
     return 0
 
 

@@ -44,6 +44,15 @@ cdef inline uint64_t id_hash(int64_t id) noexcept nogil:
     return (x ^ (x >> 32)) * <uint64_t>0x9E3779B97F4A7C15ULL
 
 
+cdef inline int hash_shift(size_t num_slots) noexcept nogil:
+    """64 - log2(num_slots), for a power of two: `id_hash(id) >> shift` is a slot number."""
+    cdef int shift = 64
+    while num_slots > 1:
+        num_slots >>= 1
+        shift -= 1
+    return shift
+
+
 cdef inline int _id_index_alloc_slots(IdIndex* ix, size_t num_slots) noexcept nogil:
     cdef size_t i
     cdef IdSlot* slots = <IdSlot*>malloc(num_slots * sizeof(IdSlot))
@@ -53,10 +62,7 @@ cdef inline int _id_index_alloc_slots(IdIndex* ix, size_t num_slots) noexcept no
         slots[i].index = ID_EMPTY
     ix.slots = slots
     ix.num_slots = num_slots
-    ix.shift = 64
-    while num_slots > 1:
-        num_slots >>= 1
-        ix.shift -= 1
+    ix.shift = hash_shift(num_slots)
     return 0
 
 
