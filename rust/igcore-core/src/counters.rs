@@ -1,8 +1,18 @@
-//! Counters: group-by-sum of event streams.
+//! Counters: group-by-sum of event streams (here), counter tables with drain for write-behind
+//! (`table`), windowed counts for trending (`window`) and a Redis-compatible HyperLogLog (`hll`).
 //!
 //! The reference is `src/igcore/_reference/counters.py`; see its docstrings for the contract.
 
 use std::collections::HashMap;
+
+pub mod hll;
+mod ranking;
+pub mod table;
+pub mod window;
+
+pub use hll::HyperLogLog;
+pub use table::{CounterTable, Drained, Snapshot};
+pub use window::WindowedCounter;
 
 use crate::error::{Error, Result};
 use crate::id_index::{id_hash, prefetch_read};
