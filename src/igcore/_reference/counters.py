@@ -136,10 +136,11 @@ class CounterTable:
 
     def merge(self, other: CounterTable) -> None:
         with other._lock:
-            theirs = [
-                sorted((key, total, other._pending[kind].get(key, 0)) for key, total in totals.items())
-                for kind, totals in enumerate(other._totals)
-            ]
+            theirs = []
+            for totals, pending in zip(other._totals, other._pending):
+                # A key restored but never added has a pending delta and no total.
+                entries = ((key, totals.get(key, 0), pending.get(key, 0)) for key in totals.keys() | pending)
+                theirs.append(sorted(e for e in entries if e[1] or e[2]))
         with self._lock:
             staged = []
             for kind, entries in enumerate(theirs):
