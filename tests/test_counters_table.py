@@ -155,7 +155,7 @@ def test_restore_and_merge_overflow_changes_nothing(backend):
     assert plain(table.drain()) == {"likes": ([1], [INT64_MAX - 5])}
 
 
-# -- bad input -------------------------------------------------------------------------------------------------
+# -- bad input -----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -212,7 +212,9 @@ def test_tables_of_two_backends_never_mix(backend):
     table = CounterTable()
     with igcore.use_backend(others[0]):
         other = CounterTable()
-    with pytest.raises(TypeError, match=f"cannot merge a CounterTable of the {others[0]} backend into one of the {backend}"):
+    with pytest.raises(
+        TypeError, match=f"cannot merge a CounterTable of the {others[0]} backend into one of the {backend}"
+    ):
         table.merge(other)
 
 
@@ -224,7 +226,7 @@ def test_huge_top_k_is_fine(backend):
         table.top(2**63)
 
 
-# -- drain under concurrency ------------------------------------------------------------------------------------
+# -- drain under concurrency ---------------------------------------------------------------------------------
 
 
 def test_drain_while_threads_add_loses_and_doubles_nothing(backend):
@@ -312,15 +314,15 @@ def operations(draw):
             ks = draw(keys)
             ds = draw(st.lists(delta_values, min_size=len(ks), max_size=len(ks)))
             script.append((op, draw(kind), ks, ds, draw(st.booleans())))
-        elif op == "add_ones":
-            script.append((op, draw(kind), draw(keys)))
-        elif op == "get":
+        elif op in ("add_ones", "get"):
             script.append((op, draw(kind), draw(keys)))
         elif op == "top":
             script.append((op, draw(kind), draw(st.integers(0, 8))))
         elif op == "merge":
             ks = draw(keys)
-            script.append((op, draw(kind), ks, draw(st.lists(delta_values, min_size=len(ks), max_size=len(ks)))))
+            script.append(
+                (op, draw(kind), ks, draw(st.lists(delta_values, min_size=len(ks), max_size=len(ks))))
+            )
         else:
             script.append((op,))
     return script
@@ -339,10 +341,10 @@ def run_script(script):
             steps.append(outcome(table.add, ks, None, kind))
         elif op == "get":
             kind, ks = args
-            steps.append(outcome(lambda: table.get(ks, kind).tolist()))
+            steps.append(outcome(lambda ks=ks, kind=kind: table.get(ks, kind).tolist()))
         elif op == "top":
             kind, k = args
-            steps.append(outcome(lambda: [a.tolist() for a in table.top(k, kind)]))
+            steps.append(outcome(lambda k=k, kind=kind: [a.tolist() for a in table.top(k, kind)]))
         elif op == "drain":
             steps.append(outcome(lambda: plain(table.drain())))
         elif op == "restore":

@@ -159,7 +159,9 @@ def test_bad_calls_raise_clear_errors(backend):
         counter.add([1], [5], [1, 2], now=10)
     with pytest.raises(TypeError, match=r"now must be an int, not float"):
         counter.add([1], [5], now=10.5)
-    with pytest.raises(ValueError, match=r"window_seconds must be a multiple of bucket_seconds \(60\), got 90"):
+    with pytest.raises(
+        ValueError, match=r"window_seconds must be a multiple of bucket_seconds \(60\), got 90"
+    ):
         counter.sum([1], 10, 90)
     with pytest.raises(ValueError, match=r"window_seconds must be between 1 and 3600, got 7200"):
         counter.top(3, 10, 7200)
@@ -194,7 +196,7 @@ def test_threads_adding_at_once_lose_nothing(backend):
     assert counter.sum(np.arange(37), 999).tolist() == expected.tolist()
 
 
-# -- properties: every backend is the reference ---------------------------------------------------------------
+# -- properties: every backend is the reference --------------------------------------------------------------
 
 extreme = st.sampled_from([INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX - 1, INT64_MAX])
 
@@ -234,9 +236,9 @@ def run_script(bucket_seconds, buckets, script):
         if op == "add":
             steps.append(outcome(counter.add, *args))
         elif op == "sum":
-            steps.append(outcome(lambda: counter.sum(*args).tolist()))
+            steps.append(outcome(lambda args=args: counter.sum(*args).tolist()))
         else:
-            steps.append(outcome(lambda: [a.tolist() for a in counter.top(*args)]))
+            steps.append(outcome(lambda args=args: [a.tolist() for a in counter.top(*args)]))
     return steps, counter.dropped
 
 
