@@ -94,10 +94,10 @@ class RedisServer:
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.resume()
             if kill:
-                self.process.kill()
+                self.process.kill()  # at once, even when paused: nothing more runs
             else:
+                self.resume()
                 self.process.terminate()
             try:
                 self.process.wait(timeout=10)
