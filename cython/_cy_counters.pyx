@@ -30,6 +30,14 @@ from _cy_id_index cimport (
 
 import numpy as np
 
+cdef extern from *:
+    """
+    typedef __int128 igcore_int128;
+    """
+    # A 128-bit sum, so that adding many int64 counts cannot overflow before the range check.
+    ctypedef long long int128 "igcore_int128"
+
+
 # A free slot holds the id 0, so a new table is zeroed memory (calloc); the key 0 is kept aside.
 cdef int64_t VACANT = 0
 # Events between asking the memory system for a key's slot and using it: overlaps cache misses.
@@ -177,36 +185,48 @@ cdef inline int64_t table_sum(const SumTable* table, int64_t id) noexcept nogil:
     return 0
 
 
+cdef int _sum_events(const int64_t* keys, const int64_t* deltas, Py_ssize_t n, SumTable* table,
+                     SumTable* wraps, bint* any_wrap) noexcept nogil:
+    """Sums the events into `table`. Sums wrap; `wraps` counts per key how often, so the true total is
+    sum + wraps * 2**64 (wraps are rare: they live in a second table). -1 when memory runs out."""
+    cdef Py_ssize_t i
+    cdef int wrapped = 0, ignored = 0
+    for i in range(n):
+        if <size_t>i + PREFETCH_AHEAD < <size_t>n:
+            table_prefetch(table, keys[i + PREFETCH_AHEAD])
+        if table_add(table, keys[i], deltas[i] if deltas != NULL else 1, &wrapped) < 0:
+            return -1
+        if wrapped:
+            any_wrap[0] = True
+            if table_add(wraps, keys[i], wrapped, &ignored) < 0:
+                return -1
+    return 0
+
+
+cdef inline int128 exact_sum(const SumTable* table, const SumTable* wraps, int64_t key) noexcept nogil:
+    return <int128>table_sum(table, key) + <int128>table_sum(wraps, key) * (<int128>1 << 64)
+
+
 def aggregate(const int64_t[::1] keys, deltas=None):
     cdef const int64_t[::1] delta_view
-    cdef bint has_deltas = deltas is not None
+    cdef const int64_t* delta_ptr = NULL
     cdef Py_ssize_t n = keys.shape[0]
-    if has_deltas:
+    if deltas is not None:
         delta_view = deltas
         if delta_view.shape[0] != n:
             raise ValueError(f"keys and deltas differ in length ({n} != {delta_view.shape[0]})")
-    # Sums wrap; `wraps` counts per key how often, so the true total is sum + wraps * 2**64 and fits in
-    # int64 exactly when its wraps cancel out. Wraps are rare; they live in a second table.
+        if n:
+            delta_ptr = &delta_view[0]
     cdef SumTable table, wraps
-    cdef Py_ssize_t i
     cdef size_t j
-    cdef int wrapped = 0, ignored = 0
     cdef bint failed = False, any_wrap = False
     cdef Py_ssize_t overflow_at = -1
     failed = table_init(&table) < 0
     failed = table_init(&wraps) < 0 or failed
     try:
         with nogil:
-            for i in range(n):
-                if failed:
-                    break
-                if <size_t>i + PREFETCH_AHEAD < <size_t>n:
-                    table_prefetch(&table, keys[i + PREFETCH_AHEAD])
-                if table_add(&table, keys[i], delta_view[i] if has_deltas else 1, &wrapped) < 0:
-                    failed = True
-                elif wrapped:
-                    any_wrap = True
-                    failed = table_add(&wraps, keys[i], wrapped, &ignored) < 0
+            if not failed and n:
+                failed = _sum_events(&keys[0], delta_ptr, n, &table, &wraps, &any_wrap) < 0
             if any_wrap and not failed:
                 for j in range(table.length):
                     if table_sum(&wraps, table.order[j]) != 0:
@@ -236,14 +256,6 @@ cdef void _fill_results(const SumTable* table, int64_t[::1] unique_keys, int64_t
 
 
 # -- shared helpers ----------------------------------------------------------------------------------------
-
-cdef extern from *:
-    """
-    typedef __int128 igcore_int128;
-    """
-    # A 128-bit sum, so that adding many int64 counts cannot overflow before the range check.
-    ctypedef long long int128 "igcore_int128"
-
 
 cdef inline bint add_overflows(int64_t a, int64_t b, int64_t* out) noexcept nogil:
     """a + b into *out; True (and *out untouched) when the sum leaves int64."""
@@ -435,19 +447,75 @@ cdef class CounterTable:
             return -1
         return at
 
-    cdef void _take_back(self, size_t kind, const int64_t* keys, const int64_t* deltas, int64_t sign,
-                         Py_ssize_t count, bint total) noexcept nogil:
-        # Each undone step was a checked addition: a wrapping subtraction restores the exact value.
-        cdef Py_ssize_t j, at
-        cdef int64_t delta
-        for j in range(count - 1, -1, -1):
-            at = id_index_get(&self.index, keys[j])
-            if at < 0:
-                continue
-            delta = <int64_t>(<uint64_t>(deltas[j] if deltas != NULL else 1) * <uint64_t>sign)
-            if total:
-                self.counts[kind][at].total = wrapping_sub(self.counts[kind][at].total, delta)
-            self.counts[kind][at].pending = wrapping_sub(self.counts[kind][at].pending, delta)
+    cdef _add_batch(self, size_t kind, const int64_t* keys, const int64_t* deltas, Py_ssize_t n,
+                    bint with_total, int sign):
+        """Adds `sign` times each key's summed deltas to its pending delta (and total, `with_total`).
+        Only the values after the call must fit in int64; all or nothing."""
+        cdef SumTable sums, wraps
+        cdef bint any_wrap = False
+        cdef int failure = OK
+        cdef size_t j
+        cdef int64_t key = 0
+        cdef Py_ssize_t at
+        cdef int128 exact, total, pending
+        cdef Count current
+        cdef Count* updates = NULL
+        if kind >= self.num_kinds:
+            raise ValueError(f"no kind number {kind}")
+        if table_init(&sums) < 0 or table_init(&wraps) < 0:
+            failure = NO_MEMORY
+        try:
+            with nogil:
+                # Sum the call's events first (aggregate's machinery): the table sees each key once.
+                if failure == OK and n and _sum_events(keys, deltas, n, &sums, &wraps, &any_wrap) < 0:
+                    failure = NO_MEMORY
+                if failure == OK:
+                    updates = <Count*>malloc((sums.length + 1) * sizeof(Count))
+                    if updates == NULL:
+                        failure = NO_MEMORY
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                # Check every new value before changing anything ...
+                j = 0
+                while failure == OK and j < sums.length:
+                    if j + PREFETCH_AHEAD < sums.length:
+                        self._prefetch(sums.order[j + PREFETCH_AHEAD])
+                    key = sums.order[j]
+                    exact = exact_sum(&sums, &wraps, key) if any_wrap else <int128>table_sum(&sums, key)
+                    exact *= sign
+                    at = id_index_get(&self.index, key)
+                    current.total = self.counts[kind][at].total if at >= 0 else 0
+                    current.pending = self.counts[kind][at].pending if at >= 0 else 0
+                    total = current.total + (exact if with_total else 0)
+                    pending = current.pending + exact
+                    if total < INT64_MIN or total > INT64_MAX:
+                        failure = TOTAL_OVERFLOW
+                    elif pending < INT64_MIN or pending > INT64_MAX:
+                        failure = PENDING_OVERFLOW
+                    else:
+                        updates[j].total = <int64_t>total
+                        updates[j].pending = <int64_t>pending
+                        j += 1
+                # ... then store them.
+                j = 0
+                while failure == OK and j < sums.length:
+                    if j + PREFETCH_AHEAD < sums.length:
+                        self._prefetch(sums.order[j + PREFETCH_AHEAD])
+                    at = self._slot(sums.order[j])
+                    if at < 0:
+                        failure = NO_MEMORY
+                    else:
+                        self.counts[kind][at] = updates[j]
+                        j += 1
+                PyThread_release_lock(self.lock)
+            if failure != OK:
+                self._raise(failure, kind, key)
+        finally:
+            table_free(&sums)
+            table_free(&wraps)
+            free(updates)
+
+    cdef inline void _prefetch(self, int64_t key) noexcept nogil:
+        prefetch(&self.index.slots[<size_t>(id_hash(key) >> self.index.shift)])
 
     cdef _raise(self, int failure, size_t kind, int64_t key):
         name = self.kinds[kind]
@@ -460,41 +528,14 @@ cdef class CounterTable:
     def add(self, size_t kind, const int64_t[::1] keys, deltas=None):
         cdef const int64_t[::1] delta_view
         cdef const int64_t* delta_ptr = NULL
-        cdef Py_ssize_t n = keys.shape[0], i = 0, at
-        cdef int failure = OK
-        cdef int64_t delta, total, pending
-        cdef Count* count
-        if kind >= self.num_kinds:
-            raise ValueError(f"no kind number {kind}")
+        cdef Py_ssize_t n = keys.shape[0]
         if deltas is not None:
             delta_view = deltas
             if delta_view.shape[0] != n:
                 raise ValueError(f"keys and deltas differ in length ({n} != {delta_view.shape[0]})")
             if n:
                 delta_ptr = &delta_view[0]
-        with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
-            while i < n:
-                delta = delta_ptr[i] if delta_ptr != NULL else 1
-                at = self._slot(keys[i])
-                if at < 0:
-                    failure = NO_MEMORY
-                    break
-                count = &self.counts[kind][at]
-                if add_overflows(count.total, delta, &total):
-                    failure = TOTAL_OVERFLOW
-                    break
-                if add_overflows(count.pending, delta, &pending):
-                    failure = PENDING_OVERFLOW
-                    break
-                count.total = total
-                count.pending = pending
-                i += 1
-            if failure != OK:
-                self._take_back(kind, &keys[0], delta_ptr, 1, i, True)
-            PyThread_release_lock(self.lock)
-        if failure != OK:
-            self._raise(failure, kind, keys[i])
+        self._add_batch(kind, &keys[0] if n else NULL, delta_ptr, n, True, 1)
 
     def get(self, size_t kind, const int64_t[::1] keys):
         cdef Py_ssize_t n = keys.shape[0], i, at
@@ -562,33 +603,11 @@ cdef class CounterTable:
         return drained
 
     def restore(self, size_t kind, const int64_t[::1] keys, const int64_t[::1] deltas, bint retract):
-        cdef Py_ssize_t n = keys.shape[0], i = 0, at
-        cdef int failure = OK
-        cdef int64_t pending
-        cdef Count* count
-        if kind >= self.num_kinds:
-            raise ValueError(f"no kind number {kind}")
+        cdef Py_ssize_t n = keys.shape[0]
         if deltas.shape[0] != n:
             raise ValueError(f"keys and deltas differ in length ({n} != {deltas.shape[0]})")
-        with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
-            while i < n:
-                at = self._slot(keys[i])
-                if at < 0:
-                    failure = NO_MEMORY
-                    break
-                count = &self.counts[kind][at]
-                if (sub_overflows(count.pending, deltas[i], &pending) if retract
-                        else add_overflows(count.pending, deltas[i], &pending)):
-                    failure = PENDING_OVERFLOW
-                    break
-                count.pending = pending
-                i += 1
-            if failure != OK:
-                self._take_back(kind, &keys[0], &deltas[0], -1 if retract else 1, i, False)
-            PyThread_release_lock(self.lock)
-        if failure != OK:
-            self._raise(failure, kind, keys[i])
+        self._add_batch(kind, &keys[0] if n else NULL, &deltas[0] if n else NULL, n, False,
+                        -1 if retract else 1)
 
     cdef Entry* _snapshot(self, size_t kind, size_t* size) noexcept nogil:
         """Every (key, total, pending) of `kind` with something non-zero, keys ascending (malloc'd)."""
@@ -764,8 +783,8 @@ cdef class WindowedCounter:
             if self.slots[i].used and not self._in_ring(self.slots[i].number):
                 bucket_clear(&self.slots[i])
 
-    cdef int _count_in(self, int64_t bucket, int64_t key, int64_t delta) noexcept nogil:
-        """Adds to `key`'s count in `bucket` (in the ring): OK, NO_MEMORY or TOTAL_OVERFLOW."""
+    cdef int _count_in(self, int64_t bucket, int64_t key, int64_t delta, bint* wrapped) noexcept nogil:
+        """Adds `delta` (wrapping) to `key`'s count in `bucket` (in the ring): OK or NO_MEMORY."""
         cdef Bucket* b = &self.slots[ring_slot(bucket, self.buckets)]
         cdef bint inserted = False
         cdef Py_ssize_t at
@@ -787,21 +806,91 @@ cdef class WindowedCounter:
             b.capacity = capacity
         if inserted:
             b.counts[at] = 0
-        if add_overflows(b.counts[at], delta, &b.counts[at]):
-            return TOTAL_OVERFLOW
+        if _wrapping_add(&b.counts[at], delta) != 0:
+            wrapped[0] = True
         return OK
+
+    cdef inline int64_t _bucket_of(self, int64_t t, int64_t* span) noexcept nogil:
+        # Events come mostly in time order: the last bucket's span [first, last] spares a division.
+        cdef int64_t bucket
+        if span[0] <= t <= span[1]:
+            return span[2]
+        bucket = floor_div(t, self.bucket_seconds)
+        if bucket >= INT64_MIN // self.bucket_seconds and bucket <= INT64_MAX // self.bucket_seconds:
+            span[0] = bucket * self.bucket_seconds
+            span[1] = (span[0] + (self.bucket_seconds - 1)
+                       if span[0] <= INT64_MAX - (self.bucket_seconds - 1) else INT64_MAX)
+            span[2] = bucket
+        return bucket
+
+    cdef int _count_events(self, const int64_t* keys, const int64_t* times, const int64_t* deltas,
+                           Py_ssize_t n, Py_ssize_t* done, uint64_t* dropped, bint* wrapped) noexcept nogil:
+        """Counts the events whose bucket is in the ring; `done` events were counted on NO_MEMORY."""
+        cdef Py_ssize_t i
+        cdef int64_t bucket
+        cdef int64_t span[3]
+        span[0] = 1
+        span[1] = 0
+        for i in range(n):
+            bucket = self._bucket_of(times[i], span)
+            if bucket > self.head:
+                dropped[1] += 1
+            elif not self._in_ring(bucket):
+                dropped[0] += 1
+            elif self._count_in(bucket, keys[i], deltas[i] if deltas != NULL else 1, wrapped) != OK:
+                done[0] = i
+                return NO_MEMORY
+        done[0] = n
+        return OK
+
+    cdef void _uncount_events(self, const int64_t* keys, const int64_t* times, const int64_t* deltas,
+                              Py_ssize_t done) noexcept nogil:
+        """Takes back the first `done` events, last first (exact: wrapping arithmetic)."""
+        cdef Py_ssize_t j, at
+        cdef int64_t bucket
+        cdef Bucket* b
+        for j in range(done - 1, -1, -1):
+            bucket = floor_div(times[j], self.bucket_seconds)
+            if bucket > self.head or not self._in_ring(bucket):
+                continue
+            b = &self.slots[ring_slot(bucket, self.buckets)]
+            if not b.used or b.number != bucket:
+                continue
+            at = id_index_get(&b.index, keys[j])
+            if at >= 0:
+                b.counts[at] = wrapping_sub(b.counts[at], deltas[j] if deltas != NULL else 1)
+
+    cdef object _first_overflow(self, const int64_t* keys, const int64_t* times, const int64_t* deltas,
+                                Py_ssize_t n):
+        """(key, time) of the first event whose count would not fit after the call, or None: exact, in
+        Python ints. Called with the events taken back, so the counts are the ones before the call."""
+        cdef Py_ssize_t i
+        cdef int64_t bucket
+        cdef Bucket* b
+        staged = {}
+        for i in range(n):
+            bucket = floor_div(times[i], self.bucket_seconds)
+            if bucket > self.head or not self._in_ring(bucket):
+                continue
+            b = &self.slots[ring_slot(bucket, self.buckets)]
+            if (bucket, keys[i]) not in staged:
+                before = bucket_count(b, keys[i]) if b.used and b.number == bucket else 0
+                staged[(bucket, keys[i])] = [before, keys[i], times[i]]
+            staged[(bucket, keys[i])][0] += deltas[i] if deltas != NULL else 1
+        for count, key, t in staged.values():
+            if not INT64_MIN <= count <= INT64_MAX:
+                return key, t
+        return None
 
     def add(self, const int64_t[::1] keys, const int64_t[::1] timestamps, deltas, int64_t now):
         cdef const int64_t[::1] delta_view
         cdef const int64_t* delta_ptr = NULL
-        cdef Py_ssize_t n = keys.shape[0], i = 0, j
+        cdef const int64_t* key_ptr = NULL
+        cdef const int64_t* time_ptr = NULL
+        cdef Py_ssize_t n = keys.shape[0], done = 0
         cdef int failure = OK
-        cdef int64_t bucket, delta
-        cdef Py_ssize_t at
-        cdef uint64_t too_old = 0, in_future = 0
-        # Events come mostly in time order: the last bucket's span spares a division.
-        cdef int64_t span_first = 1, span_last = 0, span_bucket = 0
-        cdef Bucket* b
+        cdef bint wrapped = False
+        cdef uint64_t dropped[2]
         if timestamps.shape[0] != n:
             raise ValueError(f"keys and timestamps differ in length ({n} != {timestamps.shape[0]})")
         if deltas is not None:
@@ -810,51 +899,38 @@ cdef class WindowedCounter:
                 raise ValueError(f"keys and deltas differ in length ({n} != {delta_view.shape[0]})")
             if n:
                 delta_ptr = &delta_view[0]
+        if n:
+            key_ptr = &keys[0]
+            time_ptr = &timestamps[0]
+        dropped[0] = dropped[1] = 0
+        overflow = None
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
             self._advance(now)
-            while i < n:
-                if span_first <= timestamps[i] <= span_last:
-                    bucket = span_bucket
-                else:
-                    bucket = floor_div(timestamps[i], self.bucket_seconds)
-                    if (bucket >= INT64_MIN // self.bucket_seconds
-                            and bucket <= INT64_MAX // self.bucket_seconds):
-                        span_first = bucket * self.bucket_seconds
-                        span_last = (span_first + (self.bucket_seconds - 1)
-                                     if span_first <= INT64_MAX - (self.bucket_seconds - 1) else INT64_MAX)
-                        span_bucket = bucket
-                if bucket > self.head:
-                    in_future += 1
-                elif not self._in_ring(bucket):
-                    too_old += 1
-                else:
-                    failure = self._count_in(bucket, keys[i], delta_ptr[i] if delta_ptr != NULL else 1)
-                    if failure != OK:
-                        break
-                i += 1
-            if failure != OK:
-                # Take back the events counted before this one, last first.
-                for j in range(i - 1, -1, -1):
-                    bucket = floor_div(timestamps[j], self.bucket_seconds)
-                    if bucket > self.head or not self._in_ring(bucket):
-                        continue
-                    b = &self.slots[ring_slot(bucket, self.buckets)]
-                    if not b.used or b.number != bucket:
-                        continue
-                    at = id_index_get(&b.index, keys[j])
-                    if at >= 0:
-                        delta = delta_ptr[j] if delta_ptr != NULL else 1
-                        b.counts[at] = wrapping_sub(b.counts[at], delta)
-            else:
-                self.too_old += too_old
-                self.in_future += in_future
+            failure = self._count_events(key_ptr, time_ptr, delta_ptr, n, &done, dropped, &wrapped)
+            if failure != OK or wrapped:
+                self._uncount_events(key_ptr, time_ptr, delta_ptr, done)
+        try:
+            if failure == OK and wrapped:
+                # Some count wrapped (rare): only the counts after the call must fit. Check exactly;
+                # if they all fit, count the events again (the wrapped values are then the right ones).
+                overflow = self._first_overflow(key_ptr, time_ptr, delta_ptr, n)
+                if overflow is None:
+                    dropped[0] = dropped[1] = 0
+                    with nogil:
+                        failure = self._count_events(key_ptr, time_ptr, delta_ptr, n, &done, dropped, &wrapped)
+                        if failure != OK:
+                            self._uncount_events(key_ptr, time_ptr, delta_ptr, done)
+            if failure == OK and overflow is None:
+                self.too_old += dropped[0]
+                self.in_future += dropped[1]
+        finally:
             PyThread_release_lock(self.lock)
         if failure == NO_MEMORY:
             raise MemoryError("out of memory in a WindowedCounter")
-        if failure != OK:
-            raise OverflowError(f"the count for key {keys[i]} at time {timestamps[i]} does not fit in int64")
-        return too_old, in_future
+        if overflow is not None:
+            raise OverflowError(f"the count for key {overflow[0]} at time {overflow[1]} does not fit in int64")
+        return dropped[0], dropped[1]
 
     def dropped(self):
         cdef uint64_t too_old, in_future
@@ -1033,16 +1109,45 @@ cdef inline bint hll_offer(uint8_t* registers, const uint8_t* element, size_t le
     return False
 
 
+cdef const char* DIGIT_PAIRS = (
+    b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    b"8081828384858687888990919293949596979899"
+)
+
+
+cdef inline void put_pair(uint8_t* at, uint32_t pair) noexcept nogil:
+    at[0] = DIGIT_PAIRS[2 * pair]
+    at[1] = DIGIT_PAIRS[2 * pair + 1]
+
+
 cdef inline size_t decimal(int64_t value, uint8_t* buffer) noexcept nogil:
-    """Writes `value`'s decimal digits at the end of the 20-byte `buffer`; returns where they start."""
+    """Writes `value`'s decimal digits at the end of the 20-byte `buffer`; returns where they start.
+    Eight digits per 64-bit division, then independent 32-bit steps: a short chain of divisions."""
     cdef uint64_t n = <uint64_t>value if value >= 0 else <uint64_t>0 - <uint64_t>value
+    cdef uint32_t group, high, low, m
     cdef size_t at = 20
-    while True:
+    while n >= 100000000:
+        group = <uint32_t>(n % 100000000)
+        n //= 100000000
+        high = group // 10000
+        low = group % 10000
+        at -= 8
+        put_pair(buffer + at, high // 100)
+        put_pair(buffer + at + 2, high % 100)
+        put_pair(buffer + at + 4, low // 100)
+        put_pair(buffer + at + 6, low % 100)
+    m = <uint32_t>n
+    while m >= 100:
+        at -= 2
+        put_pair(buffer + at, m % 100)
+        m //= 100
+    if m >= 10:
+        at -= 2
+        put_pair(buffer + at, m)
+    else:
         at -= 1
-        buffer[at] = <uint8_t>(48 + n % 10)
-        n //= 10
-        if n == 0:
-            break
+        buffer[at] = <uint8_t>(48 + m)
     if value < 0:
         at -= 1
         buffer[at] = 45  # '-'

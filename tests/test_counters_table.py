@@ -128,6 +128,20 @@ def test_an_overflowing_add_raises_and_changes_nothing(backend):
     assert plain(table.drain()) == {"likes": ([1, 2], [5, INT64_MAX - 1])}
 
 
+def test_only_the_values_after_a_call_must_fit(backend):
+    # As in aggregate: the order of a call's events does not matter.
+    table = CounterTable(("likes",))
+    table.add([7, 7, 7], [INT64_MAX, INT64_MAX, INT64_MIN])
+    assert table.get([7]).tolist() == [INT64_MAX - 1]
+    table.add([7, 7], [1, -1])
+    table.add([8], [INT64_MAX])
+    table.add([8, 8], [INT64_MIN, INT64_MIN + 5])  # the call's sum is out of int64, the total is not
+    assert table.get([8]).tolist() == [INT64_MIN + 4]
+    with pytest.raises(OverflowError, match="likes total for key 8"):
+        table.add([8], [-5])
+    assert table.get([8]).tolist() == [INT64_MIN + 4]
+
+
 def test_a_pending_delta_can_overflow_while_the_total_does_not(backend):
     table = CounterTable()
     table.add([4], [INT64_MIN + 1], kind="views")

@@ -107,6 +107,7 @@ def test_overflow_is_all_or_nothing_and_window_sums_do_not_depend_on_order(backe
         counter.sum([2, 1], 20)
     with pytest.raises(OverflowError, match=r"window total for key 1"):
         counter.top(3, 20)
+    counter.add([1, 1], [0, 0], [1, -1], now=20)  # only the count after the call must fit
     counter.add([1], [20], [INT64_MIN], now=20)  # MAX + MAX + MIN fits
     assert counter.sum([1], 20).tolist() == [INT64_MAX - 1]
     assert counter.top(3, 20, 20).sums.tolist() == [-1]

@@ -45,6 +45,14 @@ def _int64s(values) -> np.ndarray:
     return np.fromiter(values, np.int64)
 
 
+def _batch_sums(keys: np.ndarray, deltas: np.ndarray | None) -> dict[int, int]:
+    """The exact sum of each key's deltas in one call, keys in order of first appearance."""
+    sums: dict[int, int] = {}
+    for key, delta in zip(keys.tolist(), [1] * len(keys) if deltas is None else deltas.tolist()):
+        sums[key] = sums.get(key, 0) + delta
+    return sums
+
+
 def _top(totals: dict[int, int], k: int) -> tuple[np.ndarray, np.ndarray]:
     """The `k` keys with the largest non-zero totals, largest first, ties by smaller key."""
     ranked = heapq.nsmallest(k, ((-total, key) for key, total in totals.items() if total != 0))
@@ -58,11 +66,12 @@ class CounterTable:
     `top` read) and its **pending** delta (what was added since the last `drain`; what a write-behind
     flush sends to the store). A key that was never added reads as 0.
 
-    - ``add(kind, keys, deltas)``: events are applied in order, each to the total and to the pending
-      delta (each event counts 1 when `deltas` is None). If an event would take a total or a pending
-      delta out of int64, the call raises ``OverflowError`` naming the first such event's key ("the
-      likes total for key 7 does not fit in int64", or "the pending likes delta for key 7 ...", the
-      total being checked first) and the table is left as it was: a call applies all or nothing.
+    - ``add(kind, keys, deltas)``: adds each key's deltas (1 per event when `deltas` is None) to its
+      total and to its pending delta. As in `aggregate`, only the values after the call must fit in
+      int64, so the order of a call's events does not matter. Otherwise the call raises
+      ``OverflowError`` for the first key, in order of first appearance in the call, whose total ("the
+      likes total for key 7 does not fit in int64") or else pending delta ("the pending likes delta
+      for key 7 ...") would not fit, and the table is left as it was: a call applies all or nothing.
     - ``get(kind, keys)``: the totals of `keys`, in their order (duplicates repeat).
     - ``top(kind, k)``: at most `k` keys with the largest non-zero totals, largest first, ties by the
       smaller key; ``(keys, totals)``.
@@ -86,20 +95,16 @@ class CounterTable:
 
     def add(self, kind: int, keys: np.ndarray, deltas: np.ndarray | None) -> None:
         name = self.kinds[kind]
-        events = zip(keys.tolist(), [1] * len(keys) if deltas is None else deltas.tolist())
+        batch = _batch_sums(keys, deltas)
         with self._lock:
             totals, pending = self._totals[kind], self._pending[kind]
-            new_totals: dict[int, int] = {}
-            new_pending: dict[int, int] = {}
-            for key, delta in events:
-                total = new_totals.get(key, totals.get(key, 0)) + delta
-                if not _fits(total):
+            new_totals = {key: totals.get(key, 0) + delta for key, delta in batch.items()}
+            new_pending = {key: pending.get(key, 0) + delta for key, delta in batch.items()}
+            for key in batch:
+                if not _fits(new_totals[key]):
                     raise OverflowError(f"the {name} total for key {key} does not fit in int64")
-                waiting = new_pending.get(key, pending.get(key, 0)) + delta
-                if not _fits(waiting):
+                if not _fits(new_pending[key]):
                     raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
-                new_totals[key] = total
-                new_pending[key] = waiting
             totals.update(new_totals)
             pending.update(new_pending)
 
@@ -124,14 +129,13 @@ class CounterTable:
     def restore(self, kind: int, keys: np.ndarray, deltas: np.ndarray, retract: bool) -> None:
         name = self.kinds[kind]
         sign = -1 if retract else 1
+        batch = _batch_sums(keys, deltas)
         with self._lock:
             pending = self._pending[kind]
-            staged: dict[int, int] = {}
-            for key, delta in zip(keys.tolist(), deltas.tolist()):
-                waiting = staged.get(key, pending.get(key, 0)) + sign * delta
+            staged = {key: pending.get(key, 0) + sign * delta for key, delta in batch.items()}
+            for key, waiting in staged.items():
                 if not _fits(waiting):
                     raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
-                staged[key] = waiting
             pending.update(staged)
 
     def merge(self, other: CounterTable) -> None:
@@ -172,9 +176,11 @@ class WindowedCounter:
       later. Then each event whose bucket is in the ring adds its delta (1 when `deltas` is None) to its
       key's count in that bucket. An event older than the ring, or later than the head ("in the
       future"), is not counted: it is *dropped*, and ``add`` returns ``(too_old, in_future)``, the
-      numbers of events dropped for each reason (also summed in ``dropped()``). A bucket count leaving
-      int64 raises ``OverflowError("the count for key K at time T does not fit in int64")`` for the first
-      such event, and none of the call's events are counted (the head has moved all the same).
+      numbers of events dropped for each reason (also summed in ``dropped()``). Only the counts after
+      the call must fit in int64 (the order of a call's events does not matter); otherwise the call
+      raises ``OverflowError("the count for key K at time T does not fit in int64")`` for the first
+      event, in the call's order, whose count would not fit, and none of the call's events are counted
+      (the head has moved all the same).
     - ``sum(keys, now, window_buckets)``: per key (in the given order), the total of its counts in the
       `window_buckets` buckets ending with the bucket of `now`, counting only buckets still in the ring.
       A total outside int64 raises ``OverflowError("the window total for key K does not fit in int64")``
@@ -211,6 +217,7 @@ class WindowedCounter:
             head, oldest = self._head, self._head - self.buckets + 1
             too_old = in_future = 0
             staged: dict[tuple[int, int], int] = {}
+            first_time: dict[tuple[int, int], int] = {}  # the time of each count's first event
             for key, t, delta in zip(keys.tolist(), timestamps.tolist(), deltas_list):
                 bucket = self._bucket(t)
                 if bucket < oldest:
@@ -219,10 +226,13 @@ class WindowedCounter:
                 if bucket > head:
                     in_future += 1
                     continue
-                count = staged.get((bucket, key), self._counts.get(bucket, {}).get(key, 0)) + delta
+                counted = staged.get((bucket, key), self._counts.get(bucket, {}).get(key, 0))
+                staged[(bucket, key)] = counted + delta
+                first_time.setdefault((bucket, key), t)
+            for (bucket, key), count in staged.items():
                 if not _fits(count):
+                    t = first_time[(bucket, key)]
                     raise OverflowError(f"the count for key {key} at time {t} does not fit in int64")
-                staged[(bucket, key)] = count
             for (bucket, key), count in staged.items():
                 self._counts.setdefault(bucket, {})[key] = count
             self._too_old += too_old

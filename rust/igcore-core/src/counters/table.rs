@@ -5,7 +5,11 @@
 use crate::error::{Error, Result};
 use crate::id_index::IdIndex;
 
+use super::exact_sums;
 use super::ranking::top_k;
+
+/// How many keys ahead a loop asks for a key's slot in the index (see `IdIndex::prefetch`).
+const PREFETCH_AHEAD: usize = 16;
 
 /// What one (kind, key) holds: side by side, so that an event touches one cache line.
 #[derive(Clone, Copy, Default)]
@@ -90,59 +94,60 @@ impl CounterTable {
         ))
     }
 
-    /// Adds each event's delta (1 when `deltas` is `None`) to its key's total and pending delta, in
-    /// order. All or nothing: if a total or pending delta would leave int64 (the total is checked
-    /// first), the events already applied are taken back and the first such key is named.
+    /// Adds each key's deltas (1 per event when `deltas` is `None`) to its total and pending delta.
+    /// Only the values after the call must fit in int64; otherwise nothing changes and the first key,
+    /// in order of first appearance, whose total (checked first) or pending delta would not fit is
+    /// named. The call's events are summed first, by [`aggregate`](super::aggregate)'s machinery, so
+    /// the table itself sees each distinct key once.
     pub fn add(&mut self, kind: usize, keys: &[i64], deltas: Option<&[i64]>) -> Result<()> {
         let kind = self.kind(kind)?;
         check_lengths(keys, deltas)?;
-        let delta_at = |i: usize| deltas.map_or(1, |d| d[i]);
-        for (i, &key) in keys.iter().enumerate() {
-            let delta = delta_at(i);
-            let failure = match self.slot(key) {
-                Err(e) => Some(e),
-                Ok(at) => {
-                    let count = self.counts[kind][at];
-                    match (
-                        count.total.checked_add(delta),
-                        count.pending.checked_add(delta),
-                    ) {
-                        (Some(total), Some(pending)) => {
-                            self.counts[kind][at] = Count { total, pending };
-                            None
-                        }
-                        (None, _) => Some(self.total_overflow(kind, key)),
-                        (Some(_), None) => Some(self.pending_overflow(kind, key)),
-                    }
-                }
-            };
-            if let Some(error) = failure {
-                self.take_back(kind, &keys[..i], delta_at, true);
-                return Err(error);
-            }
-        }
-        Ok(())
+        let batch = exact_sums(keys, deltas)?;
+        let updates = self.checked(kind, &batch, true, 1)?;
+        self.apply(kind, &batch, updates)
     }
 
-    /// Undoes events applied by `add` or `restore`, last first. Each was a checked addition, so a
-    /// wrapping subtraction restores the exact earlier value. Keys inserted meanwhile stay, at zero,
-    /// which no method can tell from absent.
-    fn take_back(
-        &mut self,
+    /// The new (total, pending) of each key of `batch`, with `sign` times its sum added (to the total
+    /// too when `with_total`), or the error for the first one that does not fit. Changes nothing.
+    fn checked(
+        &self,
         kind: usize,
-        keys: &[i64],
-        delta_at: impl Fn(usize) -> i64,
-        total: bool,
-    ) {
-        for (j, &key) in keys.iter().enumerate().rev() {
-            if let Some(at) = self.index.get(key) {
-                let count = &mut self.counts[kind][at as usize];
-                if total {
-                    count.total = count.total.wrapping_sub(delta_at(j));
-                }
-                count.pending = count.pending.wrapping_sub(delta_at(j));
+        batch: &[(i64, i128)],
+        with_total: bool,
+        sign: i128,
+    ) -> Result<Vec<Count>> {
+        let counts = &self.counts[kind];
+        let mut updates = Vec::with_capacity(batch.len());
+        for (j, &(key, sum)) in batch.iter().enumerate() {
+            if let Some(&(ahead, _)) = batch.get(j + PREFETCH_AHEAD) {
+                self.index.prefetch(ahead);
             }
+            let current = self
+                .index
+                .get(key)
+                .map_or(Count::default(), |at| counts[at as usize]);
+            let moved = |value: i64| i64::try_from(value as i128 + sign * sum).ok();
+            let total = if with_total {
+                moved(current.total).ok_or_else(|| self.total_overflow(kind, key))?
+            } else {
+                current.total
+            };
+            let pending = moved(current.pending).ok_or_else(|| self.pending_overflow(kind, key))?;
+            updates.push(Count { total, pending });
         }
+        Ok(updates)
+    }
+
+    /// Stores the values `checked` computed.
+    fn apply(&mut self, kind: usize, batch: &[(i64, i128)], updates: Vec<Count>) -> Result<()> {
+        for (j, (&(key, _), update)) in batch.iter().zip(updates).enumerate() {
+            if let Some(&(ahead, _)) = batch.get(j + PREFETCH_AHEAD) {
+                self.index.prefetch(ahead);
+            }
+            let at = self.slot(key)?;
+            self.counts[kind][at] = update;
+        }
+        Ok(())
     }
 
     /// The totals of `keys` (0 for a key never added).
@@ -193,8 +198,8 @@ impl CounterTable {
         Drained(per_kind)
     }
 
-    /// Adds `deltas` to the pending deltas of `keys` (subtracts them when `retract`), in order, all or
-    /// nothing; totals do not change.
+    /// Adds `deltas` to the pending deltas of `keys` (subtracts them when `retract`); totals do not
+    /// change. All or nothing, with the rule of [`add`](Self::add).
     pub fn restore(
         &mut self,
         kind: usize,
@@ -204,34 +209,9 @@ impl CounterTable {
     ) -> Result<()> {
         let kind = self.kind(kind)?;
         check_lengths(keys, Some(deltas))?;
-        for (i, (&key, &delta)) in keys.iter().zip(deltas).enumerate() {
-            let failure = match self.slot(key) {
-                Err(e) => Some(e),
-                Ok(at) => {
-                    let count = &mut self.counts[kind][at];
-                    let moved = if retract {
-                        count.pending.checked_sub(delta)
-                    } else {
-                        count.pending.checked_add(delta)
-                    };
-                    match moved {
-                        Some(pending) => {
-                            count.pending = pending;
-                            None
-                        }
-                        None => Some(self.pending_overflow(kind, key)),
-                    }
-                }
-            };
-            if let Some(error) = failure {
-                let sign = if retract { -1 } else { 1 };
-                // Negating a delta of i64::MIN wraps to itself, and a wrapping subtraction of it is
-                // still the exact inverse of the checked step that applied it.
-                self.take_back(kind, &keys[..i], |j| deltas[j].wrapping_mul(sign), false);
-                return Err(error);
-            }
-        }
-        Ok(())
+        let batch = exact_sums(keys, Some(deltas))?;
+        let updates = self.checked(kind, &batch, false, if retract { -1 } else { 1 })?;
+        self.apply(kind, &batch, updates)
     }
 
     /// Everything `merge` needs from this table, read at once.
@@ -349,6 +329,12 @@ mod tests {
             err,
             Error::Overflow("the likes total for key 2 does not fit in int64".into())
         );
+        // Only the value after the call must fit: the order of the call's events does not matter.
+        t.add(0, &[2, 2], Some(&[5, -5])).unwrap();
+        t.add(0, &[7, 7, 7], Some(&[i64::MAX, i64::MAX, i64::MIN]))
+            .unwrap();
+        assert_eq!(t.get(0, &[7]).unwrap(), vec![i64::MAX - 1]);
+        t.add(0, &[7], Some(&[-(i64::MAX - 1)])).unwrap();
         assert_eq!(t.get(0, &[1, 2, 3]).unwrap(), vec![5, i64::MAX - 1, 0]);
         assert_eq!(t.top(0, 5).unwrap(), (vec![2, 1], vec![i64::MAX - 1, 5]));
         // Pending can overflow while the total does not.

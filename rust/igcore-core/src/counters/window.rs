@@ -2,6 +2,8 @@
 //!
 //! The contract is `WindowedCounter` in `src/igcore/_reference/counters.py`.
 
+use std::collections::HashMap;
+
 use crate::error::{Error, Result};
 use crate::id_index::IdIndex;
 
@@ -126,6 +128,9 @@ impl WindowedCounter {
         // Events come mostly in time order: remember the last bucket's time span to skip a division.
         let mut span = (1_i64, 0_i64, 0_i64); // (first second, last second, bucket number): empty
         let (mut too_old, mut in_future) = (0_u64, 0_u64);
+        // Counts wrap; as in `aggregate`, only a count's value after the call must fit, so the net
+        // number of wraps of each (bucket, key) is kept aside (wraps are rare).
+        let mut wraps: HashMap<(i64, i64), i64> = HashMap::new();
         for (i, (&key, &t)) in keys.iter().zip(timestamps).enumerate() {
             let bucket = if span.0 <= t && t <= span.1 {
                 span.2
@@ -149,18 +154,37 @@ impl WindowedCounter {
                 }
                 Placement::Slot(slot) => slot,
             };
-            if let Err(error) = self.count_in(slot, bucket, key, delta_at(i), t) {
-                self.take_back(head, &keys[..i], &timestamps[..i], delta_at);
-                return Err(error);
+            match self.count_in(slot, bucket, key, delta_at(i)) {
+                Ok(0) => {}
+                Ok(wrapped) => *wraps.entry((bucket, key)).or_insert(0) += wrapped,
+                Err(error) => {
+                    self.take_back(head, &keys[..i], &timestamps[..i], delta_at);
+                    return Err(error);
+                }
             }
+        }
+        if wraps.values().any(|&w| w != 0) {
+            // A count that does not fit after the call: name it by its first event, take all back.
+            let overflowing = keys.iter().zip(timestamps).find(|&(&key, &t)| {
+                let bucket = self.bucket_of(t);
+                matches!(self.place(head, bucket), Placement::Slot(_))
+                    && wraps.get(&(bucket, key)).is_some_and(|&w| w != 0)
+            });
+            self.take_back(head, keys, timestamps, delta_at);
+            let (key, t) = overflowing.map_or((0, 0), |(&key, &t)| (key, t));
+            return Err(Error::Overflow(format!(
+                "the count for key {key} at time {t} does not fit in int64"
+            )));
         }
         self.too_old = self.too_old.saturating_add(too_old);
         self.in_future = self.in_future.saturating_add(in_future);
         Ok((too_old, in_future))
     }
 
+    /// Adds `delta` to `key`'s count in `bucket` (wrapping); returns +1 or -1 when it wrapped up or
+    /// down, else 0.
     #[inline]
-    fn count_in(&mut self, slot: usize, bucket: i64, key: i64, delta: i64, t: i64) -> Result<()> {
+    fn count_in(&mut self, slot: usize, bucket: i64, key: i64, delta: i64) -> Result<i64> {
         let current = match &mut self.slots[slot] {
             // A slot holding another bucket number holds one that has left the ring.
             Some(b) if b.number == bucket => b,
@@ -171,18 +195,12 @@ impl WindowedCounter {
             current.counts.push(0);
         }
         let count = &mut current.counts[at as usize];
-        match count.checked_add(delta) {
-            Some(sum) => {
-                *count = sum;
-                Ok(())
-            }
-            None => Err(Error::Overflow(format!(
-                "the count for key {key} at time {t} does not fit in int64"
-            ))),
-        }
+        let (sum, wrapped) = count.overflowing_add(delta);
+        *count = sum;
+        Ok(if wrapped { delta.signum() } else { 0 })
     }
 
-    /// Undoes the counted events among `keys`, last first (exact: each was a checked addition).
+    /// Undoes the counted events among `keys`, last first (exact: wrapping arithmetic).
     fn take_back(
         &mut self,
         head: i64,
@@ -321,6 +339,8 @@ mod tests {
         let mut w = WindowedCounter::new(10, 3).unwrap();
         w.add(&[1, 1], &[0, 10], Some(&[i64::MAX, i64::MAX]), 20)
             .unwrap();
+        // Only the count after the call must fit: MAX + 1 - 1 is fine.
+        w.add(&[1, 1], &[0, 0], Some(&[1, -1]), 20).unwrap();
         let err = w.add(&[2, 1], &[0, 0], Some(&[5, 1]), 20).unwrap_err();
         assert_eq!(
             err,
