@@ -1061,6 +1061,7 @@ cdef enum:
     HLL_REGISTERS = 16384        # 2**HLL_P
     HLL_Q = 50                   # 64 - HLL_P hash bits left for the run of zeros
     HLL_MAX_REGISTER = 51        # HLL_Q + 1
+    HLL_BATCH = 64               # ints converted to decimal before any is hashed
 cdef uint64_t HLL_SEED = 0xadc83b19ULL
 cdef double HLL_ALPHA_INF = 0.721347520444481703680  # 1 / (2 ln 2)
 
@@ -1121,22 +1122,29 @@ cdef inline void put_pair(uint8_t* at, uint32_t pair) noexcept nogil:
     at[1] = DIGIT_PAIRS[2 * pair + 1]
 
 
+cdef inline uint64_t eight_digits(uint32_t n) noexcept nogil:
+    """The eight decimal digits of `n` < 10**8 (leading zeros kept) as ASCII, the first digit in the
+    lowest byte: halves, pairs and digits are split in the lanes of one 64-bit word at once."""
+    cdef uint64_t halves = <uint64_t>(n // 10000) | (<uint64_t>(n % 10000) << 32)
+    cdef uint64_t hundreds = ((halves * 5243) >> 19) & 0x0000007F0000007FULL  # x // 100, x < 10**4
+    cdef uint64_t pairs = hundreds | ((halves - hundreds * 100) << 16)
+    cdef uint64_t tens = ((pairs * 103) >> 10) & 0x000F000F000F000FULL  # y // 10, y < 100
+    return (tens | ((pairs - tens * 10) << 8)) | 0x3030303030303030ULL
+
+
 cdef inline size_t decimal(int64_t value, uint8_t* buffer) noexcept nogil:
     """Writes `value`'s decimal digits at the end of the 20-byte `buffer`; returns where they start.
     Eight digits per 64-bit division, then independent 32-bit steps: a short chain of divisions."""
     cdef uint64_t n = <uint64_t>value if value >= 0 else <uint64_t>0 - <uint64_t>value
-    cdef uint32_t group, high, low, m
+    cdef uint32_t group, m
     cdef size_t at = 20
+    cdef uint64_t word
     while n >= 100000000:
         group = <uint32_t>(n % 100000000)
         n //= 100000000
-        high = group // 10000
-        low = group % 10000
         at -= 8
-        put_pair(buffer + at, high // 100)
-        put_pair(buffer + at + 2, high % 100)
-        put_pair(buffer + at + 4, low // 100)
-        put_pair(buffer + at + 6, low % 100)
+        word = eight_digits(group)
+        memcpy(buffer + at, &word, 8)  # little-endian: the first digit in the lowest byte
     m = <uint32_t>n
     while m >= 100:
         at -= 2
@@ -1198,15 +1206,22 @@ cdef class HyperLogLog:
             PyThread_free_lock(self.lock)
 
     def add_ints(self, const int64_t[::1] items):
-        cdef Py_ssize_t i
-        cdef uint8_t buffer[20]
-        cdef size_t start
+        # A batch is converted to decimal before any of it is hashed: hashing a string just written
+        # would load its words while the digits' narrower stores are in flight, and stall per item.
+        cdef Py_ssize_t i, j, batch, n = items.shape[0]
+        cdef uint8_t text[HLL_BATCH][20]
+        cdef size_t starts[HLL_BATCH]
         cdef bint changed = False
         with nogil:
             PyThread_acquire_lock(self.lock, WAIT_LOCK)
-            for i in range(items.shape[0]):
-                start = decimal(items[i], buffer)
-                changed |= hll_offer(self.values, buffer + start, 20 - start)
+            i = 0
+            while i < n:
+                batch = n - i if n - i < HLL_BATCH else HLL_BATCH
+                for j in range(batch):
+                    starts[j] = decimal(items[i + j], text[j])
+                for j in range(batch):
+                    changed |= hll_offer(self.values, text[j] + starts[j], 20 - starts[j])
+                i += batch
             PyThread_release_lock(self.lock)
         return changed
 

@@ -67,11 +67,25 @@ fn put_pair(buffer: &mut [u8; 20], at: usize, pair: u32) {
     buffer[at..at + 2].copy_from_slice(&DIGIT_PAIRS[from..from + 2]);
 }
 
+/// The eight decimal digits of `n` (below 10^8, with leading zeros) as ASCII, the first digit in the
+/// lowest byte: the two 4-digit halves, then pairs, then digits are split in the lanes of one 64-bit
+/// word at once (a multiply and shift per step stands in for each division; the lanes never carry).
+#[inline(always)]
+fn eight_digits(n: u32) -> u64 {
+    let halves = u64::from(n / 10_000) | (u64::from(n % 10_000) << 32);
+    // x / 100 == (x * 5243) >> 19 for x < 10^4.
+    let hundreds = ((halves * 5243) >> 19) & 0x0000_007F_0000_007F;
+    let pairs = hundreds | ((halves - hundreds * 100) << 16);
+    // y / 10 == (y * 103) >> 10 for y < 100.
+    let tens = ((pairs * 103) >> 10) & 0x000F_000F_000F_000F;
+    let digits = tens | ((pairs - tens * 10) << 8);
+    digits | 0x3030_3030_3030_3030
+}
+
 /// The decimal digits of `value`, as a client sends an int to Redis, written to the end of `buffer`.
 ///
-/// Eight digits come off per 64-bit division; each group of eight is then split with 32-bit
-/// arithmetic whose steps do not wait on each other, which keeps the chain of dependent divisions
-/// short (ids are 18-19 digits).
+/// Eight digits come off per 64-bit division and are written by one store (see `eight_digits`),
+/// which keeps the chain of dependent divisions short (ids are 18-19 digits).
 #[inline(always)]
 fn decimal(value: i64, buffer: &mut [u8; 20]) -> &[u8] {
     let mut n = value.unsigned_abs();
@@ -79,12 +93,8 @@ fn decimal(value: i64, buffer: &mut [u8; 20]) -> &[u8] {
     while n >= 100_000_000 {
         let group = (n % 100_000_000) as u32;
         n /= 100_000_000;
-        let (high, low) = (group / 10_000, group % 10_000);
         at -= 8;
-        put_pair(buffer, at, high / 100);
-        put_pair(buffer, at + 2, high % 100);
-        put_pair(buffer, at + 4, low / 100);
-        put_pair(buffer, at + 6, low % 100);
+        buffer[at..at + 8].copy_from_slice(&eight_digits(group).to_le_bytes());
     }
     let mut n = n as u32;
     while n >= 100 {
@@ -265,11 +275,22 @@ fn offer(registers: &mut Registers, element: &[u8]) -> bool {
     }
 }
 
+/// Items converted to decimal before any is hashed (see `add_ints_into`).
+const BATCH: usize = 64;
+
 fn add_ints_into(registers: &mut Registers, items: &[i64]) -> bool {
-    let mut buffer = [0_u8; 20];
+    // Convert a batch to decimal first, then hash it. Hashing a string just written would load its
+    // 8-byte words while the digits' narrower stores are still in flight, and stall on each item.
+    let mut text = [[0_u8; 20]; BATCH];
+    let mut starts = [0_usize; BATCH];
     let mut changed = false;
-    for &item in items {
-        changed |= offer(registers, decimal(item, &mut buffer));
+    for batch in items.chunks(BATCH) {
+        for ((&item, buffer), start) in batch.iter().zip(&mut text).zip(&mut starts) {
+            *start = 20 - decimal(item, buffer).len();
+        }
+        for (buffer, &start) in text.iter().zip(&starts).take(batch.len()) {
+            changed |= offer(registers, buffer.get(start..).unwrap_or_default());
+        }
     }
     changed
 }
@@ -330,6 +351,14 @@ mod tests {
     #[test]
     fn decimal_strings_as_a_client_sends_them() {
         let mut buffer = [0_u8; 20];
+        let mut state = 99_u64;
+        for _ in 0..10_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let value = state as i64 >> (state % 60);
+            assert_eq!(decimal(value, &mut buffer), value.to_string().as_bytes());
+        }
         for value in [
             0,
             7,
@@ -347,6 +376,18 @@ mod tests {
             i64::MIN,
         ] {
             assert_eq!(decimal(value, &mut buffer), value.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn eight_digits_of_every_kind_of_group() {
+        for n in [
+            0, 7, 99, 100, 9_999, 10_000, 12_345_678, 99_999_999, 50_000_001,
+        ] {
+            assert_eq!(eight_digits(n).to_le_bytes(), *format!("{n:08}").as_bytes());
+        }
+        for n in (0..100_000_000).step_by(9_973) {
+            assert_eq!(eight_digits(n).to_le_bytes(), *format!("{n:08}").as_bytes());
         }
     }
 
