@@ -86,8 +86,11 @@ class BuildNative(build_ext):
         if shutil.which("cargo") is None:
             raise RuntimeError("no Rust toolchain found (cargo is not on PATH); see https://rustup.rs")
         with tempfile.TemporaryDirectory() as wheel_dir:
+            # The `maturin` script of the build environment (pip puts it on PATH); `python -m maturin`
+            # only works where the script sits beside this interpreter.
+            maturin = shutil.which("maturin")
             command = [
-                sys.executable, "-m", "maturin", "build", "--release", "--locked",
+                *([maturin] if maturin else [sys.executable, "-m", "maturin"]), "build", "--release", "--locked",
                 "--manifest-path", os.path.join(ROOT, ext.manifest),
                 "--interpreter", sys.executable,
                 "--out", wheel_dir,

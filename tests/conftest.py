@@ -95,3 +95,23 @@ def outcome(call, *args, **kwargs):
         return ("ok", call(*args, **kwargs))
     except Exception as exc:  # noqa: BLE001 - the exception is the outcome being compared
         return ("raised", type(exc), str(exc))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server for this test session (see tests/redis_server.py); stopped at the end."""
+    from .redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    """A client of the session's server, on an empty database with the default configuration."""
+    client = redis_server.client()
+    client.flushall()
+    client.config_set("hll-sparse-max-bytes", 3000)
+    yield client
+    client.close()

@@ -71,6 +71,7 @@ def bench(scale: float, json_path: str | None, only: str | None) -> int:
                         "median_s": t.median,
                         "times_s": t.times,
                         "error": t.error,
+                        "answer": t.answer,
                     }
                     for t in timings
                 ],

@@ -1,8 +1,18 @@
-//! Counters: group-by-sum of event streams.
+//! Counters: group-by-sum of event streams (here), counter tables with drain for write-behind
+//! (`table`), windowed counts for trending (`window`) and a Redis-compatible HyperLogLog (`hll`).
 //!
 //! The reference is `src/igcore/_reference/counters.py`; see its docstrings for the contract.
 
 use std::collections::HashMap;
+
+pub mod hll;
+mod ranking;
+pub mod table;
+pub mod window;
+
+pub use hll::HyperLogLog;
+pub use table::{CounterTable, Drained, Snapshot};
+pub use window::WindowedCounter;
 
 use crate::error::{Error, Result};
 use crate::id_index::{id_hash, prefetch_read};
@@ -40,6 +50,36 @@ const MAX_PARTS: usize = 16;
 /// one in chunk order, so keys new to it arrive in order of first appearance. `parts` is clamped to
 /// 1..=16; the answer is the same for every value.
 pub fn aggregate_in_parts(keys: &[i64], deltas: Option<&[i64]>, parts: usize) -> Result<Totals> {
+    let table = sum_events(keys, deltas, parts)?;
+    if let Some(key) = table.first_overflowing_key() {
+        return Err(Error::Overflow(format!(
+            "the total for key {key} does not fit in int64"
+        )));
+    }
+    Ok(table.into_totals())
+}
+
+/// The exact sum of each key's deltas (each event counts 1 when `deltas` is `None`), keys in order of
+/// first appearance: what `CounterTable` adds in one call. 128 bits, so no sum can overflow; the
+/// work is [`aggregate`]'s, over the machine's cores for large inputs.
+pub(crate) fn exact_sums(keys: &[i64], deltas: Option<&[i64]>) -> Result<Vec<(i64, i128)>> {
+    let parts = if keys.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    let table = sum_events(keys, deltas, parts)?;
+    Ok(table
+        .entries()
+        .map(|(id, sum)| {
+            let wraps = table.wraps.get(&id).copied().unwrap_or(0) as i128;
+            (id, sum as i128 + (wraps << 64))
+        })
+        .collect())
+}
+
+/// Sums the events into one table, in `parts` chunks over as many threads (see `aggregate_in_parts`).
+fn sum_events(keys: &[i64], deltas: Option<&[i64]>, parts: usize) -> Result<SumTable> {
     if let Some(deltas) = deltas {
         if deltas.len() != keys.len() {
             return Err(Error::InvalidInput(format!(
@@ -77,12 +117,7 @@ pub fn aggregate_in_parts(keys: &[i64], deltas: Option<&[i64]>, parts: usize) ->
             table
         })
     };
-    if let Some(key) = table.first_overflowing_key() {
-        return Err(Error::Overflow(format!(
-            "the total for key {key} does not fit in int64"
-        )));
-    }
-    Ok(table.into_totals())
+    Ok(table)
 }
 
 /// How many events ahead the loop asks the memory system for a key's slot. Zipf streams over many
@@ -419,6 +454,15 @@ mod tests {
             got,
             Error::Overflow("the total for key 0 does not fit in int64".into())
         );
+    }
+
+    #[test]
+    fn exact_sums_keep_what_does_not_fit_in_int64() {
+        let got = exact_sums(&[3, 1, 3, 3], Some(&[i64::MAX, 5, i64::MAX, -1])).unwrap();
+        assert_eq!(got, vec![(3, 2 * i64::MAX as i128 - 1), (1, 5)]);
+        let got = exact_sums(&[0, 0], Some(&[i64::MIN, i64::MIN])).unwrap();
+        assert_eq!(got, vec![(0, 2 * i64::MIN as i128)]);
+        assert_eq!(exact_sums(&[7, 7], None).unwrap(), vec![(7, 2)]);
     }
 
     #[test]

@@ -46,6 +46,8 @@ class Case:
     # same(igcore_result, other_result) -> bool; for peers, given the peer's result
     same: Callable[[Any, Any], bool] | None = None
     same_as_peer: Callable[[Any, Any], bool] | None = None
+    # answer(result, inputs) -> a short text shown in an "answer" column (e.g. an estimate's error)
+    answer: Callable[[Any, Any], str] | None = None
 
     def runners(self) -> list[Runner]:
         found = [
@@ -76,6 +78,7 @@ class Timing:
     backend: str | None
     times: list[float]
     error: str | None = None
+    answer: str | None = None
 
     @property
     def best(self) -> float:
@@ -121,9 +124,10 @@ def run_case(case: Case, scale: float, progress: Callable[[str], None] = lambda 
             error = None
             if check is not None and not check(result, expected):
                 error = "answer differs from the reference"
+            answer = case.answer(result, inputs) if case.answer else None
             rounds = 3 if runner.slow else 50
             times = measure(runner.call, inputs, 0 if runner.slow else min_time, rounds)
-        timings.append(Timing(runner.label, runner.backend, times, error))
+        timings.append(Timing(runner.label, runner.backend, times, error, answer))
         progress(f"{case.name}: {runner.label} {format_time(min(times))}" + (f" [{error}]" if error else ""))
     return timings
 
@@ -143,12 +147,15 @@ def format_table(case: Case, scale: float, timings: list[Timing]) -> str:
     by_label = {t.runner: t for t in timings}
     reference = next((t for t in timings if t.backend == "python"), None)
     peers = [label for label in case.peers if label in by_label]
+    answers = any(t.answer for t in timings)
     header = ["runner", "best", "median", "vs python", *(f"vs {p}" for p in peers)]
+    header += ["answer"] if answers else []
     rows = []
     for t in timings:
         row = [t.runner, format_time(t.best), format_time(t.median)]
         row.append(f"{reference.best / t.best:.1f}x" if reference else "-")
         row += [f"{by_label[p].best / t.best:.1f}x" for p in peers]
+        row += [t.answer or "-"] if answers else []
         if t.error:
             row[0] += f"  [{t.error}]"
         rows.append(row)

@@ -1,0 +1,374 @@
+"""Counters: likes, comments, views and shares, counted in process.
+
+- ``aggregate(keys, deltas)``: a group-by-sum over int64 keys, in order of first appearance.
+- ``CounterTable``: named counter kinds per key, ``top``, and ``drain`` for write-behind to a store
+  (``igcore.counters.redis`` flushes to Redis).
+- ``WindowedCounter``: counts in time buckets, for "trending in the last hour".
+- ``HyperLogLog``: distinct counts, byte-compatible with Redis's PFADD/PFCOUNT/PFMERGE.
+
+Arguments are checked and converted here, once; the backend chosen in ``igcore._backend`` does the
+work. The contract of every operation is in ``igcore._reference.counters``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _backend
+from .._arrays import INT64_MAX, INT64_MIN, int64_array
+from . import _hll_format
+
+
+class Totals(NamedTuple):
+    """Keys and the total of each (both int64 arrays)."""
+
+    keys: np.ndarray
+    sums: np.ndarray
+
+
+class Deltas(NamedTuple):
+    """Drained keys, ascending, and the delta of each since the previous drain (both int64 arrays)."""
+
+    keys: np.ndarray
+    deltas: np.ndarray
+
+
+class Dropped(NamedTuple):
+    """Events a WindowedCounter did not count: older than its ring, or later than its newest bucket."""
+
+    too_old: int
+    in_future: int
+
+
+def aggregate(keys, deltas=None) -> Totals:
+    """Sum `deltas` per key; each event counts 1 when `deltas` is None.
+
+    `keys` and `deltas` are 1-D integer arrays (int64 arrays are used without copying) or sequences of
+    ints, of the same length. Returns ``Totals(keys, sums)``: the distinct keys in order of first
+    appearance (as ``dict`` and ``collections.Counter`` order them) and their totals, as int64 arrays.
+    A total outside the int64 range raises ``OverflowError`` naming the key; intermediate sums may leave
+    the range, so the answer does not depend on the order of the events.
+    """
+    keys = int64_array(keys, "keys")
+    deltas = _deltas_for(keys, deltas)
+    unique_keys, sums = _backend.kernels("counters").aggregate(keys, deltas)
+    return Totals(unique_keys, sums)
+
+
+# -- checks at the door ----------------------------------------------------------------------------------
+
+
+def _deltas_for(keys: np.ndarray, deltas, name: str = "deltas") -> np.ndarray | None:
+    if deltas is None:
+        return None
+    deltas = int64_array(deltas, name)
+    if len(deltas) != len(keys):
+        raise ValueError(f"keys and {name} differ in length ({len(keys)} != {len(deltas)})")
+    return deltas
+
+
+def _count(value, name: str, low: int = 0, high: int = INT64_MAX) -> int:
+    """`value` as a plain int in ``low..high`` (ints and numpy integers; never bools or floats)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    value = int(value)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _now(now) -> int:
+    return int(time.time()) if now is None else _count(now, "now", INT64_MIN)
+
+
+def _same_backend(mine, theirs, what: str, conversion: str) -> None:
+    if type(theirs) is not type(mine):
+        raise TypeError(
+            f"cannot merge a {what} of the {_backend_of(theirs)} backend into one of the "
+            f"{_backend_of(mine)} backend; {conversion}"
+        )
+
+
+def _backend_of(impl) -> str:
+    module = type(impl).__module__
+    if module.startswith("igcore._reference"):
+        return "python"
+    return "cython" if module.startswith("igcore._cy_") else "rust"
+
+
+# -- CounterTable ----------------------------------------------------------------------------------------
+
+DEFAULT_KINDS = ("likes", "comments", "views", "shares")
+MAX_KINDS = 64
+
+
+class CounterTable:
+    """Named counters per int64 key (``likes``, ``comments``, ...), with write-behind bookkeeping.
+
+    Each (kind, key) has a **total** (everything added here: what ``get`` and ``top`` read) and a
+    **pending** delta (what was added since the last ``drain``: what a flush sends to the store).
+    Thread-safe: the compiled backends do their work without the GIL, under the table's own lock.
+    The backend is chosen when the table is made (see ``backend``).
+    """
+
+    def __init__(self, kinds=DEFAULT_KINDS):
+        if isinstance(kinds, (str, bytes)):
+            raise TypeError("kinds must be a sequence of names, not a single string")
+        kinds = tuple(kinds)
+        if not 1 <= len(kinds) <= MAX_KINDS:
+            raise ValueError(f"a CounterTable has 1 to {MAX_KINDS} kinds, got {len(kinds)}")
+        for kind in kinds:
+            if not isinstance(kind, str) or not kind:
+                raise TypeError(f"each kind must be a non-empty str, got {kind!r}")
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"kinds must be distinct, got {kinds}")
+        self._kinds = kinds
+        self._position = {kind: i for i, kind in enumerate(kinds)}
+        module = _backend.kernels("counters")
+        self.backend: str = _backend.backend_name(module)
+        self._impl = module.CounterTable(kinds)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return self._kinds
+
+    def _kind(self, kind) -> int:
+        if kind is None:
+            if len(self._kinds) == 1:
+                return 0
+            raise ValueError(f"name the kind: one of {', '.join(self._kinds)}")
+        try:
+            return self._position[kind]
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown kind {kind!r}; this table counts {', '.join(self._kinds)}") from None
+
+    def add(self, keys, deltas=None, kind=None) -> None:
+        """Adds `deltas` (1 per event when None) to `kind` for `keys` (int64 arrays or int sequences).
+
+        A total or pending delta leaving int64 raises ``OverflowError`` and adds nothing.
+        `kind` may be left out when the table has a single kind.
+        """
+        position = self._kind(kind)
+        keys = int64_array(keys, "keys")
+        self._impl.add(position, keys, _deltas_for(keys, deltas))
+
+    def get(self, keys, kind=None) -> np.ndarray:
+        """The totals of `keys` for `kind` (0 for a key never added), as an int64 array."""
+        position = self._kind(kind)
+        return self._impl.get(position, int64_array(keys, "keys"))
+
+    def top(self, k: int, kind=None) -> Totals:
+        """At most `k` keys with the largest non-zero totals of `kind`, largest first, ties by smaller key."""
+        position = self._kind(kind)
+        return Totals(*self._impl.top(position, _count(k, "k")))
+
+    def drain(self) -> dict[str, Deltas]:
+        """Per kind, the keys (ascending) whose pending delta is non-zero and those deltas; they are reset
+        to zero in the same step, so with threads adding meanwhile every increment is in exactly one
+        drain. Hand the result back with ``restore`` if it could not be stored."""
+        return {kind: Deltas(*pair) for kind, pair in zip(self._kinds, self._impl.drain())}
+
+    def restore(self, drained) -> None:
+        """Puts drained deltas back into the pending deltas (totals are unchanged): for a failed flush."""
+        self._restore(drained, retract=False)
+
+    def retract(self, drained) -> None:
+        """Takes restored deltas out again: for a flush that had reached the store after all."""
+        self._restore(drained, retract=True)
+
+    def _restore(self, drained, retract: bool) -> None:
+        if not isinstance(drained, dict):
+            raise TypeError(f"expected the dict that drain() returns, not {type(drained).__name__}")
+        batch = []
+        for kind, pair in drained.items():
+            position = self._kind(kind)
+            keys, deltas = pair
+            keys = int64_array(keys, "keys")
+            batch.append((position, keys, _deltas_for(keys, deltas)))
+        for position, keys, deltas in batch:
+            if deltas is None:
+                raise TypeError("drained deltas must be an array, not None")
+            self._impl.restore(position, keys, deltas, retract)
+
+    def merge(self, other: CounterTable) -> None:
+        """Adds `other`'s totals and pending deltas into this table (same kinds, same backend)."""
+        if not isinstance(other, CounterTable):
+            raise TypeError(f"can only merge a CounterTable, not {type(other).__name__}")
+        if other._kinds != self._kinds:
+            raise ValueError(f"cannot merge tables of different kinds: {other._kinds} into {self._kinds}")
+        _same_backend(self._impl, other._impl, "CounterTable", "make both under one backend")
+        self._impl.merge(other._impl)
+
+    def __repr__(self) -> str:
+        return f"CounterTable(kinds={self._kinds!r}) [{self.backend}]"
+
+
+# -- WindowedCounter -------------------------------------------------------------------------------------
+
+MAX_BUCKETS = 1 << 20
+
+
+class WindowedCounter:
+    """Counts per int64 key in a ring of time buckets: "trending in the last hour".
+
+    Time is int64 seconds (e.g. unix time). The ring holds the `buckets` newest buckets of
+    `bucket_seconds` each; `add` moves it forward to `now`. Events older than the ring or later than
+    `now`'s bucket are not counted: `add` returns how many it dropped (``Dropped``), and ``dropped``
+    sums them. `sum` and `top` read a window of whole buckets ending with `now`'s bucket.
+    """
+
+    def __init__(self, bucket_seconds: int = 60, buckets: int = 60):
+        self.bucket_seconds = _count(bucket_seconds, "bucket_seconds", 1)
+        self.buckets = _count(buckets, "buckets", 1, MAX_BUCKETS)
+        if self.bucket_seconds * self.buckets > INT64_MAX:
+            raise ValueError("bucket_seconds * buckets must fit in int64")
+        module = _backend.kernels("counters")
+        self.backend: str = _backend.backend_name(module)
+        self._impl = module.WindowedCounter(self.bucket_seconds, self.buckets)
+
+    def add(self, keys, timestamps, deltas=None, now=None) -> Dropped:
+        """Counts events (`deltas`, 1 each when None) of `keys` at `timestamps`; `now` (default: the
+        clock) moves the ring forward first. Returns the events dropped by this call."""
+        keys = int64_array(keys, "keys")
+        timestamps = _deltas_for(keys, timestamps, "timestamps")
+        if timestamps is None:
+            raise TypeError("timestamps must be a 1-D array or sequence of ints, not None")
+        deltas = _deltas_for(keys, deltas)
+        return Dropped(*self._impl.add(keys, timestamps, deltas, _now(now)))
+
+    def _window(self, window_seconds) -> int:
+        span = self.bucket_seconds * self.buckets
+        if window_seconds is None:
+            return self.buckets
+        window_seconds = _count(window_seconds, "window_seconds", 1, span)
+        if window_seconds % self.bucket_seconds:
+            raise ValueError(
+                f"window_seconds must be a multiple of bucket_seconds ({self.bucket_seconds}), "
+                f"got {window_seconds}"
+            )
+        return window_seconds // self.bucket_seconds
+
+    def sum(self, keys, now=None, window_seconds=None) -> np.ndarray:
+        """Per key, the total in the last `window_seconds` (whole buckets; default: the whole ring) up to
+        and including `now`'s bucket."""
+        keys = int64_array(keys, "keys")
+        return self._impl.sum(keys, _now(now), self._window(window_seconds))
+
+    def top(self, k: int, now=None, window_seconds=None) -> Totals:
+        """At most `k` keys with the largest non-zero totals in the window, largest first, ties by the
+        smaller key."""
+        k = _count(k, "k")
+        return Totals(*self._impl.top(k, _now(now), self._window(window_seconds)))
+
+    @property
+    def dropped(self) -> Dropped:
+        """All events dropped so far."""
+        return Dropped(*self._impl.dropped())
+
+    def __repr__(self) -> str:
+        return (
+            f"WindowedCounter(bucket_seconds={self.bucket_seconds}, buckets={self.buckets}) [{self.backend}]"
+        )
+
+
+# -- HyperLogLog -----------------------------------------------------------------------------------------
+
+
+class HyperLogLog:
+    """A distinct count with Redis's parameters (16,384 six-bit registers, MurmurHash64A).
+
+    Its registers are the ones PFADD gives for the same elements, ``count()`` is what PFCOUNT answers,
+    and ``to_bytes``/``from_bytes`` read and write the strings Redis keeps (GET/SET), so a sketch can
+    move between a Python process and a Redis server in both directions.
+    """
+
+    def __init__(self):
+        module = _backend.kernels("counters")
+        self.backend: str = _backend.backend_name(module)
+        self._impl = module.HyperLogLog()
+
+    def add(self, items) -> bool:
+        """Adds one element (an int, str or bytes) or each of a sequence or int64 array of them.
+
+        An int is added as its decimal string and a str as its UTF-8 bytes, as a Redis client sends
+        them. Returns True when the sketch changed (as PFADD answers 1).
+        """
+        if isinstance(items, np.ndarray):
+            if items.dtype.kind not in "iu":
+                raise TypeError(f"an array of items must hold integers, got dtype {items.dtype}")
+            return self._impl.add_ints(int64_array(items, "items"))
+        if isinstance(items, (int, np.integer, str, bytes, bytearray, memoryview)):
+            items = [items]
+        try:
+            items = list(items)
+        except TypeError:
+            raise TypeError(
+                f"items must be an int, str or bytes, or a sequence of them, not {type(items).__name__}"
+            ) from None
+        if all(type(item) is int and INT64_MIN <= item <= INT64_MAX for item in items):
+            return self._impl.add_ints(np.array(items, dtype=np.int64))
+        elements = [_element(item) for item in items]
+        ends = np.cumsum([len(e) for e in elements], dtype=np.int64)
+        return self._impl.add_bytes(b"".join(elements), ends)
+
+    def count(self) -> int:
+        """The estimated number of distinct elements added (PFCOUNT's answer for these registers)."""
+        return self._impl.count()
+
+    def merge(self, other: HyperLogLog) -> None:
+        """Makes this sketch count the union of both (PFMERGE)."""
+        if not isinstance(other, HyperLogLog):
+            raise TypeError(f"can only merge a HyperLogLog, not {type(other).__name__}")
+        _same_backend(
+            self._impl, other._impl, "HyperLogLog", "convert with HyperLogLog.from_bytes(x.to_bytes())"
+        )
+        self._impl.merge(other._impl)
+
+    def registers(self) -> np.ndarray:
+        """A copy of the 16,384 register values (uint8, 0..51)."""
+        return self._impl.registers()
+
+    def to_bytes(self) -> bytes:
+        """The string Redis keeps for these registers: dense encoding, cached cardinality filled in."""
+        return _hll_format.to_dense(self._impl.registers(), self._impl.count())
+
+    @classmethod
+    def from_bytes(cls, data) -> HyperLogLog:
+        """A sketch from a Redis HyperLogLog string (dense or sparse, as GET returns it).
+
+        Raises ``ValueError`` when the bytes are not a well-formed HyperLogLog.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        sketch = cls()
+        sketch._impl.load(np.ascontiguousarray(_hll_format.registers_of(bytes(data))))
+        return sketch
+
+    def __repr__(self) -> str:
+        return f"<HyperLogLog ~{self.count()} [{self.backend}]>"
+
+
+def _element(item) -> bytes:
+    if isinstance(item, (bool, np.bool_)):
+        raise TypeError("a bool is not an element; add an int, str or bytes")
+    if isinstance(item, (int, np.integer)):
+        return str(int(item)).encode()
+    if isinstance(item, str):
+        return item.encode()
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    raise TypeError(f"an element must be an int, str or bytes, not {type(item).__name__}")
+
+
+__all__ = [
+    "CounterTable",
+    "Deltas",
+    "Dropped",
+    "HyperLogLog",
+    "Totals",
+    "WindowedCounter",
+    "aggregate",
+]
