@@ -90,7 +90,8 @@ class BuildNative(build_ext):
             # only works where the script sits beside this interpreter.
             maturin = shutil.which("maturin")
             command = [
-                *([maturin] if maturin else [sys.executable, "-m", "maturin"]), "build", "--release", "--locked",
+                *([maturin] if maturin else [sys.executable, "-m", "maturin"]),
+                "build", "--release", "--locked",
                 "--manifest-path", os.path.join(ROOT, ext.manifest),
                 "--interpreter", sys.executable,
                 "--out", wheel_dir,
