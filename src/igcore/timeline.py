@@ -60,6 +60,8 @@ class Page(NamedTuple):
 
 
 def _int64(value, name: str) -> int:
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the common case, quickly
+        return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, not bool")
     try:
@@ -72,6 +74,8 @@ def _int64(value, name: str) -> int:
 
 
 def _count(value, name: str, smallest: int = 1) -> int:
+    if type(value) is int and smallest <= value <= INT64_MAX:
+        return value
     value = _int64(value, name)
     if value < smallest:
         raise ValueError(f"{name} must be at least {smallest}, got {value}")
@@ -116,12 +120,27 @@ def _scores(scores: np.ndarray, float_scores: bool, name: str = "scores") -> np.
     return scores
 
 
+def _ids(values, name: str) -> np.ndarray:
+    """`int64_array`, with the common case (a contiguous native int64 array) checked first, quickly."""
+    if (
+        type(values) is np.ndarray
+        and values.dtype is _INT64
+        and values.ndim == 1
+        and values.flags.c_contiguous
+    ):
+        return values
+    return int64_array(values, name)
+
+
+_INT64 = np.dtype(np.int64)
+
+
 def _author_set(exclude_authors) -> Optional[np.ndarray]:
     if exclude_authors is None:
         return None
     if isinstance(exclude_authors, (set, frozenset)):
         exclude_authors = list(exclude_authors)
-    return int64_array(exclude_authors, "exclude_authors")
+    return _ids(exclude_authors, "exclude_authors")
 
 
 def _dtype_name(float_scores: bool) -> str:
@@ -141,9 +160,25 @@ _CURSOR_VERSION = 1
 _CURSOR_PAYLOAD = struct.Struct("<BBqq")
 _CURSOR_TAG = 16
 _CURSOR_PERSON = b"igcore cursor"
+_FLOAT_BITS = struct.Struct("<d")
+_INT_BITS = struct.Struct("<q")
+
+
+# The BLAKE2b state after absorbing a key, per key: tagging a cursor copies it, cheaper than keying anew.
+_keyed_states: dict = {}
 
 
 def _cursor_tag(payload: bytes, cursor_key) -> bytes:
+    try:
+        state = _keyed_states[cursor_key]
+    except (KeyError, TypeError):  # a new key, or an unhashable one (a bytearray)
+        state = _keyed_state(cursor_key)
+    tag = state.copy()
+    tag.update(payload)
+    return tag.digest()
+
+
+def _keyed_state(cursor_key):
     if cursor_key is None:
         key = b""
     elif isinstance(cursor_key, str):
@@ -154,12 +189,16 @@ def _cursor_tag(payload: bytes, cursor_key) -> bytes:
         raise TypeError(f"cursor_key must be bytes or str, not {type(cursor_key).__name__}")
     if len(key) > hashlib.blake2b.MAX_KEY_SIZE:
         key = hashlib.blake2b(key).digest()
-    tag = hashlib.blake2b(payload, digest_size=_CURSOR_TAG, key=key, person=_CURSOR_PERSON)
-    return tag.digest()
+    state = hashlib.blake2b(digest_size=_CURSOR_TAG, key=key, person=_CURSOR_PERSON)
+    if isinstance(cursor_key, (str, bytes)) or cursor_key is None:
+        if len(_keyed_states) >= 16:  # a few server secrets at a time; never grow without bound
+            _keyed_states.clear()
+        _keyed_states[cursor_key] = state
+    return state
 
 
 def _encode_cursor(float_scores: bool, score, post_id: int, cursor_key) -> str:
-    score_bits = struct.unpack("<q", struct.pack("<d", score))[0] if float_scores else score
+    score_bits = _INT_BITS.unpack(_FLOAT_BITS.pack(score))[0] if float_scores else score
     payload = _CURSOR_PAYLOAD.pack(_CURSOR_VERSION, int(float_scores), score_bits, post_id)
     raw = payload + _cursor_tag(payload, cursor_key)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
@@ -186,7 +225,7 @@ def _decode_cursor(cursor, cursor_key):
         raise ValueError("malformed cursor")
     if kind == 0:
         return False, score_bits, post_id
-    score = struct.unpack("<d", struct.pack("<q", score_bits))[0]
+    score = _FLOAT_BITS.unpack(_INT_BITS.pack(score_bits))[0]
     if math.isnan(score):
         raise ValueError("malformed cursor")
     return True, score, post_id
@@ -196,9 +235,8 @@ def _make_page(result, cursor_key) -> Page:
     scores, post_ids, author_ids, has_more = result
     next_cursor = None
     if has_more:
-        next_cursor = _encode_cursor(
-            scores.dtype == np.float64, scores[-1].item(), int(post_ids[-1]), cursor_key
-        )
+        last_score = scores.item(-1)
+        next_cursor = _encode_cursor(type(last_score) is float, last_score, post_ids.item(-1), cursor_key)
     return Page(post_ids, scores, author_ids, next_cursor)
 
 
@@ -521,7 +559,7 @@ class TimelineStore:
     ) -> Page:
         """``merge`` of the stored timelines of `user_ids` (fan-out on read over the store); users
         without a timeline contribute nothing."""
-        user_ids = int64_array(user_ids, "user_ids")
+        user_ids = _ids(user_ids, "user_ids")
         limit = _count(limit, "limit")
         after = _decode_cursor(cursor, cursor_key)
         float_scores = self._core.float_scores
@@ -557,7 +595,7 @@ def fanout(
         _int64(post_id, "post_id"),
         _score(score, core.float_scores),
         _int64(author_id, "author_id"),
-        int64_array(follower_ids, "follower_ids"),
+        _ids(follower_ids, "follower_ids"),
         bool(create_missing),
     )
 

@@ -16,6 +16,7 @@ pub use merge::{check_order, merge, Page, PageRequest};
 pub use store::TimelineStore;
 
 use crate::codec::{float_bits_key, key_float_bits};
+use crate::id_index::prefetch_read;
 
 /// The key of a float64 score in feed order: -0.0 counts as 0.0, then the order-preserving bits key.
 /// NaN has no place in feed order; callers refuse it before it gets here.
@@ -105,12 +106,46 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// The rank `(key, post_id)` of the entry at `i` (< len), without reading its author.
+    #[inline(always)]
+    pub fn rank_at(&self, i: usize) -> (i64, i64) {
+        match *self {
+            Run::Columns {
+                scores, post_ids, ..
+            } => (
+                match scores {
+                    Scores::Int(s) => s[i],
+                    Scores::Float(s) => float_key(s[i]),
+                },
+                post_ids[i],
+            ),
+            Run::Entries(entries) => entries[i].rank(),
+        }
+    }
+
+    /// Asks the memory system for the entry at `i` ahead of its use (a hint; any `i` is harmless).
+    #[inline(always)]
+    pub fn prefetch(&self, i: usize) {
+        match *self {
+            Run::Columns {
+                scores, post_ids, ..
+            } => {
+                match scores {
+                    Scores::Int(s) => prefetch_read(s.as_ptr().wrapping_add(i)),
+                    Scores::Float(s) => prefetch_read(s.as_ptr().wrapping_add(i)),
+                }
+                prefetch_read(post_ids.as_ptr().wrapping_add(i));
+            }
+            Run::Entries(entries) => prefetch_read(entries.as_ptr().wrapping_add(i)),
+        }
+    }
+
     /// The number of leading entries that rank at or above `rank` (runs are in feed order).
     pub fn count_at_or_above(&self, rank: (i64, i64)) -> usize {
         let (mut low, mut high) = (0, self.len());
         while low < high {
             let mid = low + (high - low) / 2;
-            if self.get(mid).rank() >= rank {
+            if self.rank_at(mid) >= rank {
                 low = mid + 1;
             } else {
                 high = mid;

@@ -103,10 +103,13 @@ impl TimelineStore {
 
     /// `merge` over the stored timelines of `user_ids`, in that order; users without one are skipped.
     pub fn merge(&self, user_ids: &[i64], request: &PageRequest<'_>) -> Result<Page> {
-        let runs: Vec<Run<'_>> = user_ids
-            .iter()
-            .filter_map(|&u| self.get(u).map(Timeline::run))
-            .collect();
+        let mut runs = Vec::with_capacity(user_ids.len());
+        for (i, &user_id) in user_ids.iter().enumerate() {
+            if let Some(&ahead) = user_ids.get(i + INDEX_AHEAD) {
+                self.users.prefetch(ahead);
+            }
+            runs.extend(self.get(user_id).map(Timeline::run));
+        }
         merge(&runs, request)
     }
 
