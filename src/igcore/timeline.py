@@ -510,7 +510,7 @@ class TimelineStore:
         return self._core.contains(_int64(user_id, "user_id"))
 
     def users(self) -> np.ndarray:
-        """The user ids that have a timeline, in order of first storing."""
+        """The user ids that have a timeline, ascending."""
         return self._core.users()
 
     def __getitem__(self, user_id) -> Timeline:

@@ -285,7 +285,7 @@ class TimelineStore:
     """Timelines keyed by user id, all with one `max_len` and one score kind.
 
     - ``put(user_id, timeline)`` stores a copy; ``get(user_id)`` returns a copy, or None;
-      ``discard(user_id) -> bool``; ``users()``: the user ids in order of first storing.
+      ``discard(user_id) -> bool``; ``contains(user_id)``; ``users()``: the user ids, ascending.
     - ``merge(user_ids, ...)``: ``merge`` over the stored timelines of `user_ids`, in that order; users
       without a stored timeline contribute nothing.
     - ``fanout(post_id, score, author_id, follower_ids, create_missing) -> int``: ``insert`` into the
@@ -306,11 +306,11 @@ class TimelineStore:
     def __len__(self) -> int:
         return len(self._timelines)
 
-    def __contains__(self, user_id: int) -> bool:
+    def contains(self, user_id: int) -> bool:
         return user_id in self._timelines
 
     def users(self) -> np.ndarray:
-        return np.array(list(self._timelines), dtype=np.int64)
+        return np.array(sorted(self._timelines), dtype=np.int64)
 
     def put(self, user_id: int, timeline: Timeline) -> None:
         self._timelines[user_id] = timeline.copy()
