@@ -65,6 +65,19 @@ cdef struct TimelineData:
     Entry* entries   # feed order, highest first
     size_t length
     size_t capacity
+    # At least the largest post id here (larger after removals): a new post, whose id is above it, is
+    # known to be absent without a scan (see rust/igcore-core/src/timeline/cache.rs).
+    int64_t post_id_bound
+
+
+cdef int64_t INT64_MIN = -INT64_MAX - 1
+
+
+cdef inline void tl_init(TimelineData* t) noexcept nogil:
+    t.entries = NULL
+    t.length = 0
+    t.capacity = 0
+    t.post_id_bound = INT64_MIN
 
 
 cdef int tl_reserve(TimelineData* t, size_t needed, size_t max_len) noexcept nogil:
@@ -87,15 +100,12 @@ cdef int tl_reserve(TimelineData* t, size_t needed, size_t max_len) noexcept nog
 
 cdef void tl_free(TimelineData* t) noexcept nogil:
     free(t.entries)
-    t.entries = NULL
-    t.length = 0
-    t.capacity = 0
+    tl_init(t)
 
 
 cdef int tl_copy(TimelineData* target, const TimelineData* source) noexcept nogil:
-    target.entries = NULL
-    target.length = 0
-    target.capacity = 0
+    tl_init(target)
+    target.post_id_bound = source.post_id_bound
     if source.length == 0:
         return 0
     target.entries = <Entry*>malloc(source.length * sizeof(Entry))
@@ -110,6 +120,8 @@ cdef int tl_copy(TimelineData* target, const TimelineData* source) noexcept nogi
 cdef inline Py_ssize_t tl_find(const TimelineData* t, int64_t post_id) noexcept nogil:
     """Where the post sits, or -1: a scan, as timelines hold hundreds of entries."""
     cdef size_t i
+    if post_id > t.post_id_bound:
+        return -1
     for i in range(t.length):
         if t.entries[i].post_id == post_id:
             return <Py_ssize_t>i
@@ -146,6 +158,8 @@ cdef int tl_insert(TimelineData* t, size_t max_len, Entry entry) noexcept nogil:
     memmove(&t.entries[at + 1], &t.entries[at], (t.length - at) * sizeof(Entry))
     t.entries[at] = entry
     t.length += 1
+    if entry.post_id > t.post_id_bound:
+        t.post_id_bound = entry.post_id
     return 1
 
 
@@ -605,9 +619,7 @@ cdef class Timeline:
     cdef readonly bint float_scores
 
     def __cinit__(self, Py_ssize_t max_len, bint float_scores):
-        self.data.entries = NULL
-        self.data.length = 0
-        self.data.capacity = 0
+        tl_init(&self.data)
         self.max_len = max_len if max_len > 0 else 1
         self.float_scores = float_scores
 
@@ -652,6 +664,7 @@ cdef class Timeline:
 
     def clear(self):
         self.data.length = 0
+        self.data.post_id_bound = INT64_MIN
 
     def entries(self):
         """(scores, post_ids, author_ids): new arrays, in feed order."""
@@ -734,6 +747,8 @@ def timeline_from_bytes(bytes data, Py_ssize_t max_len):
             if <size_t>j < keep:
                 timeline.data.entries[j] = entry
                 timeline.data.length = j + 1
+                if entry.post_id > timeline.data.post_id_bound:
+                    timeline.data.post_id_bound = entry.post_id
     finally:
         id_index_free(&seen)
     return timeline
@@ -896,9 +911,7 @@ cdef class TimelineStore:
             self.slots_capacity = capacity
         if inserted:
             self.present[slot] = False
-            self.timelines[slot].entries = NULL
-            self.timelines[slot].length = 0
-            self.timelines[slot].capacity = 0
+            tl_init(&self.timelines[slot])
         if not self.present[slot]:
             self.present[slot] = True
             self.live += 1
@@ -1056,9 +1069,7 @@ cdef class TimelineStore:
         cdef Py_ssize_t slot
         cdef size_t i
         cdef int status = 0
-        copy.entries = NULL
-        copy.length = 0
-        copy.capacity = 0
+        tl_init(&copy)
         if type(source) is Timeline:
             if tl_copy(&copy, &(<Timeline>source).data) < 0:
                 raise MemoryError("out of memory while merging a timeline")

@@ -55,6 +55,8 @@ class Timeline:
       removing never brings back a trimmed entry.
     """
 
+    __slots__ = ("max_len", "float_scores", "_entries", "_ranks", "_scores")
+
     def __init__(self, max_len: int, float_scores: bool):
         self.max_len = max_len
         self.float_scores = float_scores

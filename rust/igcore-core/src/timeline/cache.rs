@@ -7,12 +7,25 @@ use crate::id_index::IdIndex;
 
 /// Entries in feed order (highest first), in one vector: a page is a slice of it, and a new post, which
 /// usually ranks at or near the top, moves the rest by one memmove.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Timeline {
     max_len: usize,
     float_scores: bool,
     entries: Vec<Entry>,
+    /// At least the largest post id here (it may be larger, after removals). Post ids grow with time,
+    /// so a new post is usually above it and known to be absent without a scan: fan-out of a new post
+    /// costs O(1) per timeline, not O(entries).
+    post_id_bound: i64,
 }
+
+impl PartialEq for Timeline {
+    fn eq(&self, other: &Self) -> bool {
+        (self.max_len, self.float_scores, &self.entries)
+            == (other.max_len, other.float_scores, &other.entries)
+    }
+}
+
+impl Eq for Timeline {}
 
 impl Timeline {
     /// An empty timeline; `max_len` is at least 1. Memory grows with the entries, not with `max_len`.
@@ -21,6 +34,7 @@ impl Timeline {
             max_len: max_len.max(1),
             float_scores,
             entries: Vec::new(),
+            post_id_bound: i64::MIN,
         }
     }
 
@@ -50,12 +64,16 @@ impl Timeline {
 
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.post_id_bound = i64::MIN;
     }
 
     /// Where `post_id` sits, if it is here. A scan: timelines hold hundreds of entries, and a scan
     /// over one vector beats a per-timeline hash index in memory and, at this size, in time.
     #[inline]
     fn position_of(&self, post_id: i64) -> Option<usize> {
+        if post_id > self.post_id_bound {
+            return None;
+        }
         self.entries.iter().position(|e| e.post_id == post_id)
     }
 
@@ -75,6 +93,7 @@ impl Timeline {
             self.entries.pop();
         }
         self.entries.insert(at, entry);
+        self.post_id_bound = self.post_id_bound.max(entry.post_id);
         true
     }
 
@@ -174,6 +193,7 @@ impl Timeline {
             previous = Some(entry.rank());
             if timeline.entries.len() < timeline.max_len {
                 timeline.entries.push(entry);
+                timeline.post_id_bound = timeline.post_id_bound.max(entry.post_id);
             }
         }
         Ok(timeline)
@@ -222,6 +242,20 @@ mod tests {
         assert!(!timeline.insert(entry(5, 1, 8)));
         assert!(timeline.insert(entry(15, 1, 9)));
         assert_eq!(timeline.entries(), &[entry(15, 1, 9)]);
+    }
+
+    #[test]
+    fn the_post_id_bound_never_hides_a_present_post() {
+        let mut timeline = Timeline::new(10, false);
+        timeline.insert(entry(10, 100, 0));
+        timeline.insert(entry(20, 5, 0));
+        assert!(timeline.remove_post(100)); // the bound stays at 100: larger than needed, never smaller
+        assert!(!timeline.insert(entry(1, 5, 0)));
+        assert!(timeline.insert(entry(30, 5, 1)));
+        assert_eq!(timeline.entries(), &[entry(30, 5, 1)]);
+        timeline.clear();
+        assert!(timeline.insert(entry(1, i64::MIN, 0)));
+        assert!(!timeline.insert(entry(0, i64::MIN, 0)));
     }
 
     #[test]
