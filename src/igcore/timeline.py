@@ -387,6 +387,19 @@ class Timeline:
         """Adds one entry; returns whether it now stands (False when the post is already there with an
         equal or greater key, or when the entry ranks below a full timeline)."""
         core = self._core
+        # The common case, checked inline (a call per argument would cost more than the insert).
+        if (
+            type(post_id) is int
+            and type(author_id) is int
+            and INT64_MIN <= post_id <= INT64_MAX
+            and INT64_MIN <= author_id <= INT64_MAX
+            and (
+                (type(score) is float and score == score)  # not NaN
+                if core.float_scores
+                else (type(score) is int and INT64_MIN <= score <= INT64_MAX)
+            )
+        ):
+            return core.insert(score, post_id, author_id)
         return core.insert(
             _score(score, core.float_scores), _int64(post_id, "post_id"), _int64(author_id, "author_id")
         )
