@@ -1,12 +1,13 @@
 """igcore: the hot paths of a social network's Python web tier, compiled.
 
-Each hot path (counters, and more to come) has one public module here and three backends behind it:
-Rust, Cython and a pure-Python reference that defines the behaviour. See ``backend_info()``.
+Each hot path (counters, timeline, codec, and more to come) has one public module here and three
+backends behind it: Rust, Cython and a pure-Python reference that defines the behaviour. See
+``backend_info()``.
 """
 
 __version__ = "0.1.0"
 
-from . import counters  # noqa: E402
+from . import codec, counters, timeline  # noqa: E402
 from ._backend import BACKENDS, HOT_PATHS, BackendUnavailable, backend_info, backends, use_backend  # noqa: E402
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "BackendUnavailable",
     "backend_info",
     "backends",
+    "codec",
     "counters",
+    "timeline",
     "use_backend",
 ]

@@ -46,3 +46,32 @@ def _object_ints(array: np.ndarray, name: str) -> np.ndarray:
         if not INT64_MIN <= int(value) <= INT64_MAX:
             raise OverflowError(f"{name} holds a value outside the int64 range: {int(value)}")
     return np.array(flat, dtype=np.int64).reshape(array.shape)
+
+
+def score_array(values: object, name: str) -> np.ndarray:
+    """`values` as a 1-D, C-contiguous, native int64 or float64 array: the scores of feed entries.
+
+    Integers become int64 (as ``int64_array`` does); floating-point numbers become float64. Contiguous
+    int64 and float64 arrays come back as they are (no copy). Bools, strings and objects raise.
+    """
+    array = values
+    if not isinstance(values, np.ndarray) and isinstance(values, (list, tuple)):
+        array = np.asarray(values)  # a list of floats (or of ints and floats) is a float64 array
+    if isinstance(array, np.ndarray) and array.dtype.kind == "f":
+        if array.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}")
+        return np.ascontiguousarray(array, dtype=np.float64)
+    return int64_array(values, name)
+
+
+def byte_string(data: object, name: str) -> bytes:
+    """`data` as ``bytes``: bytes as they are; bytearray, memoryview or another buffer copied once."""
+    if type(data) is bytes:
+        return data
+    if isinstance(data, str):
+        raise TypeError(f"{name} must be bytes or a buffer, not str")
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"{name} must be bytes or a buffer, not {type(data).__name__}") from None
+    return view.tobytes()

@@ -6,8 +6,10 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod codec;
 pub mod counters;
 pub mod error;
 pub mod id_index;
+pub mod timeline;
 
 pub use error::{Error, Result};

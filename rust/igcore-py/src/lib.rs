@@ -5,13 +5,17 @@
 
 use pyo3::prelude::*;
 
+mod codec;
 mod counters;
 mod error;
+mod timeline;
 
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     counters::register(m)?;
+    timeline::register(m)?;
+    codec::register(m)?;
     Ok(())
 }
 

@@ -1,0 +1,351 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compact id codecs in Cython. The wire format and the errors are specified in
+igcore/_reference/codec.py; the design is the one of rust/igcore-core/src/codec.rs."""
+
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+
+from _cy_id_index cimport IdIndex, id_index_free, id_index_init, id_index_insert
+
+import zlib
+
+import numpy as np
+
+cdef uint8_t IDS_MAGIC = 0x49      # "I"
+cdef uint8_t ENTRIES_MAGIC = 0x45  # "E"
+cdef uint8_t VERSION = 1
+cdef uint8_t FLOAT_SCORES = 0x01
+cdef Py_ssize_t CRC_BYTES = 4
+cdef Py_ssize_t SMALLEST_IDS = 2 + 1 + 4
+cdef Py_ssize_t SMALLEST_ENTRIES = 3 + 1 + 1 + 4
+cdef Py_ssize_t MAX_VARINT = 10
+cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
+# Above this many bytes, encoding and decoding release the GIL.
+cdef Py_ssize_t NOGIL_FROM = 1 << 16
+
+
+cdef inline uint64_t zigzag(int64_t value) noexcept nogil:
+    return (<uint64_t>value << 1) ^ <uint64_t>(value >> 63)
+
+
+cdef inline int64_t unzigzag(uint64_t value) noexcept nogil:
+    return <int64_t>(value >> 1) ^ -<int64_t>(value & 1)
+
+
+cdef inline int64_t float_bits_key(double score) noexcept nogil:
+    """The order-preserving int64 key of a float64's bits (its own inverse)."""
+    cdef int64_t bits
+    memcpy(&bits, &score, 8)
+    return bits ^ ((bits >> 63) & INT64_MAX)
+
+
+cdef inline double key_float_bits(int64_t key) noexcept nogil:
+    cdef int64_t bits = key ^ ((key >> 63) & INT64_MAX)
+    cdef double score
+    memcpy(&score, &bits, 8)
+    return score
+
+
+cdef inline Py_ssize_t write_varint(uint8_t* out, Py_ssize_t pos, uint64_t value) noexcept nogil:
+    while value >= 0x80:
+        out[pos] = <uint8_t>(value | 0x80)
+        pos += 1
+        value >>= 7
+    out[pos] = <uint8_t>value
+    return pos + 1
+
+
+cdef inline Py_ssize_t write_deltas(uint8_t* out, Py_ssize_t pos, const int64_t* values, Py_ssize_t n) noexcept nogil:
+    cdef int64_t previous = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        # wrapping subtraction, in unsigned arithmetic
+        pos = write_varint(out, pos, zigzag(<int64_t>(<uint64_t>values[i] - <uint64_t>previous)))
+        previous = values[i]
+    return pos
+
+
+cdef bytes seal(const uint8_t* body, Py_ssize_t size):
+    """`body` followed by its CRC-32, little-endian, as bytes."""
+    # A new bytes object is filled in place before anyone else sees it.
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size + CRC_BYTES)
+    cdef uint8_t* raw = <uint8_t*>PyBytes_AS_STRING(out)
+    memcpy(raw, body, size)
+    cdef unsigned long crc = zlib.crc32(memoryview(out)[:size])
+    raw[size] = crc & 0xFF
+    raw[size + 1] = (crc >> 8) & 0xFF
+    raw[size + 2] = (crc >> 16) & 0xFF
+    raw[size + 3] = (crc >> 24) & 0xFF
+    return out
+
+
+def encode_ids(const int64_t[::1] ids):
+    cdef Py_ssize_t n = ids.shape[0]
+    cdef uint8_t* out = <uint8_t*>malloc(2 + MAX_VARINT * (n + 1))
+    cdef Py_ssize_t pos
+    if out == NULL:
+        raise MemoryError("out of memory while encoding ids")
+    try:
+        out[0] = IDS_MAGIC
+        out[1] = VERSION
+        if n >= NOGIL_FROM:
+            with nogil:
+                pos = write_deltas(out, write_varint(out, 2, <uint64_t>n), &ids[0], n)
+        else:
+            pos = write_varint(out, 2, <uint64_t>n)
+            if n:
+                pos = write_deltas(out, pos, &ids[0], n)
+        return seal(out, pos)
+    finally:
+        free(out)
+
+
+cdef class Reader:
+    """Reads the varints between a header and the checksum."""
+
+    cdef const uint8_t* body
+    cdef Py_ssize_t end
+    cdef Py_ssize_t pos
+    cdef str kind
+    # Where reading failed (error < 0 then): the reason and the byte offset, raised with the GIL.
+    cdef int error
+    cdef Py_ssize_t error_at
+    cdef uint64_t error_count
+    cdef Py_ssize_t error_left
+
+    def __cinit__(self, const uint8_t[::1] data, str kind, Py_ssize_t start):
+        self.body = &data[0]
+        self.end = data.shape[0] - CRC_BYTES
+        self.pos = start
+        self.kind = kind
+        self.error = 0
+
+    cdef int varint(self, uint64_t* value) noexcept nogil:
+        """Reads one varint into *value; -1 (and the error noted) when it is malformed."""
+        cdef Py_ssize_t start = self.pos
+        cdef uint64_t result = 0
+        cdef uint8_t byte
+        cdef int i
+        if start < self.end and self.body[start] < 0x80:
+            value[0] = self.body[start]
+            self.pos = start + 1
+            return 0
+        for i in range(MAX_VARINT):
+            if self.pos >= self.end:
+                return self.fail(1, start)
+            byte = self.body[self.pos]
+            self.pos += 1
+            if i == MAX_VARINT - 1 and byte > 1:
+                return self.fail(2, start)
+            result |= (<uint64_t>(byte & 0x7F)) << (7 * i)
+            if byte < 0x80:
+                if byte == 0 and i > 0:
+                    return self.fail(3, start)
+                value[0] = result
+                return 0
+        return self.fail(2, start)
+
+    cdef inline int fail(self, int error, Py_ssize_t at) noexcept nogil:
+        self.error = error
+        self.error_at = at
+        return -1
+
+    cdef int count(self, Py_ssize_t* n) noexcept nogil:
+        """A count of values that follow: never more than the bytes left (each takes one at least)."""
+        cdef Py_ssize_t start = self.pos
+        cdef uint64_t value
+        if self.varint(&value) < 0:
+            return -1
+        if value > <uint64_t>(self.end - self.pos):
+            self.error_count = value
+            self.error_left = self.end - self.pos
+            return self.fail(4, start)
+        n[0] = <Py_ssize_t>value
+        return 0
+
+    cdef int deltas(self, int64_t* values, Py_ssize_t n) noexcept nogil:
+        cdef int64_t previous = 0
+        cdef uint64_t value
+        cdef Py_ssize_t i
+        for i in range(n):
+            if self.varint(&value) < 0:
+                return -1
+            previous = <int64_t>(<uint64_t>previous + <uint64_t>unzigzag(value))
+            values[i] = previous
+        return 0
+
+    cdef int finish(self) noexcept nogil:
+        if self.pos != self.end:
+            return self.fail(5, self.pos)
+        return 0
+
+    cdef raise_error(self):
+        cdef str reason
+        if self.error == 1:
+            reason = "truncated varint"
+        elif self.error == 2:
+            reason = "varint beyond 64 bits"
+        elif self.error == 3:
+            reason = "overlong varint"
+        elif self.error == 4:
+            reason = f"count {self.error_count} exceeds the {self.error_left} bytes left"
+        else:
+            reason = f"{self.end - self.pos} bytes after the last value"
+        raise ValueError(f"malformed {self.kind}: {reason} at byte {self.error_at}")
+
+    cdef fail_with(self, str reason, Py_ssize_t at):
+        raise ValueError(f"malformed {self.kind}: {reason} at byte {at}")
+
+
+cdef check_envelope(bytes data, str kind, uint8_t magic, Py_ssize_t smallest):
+    cdef Py_ssize_t size = len(data)
+    cdef const uint8_t* raw = <const uint8_t*><const char*>data
+    cdef unsigned long stored
+    if size < smallest:
+        raise ValueError(f"truncated {kind}: {size} bytes, the smallest is {smallest}")
+    if raw[0] != magic:
+        raise ValueError(f"not an igcore {kind}: bad magic byte 0x{raw[0]:02x}")
+    if raw[1] != VERSION:
+        raise ValueError(f"unsupported {kind} version {raw[1]} (this igcore reads version {VERSION})")
+    stored = (<unsigned long>raw[size - 4] | (<unsigned long>raw[size - 3] << 8)
+              | (<unsigned long>raw[size - 2] << 16) | (<unsigned long>raw[size - 1] << 24))
+    if zlib.crc32(memoryview(data)[:size - CRC_BYTES]) != stored:
+        raise ValueError(f"corrupted {kind}: checksum mismatch")
+
+
+def decode_ids(bytes data):
+    check_envelope(data, "id list", IDS_MAGIC, SMALLEST_IDS)
+    cdef Reader reader = Reader(data, "id list", 2)
+    cdef Py_ssize_t n
+    cdef int failed
+    if reader.count(&n) < 0:
+        reader.raise_error()
+    ids = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] out = ids
+    cdef int64_t* values = &out[0] if n else NULL
+    if n >= NOGIL_FROM:
+        with nogil:
+            failed = reader.deltas(values, n) < 0 or reader.finish() < 0
+    else:
+        failed = reader.deltas(values, n) < 0 or reader.finish() < 0
+    if failed:
+        reader.raise_error()
+    return ids
+
+
+def encode_entries(scores, const int64_t[::1] post_ids, const int64_t[::1] author_ids):
+    cdef Py_ssize_t n = post_ids.shape[0]
+    cdef bint is_float = scores.dtype == np.float64
+    cdef const double[::1] floats
+    cdef const int64_t[::1] ints
+    cdef int64_t* keys = <int64_t*>malloc((n if n else 1) * sizeof(int64_t))
+    cdef uint8_t* out = <uint8_t*>malloc(3 + MAX_VARINT * (3 * n + 2))
+    cdef IdIndex table
+    cdef Py_ssize_t i, pos, index
+    cdef bint inserted, failed = False
+    table.slots = NULL
+    table.ids = NULL
+    if keys == NULL or out == NULL or id_index_init(&table, 64 if n > 64 else n) < 0:
+        free(keys)
+        free(out)
+        id_index_free(&table)
+        raise MemoryError("out of memory while encoding entries")
+    try:
+        if is_float:
+            floats = scores
+            if floats.shape[0] != n or author_ids.shape[0] != n:
+                raise ValueError("scores, post_ids and author_ids differ in length")
+            for i in range(n):
+                keys[i] = float_bits_key(floats[i])
+        else:
+            ints = scores
+            if ints.shape[0] != n or author_ids.shape[0] != n:
+                raise ValueError("scores, post_ids and author_ids differ in length")
+            for i in range(n):
+                keys[i] = ints[i]
+        out[0] = ENTRIES_MAGIC
+        out[1] = VERSION
+        out[2] = FLOAT_SCORES if is_float else 0
+        with nogil:
+            pos = write_varint(out, 3, <uint64_t>n)
+            pos = write_deltas(out, pos, keys, n)
+            if n:
+                pos = write_deltas(out, pos, &post_ids[0], n)
+            # A home timeline has few distinct authors: a table of them, and a small index per entry.
+            for i in range(n):
+                index = id_index_insert(&table, author_ids[i], &inserted)
+                if index < 0:
+                    failed = True
+                    break
+                keys[i] = index  # the keys are written: reuse their memory for the indices
+            if not failed:
+                pos = write_varint(out, pos, <uint64_t>table.length)
+                pos = write_deltas(out, pos, table.ids, <Py_ssize_t>table.length)
+                for i in range(n):
+                    pos = write_varint(out, pos, <uint64_t>keys[i])
+        if failed:
+            raise MemoryError("out of memory while encoding entries")
+        return seal(out, pos)
+    finally:
+        free(keys)
+        free(out)
+        id_index_free(&table)
+
+
+def decode_entries(bytes data):
+    check_envelope(data, "entries", ENTRIES_MAGIC, SMALLEST_ENTRIES)
+    cdef Reader reader = Reader(data, "entries", 3)
+    cdef const uint8_t* raw = <const uint8_t*><const char*>data
+    cdef uint8_t flags = raw[2]
+    cdef Py_ssize_t n, m, i, table_at, at
+    cdef uint64_t index
+    cdef int64_t* table = NULL
+    if flags & ~FLOAT_SCORES:
+        reader.fail_with(f"unknown flags 0x{flags:02x}", 2)
+    if reader.count(&n) < 0:
+        reader.raise_error()
+    keys = np.empty(n, dtype=np.int64)
+    post_ids = np.empty(n, dtype=np.int64)
+    author_ids = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] key_view = keys
+    cdef int64_t[::1] post_view = post_ids
+    cdef int64_t[::1] author_view = author_ids
+    if n:
+        if reader.deltas(&key_view[0], n) < 0 or reader.deltas(&post_view[0], n) < 0:
+            reader.raise_error()
+    table_at = reader.pos
+    if reader.count(&m) < 0:
+        reader.raise_error()
+    if m > n or (n > 0 and m == 0):
+        reader.fail_with(f"author table of {m} for {n} entries", table_at)
+    table = <int64_t*>malloc((m if m else 1) * sizeof(int64_t))
+    if table == NULL:
+        raise MemoryError("out of memory while decoding entries")
+    try:
+        if reader.deltas(table, m) < 0:
+            reader.raise_error()
+        for i in range(n):
+            at = reader.pos
+            if reader.varint(&index) < 0:
+                reader.raise_error()
+            if index >= <uint64_t>m:
+                reader.fail_with(f"author index {index} beyond the table of {m}", at)
+            author_view[i] = table[index]
+        if reader.finish() < 0:
+            reader.raise_error()
+    finally:
+        free(table)
+    if flags & FLOAT_SCORES:
+        scores = np.empty(n, dtype=np.float64)
+        _keys_to_floats(key_view, scores)
+    else:
+        scores = keys
+    return scores, post_ids, author_ids
+
+
+cdef void _keys_to_floats(const int64_t[::1] keys, double[::1] floats) noexcept:
+    cdef Py_ssize_t i
+    for i in range(keys.shape[0]):
+        floats[i] = key_float_bits(keys[i])

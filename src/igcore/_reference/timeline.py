@@ -1,0 +1,401 @@
+"""Timelines, defined in plain Python: feed order, merging, bounded timeline caches, fan-out, activity.
+
+Entries and feed order
+----------------------
+An entry is ``(score, post_id, author_id)``. Scores are int64 (e.g. timestamps) or float64 (ranked
+feeds); one timeline, one store and one merge hold one kind. Feed order is descending by the key
+``(score, post_id)``: on equal scores the larger post id comes first. Float scores compare as numbers:
+NaN is refused (it has no place in an order) and -0.0 is 0.0 (stored and returned as 0.0).
+
+A post id appears at most once in a feed: when a post reaches it several times (a reshare, a post in two
+sources), the entry with the greatest key stands and the others are dropped; on equal keys, the one met
+first stands (the earlier source in a merge, the earlier insert in a timeline).
+
+Kernels here receive checked arguments (see ``igcore.timeline``); the compiled backends answer exactly
+as these functions do, errors included.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Optional
+
+import numpy as np
+
+from . import codec
+
+# -- entries -----------------------------------------------------------------------------------------
+
+
+def _normal(score, float_scores: bool):
+    """A score as the feed holds it: floats with -0.0 made 0.0; ints as they are."""
+    return score + 0.0 if float_scores else score
+
+
+def _arrays(entries: list, float_scores: bool):
+    scores = np.array([e[0] for e in entries], dtype=np.float64 if float_scores else np.int64)
+    post_ids = np.array([e[1] for e in entries], dtype=np.int64)
+    author_ids = np.array([e[2] for e in entries], dtype=np.int64)
+    return scores, post_ids, author_ids
+
+
+# -- Timeline: a bounded, ordered, deduplicated cache ----------------------------------------------------
+
+
+class Timeline:
+    """The entries of one timeline in feed order, each post at most once, at most `max_len` of them.
+
+    - ``insert(score, post_id, author_id) -> bool``: when the post is absent, the entry is added; when
+      present with a lower key, the entry replaces it (author included); when present with an equal or
+      greater key, nothing changes. Then, beyond `max_len`, the lowest entry is trimmed. Returns whether
+      the entry now stands in the timeline.
+    - ``insert_many(scores, post_ids, author_ids)``: ``insert`` of each entry, in array order.
+    - ``remove_post(post_id) -> bool`` and ``remove_author(author_id) -> int`` (how many were removed);
+      removing never brings back a trimmed entry.
+    """
+
+    __slots__ = ("max_len", "float_scores", "_entries", "_ranks", "_scores")
+
+    def __init__(self, max_len: int, float_scores: bool):
+        self.max_len = max_len
+        self.float_scores = float_scores
+        self._entries: list[tuple] = []  # (score, post_id, author_id), feed order
+        self._ranks: list[tuple] = []  # (-score, -post_id) of each entry: ascending, for bisect
+        self._scores: dict[int, object] = {}  # post_id -> score
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self):
+        return _arrays(self._entries, self.float_scores)
+
+    def copy(self) -> Timeline:
+        twin = Timeline(self.max_len, self.float_scores)
+        twin._entries = list(self._entries)
+        twin._ranks = list(self._ranks)
+        twin._scores = dict(self._scores)
+        return twin
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._ranks.clear()
+        self._scores.clear()
+
+    def _remove_at(self, position: int) -> tuple:
+        del self._ranks[position]
+        entry = self._entries.pop(position)
+        del self._scores[entry[1]]
+        return entry
+
+    def insert(self, score, post_id: int, author_id: int) -> bool:
+        score = _normal(score, self.float_scores)
+        present = self._scores.get(post_id)
+        if present is not None:
+            if present >= score:
+                return False
+            self._remove_at(bisect.bisect_left(self._ranks, (-present, -post_id)))
+        rank = (-score, -post_id)
+        position = bisect.bisect_left(self._ranks, rank)
+        self._ranks.insert(position, rank)
+        self._entries.insert(position, (score, post_id, author_id))
+        self._scores[post_id] = score
+        if len(self._entries) > self.max_len:
+            trimmed = self._remove_at(len(self._entries) - 1)
+            return trimmed[1] != post_id
+        return True
+
+    def insert_many(self, scores: np.ndarray, post_ids: np.ndarray, author_ids: np.ndarray) -> None:
+        for score, post_id, author_id in zip(scores.tolist(), post_ids.tolist(), author_ids.tolist()):
+            self.insert(score, post_id, author_id)
+
+    def remove_post(self, post_id: int) -> bool:
+        present = self._scores.get(post_id)
+        if present is None:
+            return False
+        self._remove_at(bisect.bisect_left(self._ranks, (-present, -post_id)))
+        return True
+
+    def remove_author(self, author_id: int) -> int:
+        kept = [e for e in self._entries if e[2] != author_id]
+        removed = len(self._entries) - len(kept)
+        if removed:
+            self._entries = kept
+            self._ranks = [(-e[0], -e[1]) for e in kept]
+            self._scores = {e[1]: e[0] for e in kept}
+        return removed
+
+    def to_bytes(self) -> bytes:
+        """The entries in the codec's entries format (``igcore._reference.codec``), in feed order."""
+        return codec.encode_entries(*self.entries())
+
+
+def timeline_from_bytes(data: bytes, max_len: int) -> Timeline:
+    """A timeline from ``to_bytes`` output, keeping its top `max_len` entries.
+
+    Raises ``ValueError``: the codec's errors for bad bytes; for well-formed entries that no timeline
+    holds, ``not a timeline: a NaN score at entry J``, ``not a timeline: entry J does not rank below
+    entry J-1`` (keys must descend strictly), ``not a timeline: post P appears twice``, checked entry by
+    entry from the first.
+    """
+    scores, post_ids, author_ids = codec.decode_entries(data)
+    float_scores = scores.dtype == np.float64
+    timeline = Timeline(max_len, float_scores)
+    seen = set()
+    previous = None
+    entries = []
+    for j, (score, post_id, author_id) in enumerate(
+        zip(scores.tolist(), post_ids.tolist(), author_ids.tolist())
+    ):
+        if float_scores and math.isnan(score):
+            raise ValueError(f"not a timeline: a NaN score at entry {j}")
+        score = _normal(score, float_scores)
+        if previous is not None and (score, post_id) >= previous:
+            raise ValueError(f"not a timeline: entry {j} does not rank below entry {j - 1}")
+        if post_id in seen:
+            raise ValueError(f"not a timeline: post {post_id} appears twice")
+        seen.add(post_id)
+        previous = (score, post_id)
+        entries.append((score, post_id, author_id))
+    for score, post_id, author_id in entries[:max_len]:
+        timeline._entries.append((score, post_id, author_id))
+        timeline._ranks.append((-score, -post_id))
+        timeline._scores[post_id] = score
+    return timeline
+
+
+# -- merge: fan-out on read ------------------------------------------------------------------------------
+
+
+def _accept(sources: list, after) -> Optional[tuple[list, bool]]:
+    """The sources as runs of entries, and whether scores are floats; None when a source is not in the
+    canonical form (this backend's Timeline, or a tuple of three 1-D C-contiguous native arrays:
+    int64 or float64 scores, int64 post ids and author ids, one length) or when score kinds disagree
+    (between sources, or with the cursor). The public layer then converts, or explains the problem."""
+    runs = []
+    kinds = set()
+    for source in sources:
+        if type(source) is Timeline:
+            runs.append((source._entries, None))
+            kinds.add(source.float_scores)
+            continue
+        if not isinstance(source, tuple) or len(source) != 3:
+            return None
+        scores, post_ids, author_ids = source
+        if not all(type(a) is np.ndarray and a.ndim == 1 and a.flags.c_contiguous for a in source):
+            return None
+        if scores.dtype not in (np.int64, np.float64) or not scores.dtype.isnative:
+            return None
+        if any(a.dtype != np.int64 or not a.dtype.isnative for a in (post_ids, author_ids)):
+            return None
+        if not len(scores) == len(post_ids) == len(author_ids):
+            return None
+        float_scores = scores.dtype == np.float64
+        runs.append((list(zip(scores.tolist(), post_ids.tolist(), author_ids.tolist())), len(runs)))
+        kinds.add(float_scores)
+    if after is not None:
+        kinds.add(after[0])
+    if len(kinds) > 1:
+        return None
+    return runs, (kinds.pop() if kinds else False)
+
+
+def _check_order(entries: list, index: int, float_scores: bool) -> None:
+    previous = None
+    for j, (score, post_id, _) in enumerate(entries):
+        if float_scores and math.isnan(score):
+            raise ValueError(f"sources[{index}] has a NaN score at index {j}")
+        key = (_normal(score, float_scores), post_id)
+        if previous is not None and key > previous:
+            raise ValueError(
+                f"sources[{index}] is not in feed order: entry {j} ranks above entry {j - 1} "
+                "(feed order is descending by (score, post_id))"
+            )
+        previous = key
+
+
+def merge(sources: list, limit: int, after, exclude_authors, per_author_cap):
+    """One page of the feed that merges `sources`; None when a source needs converting (see _accept).
+
+    - The feed: every entry of every source whose author is not in `exclude_authors`, in feed order,
+      each post once (the greatest key stands; on equal keys the earlier source). Muted authors are
+      left out first, so a muted reshare never hides the original.
+    - Each array source must be in feed order (equal keys allowed): ``ValueError("sources[I] is not in
+      feed order: entry J ranks above entry J-1 (...)")`` or ``("sources[I] has a NaN score at index
+      J")``, sources checked in turn, each from its first entry. Timelines are in order by construction.
+    - `after`: None, or ``(float_scores, score, post_id)``, the key of the last entry of the previous
+      page: the page starts at the first entry of the feed ranked strictly below it. A cursor names a
+      position, so new entries above it never shift later pages.
+    - The page takes up to `limit` entries in feed order; with `per_author_cap`, an author's entries
+      beyond the cap on this page are skipped (dropped, not deferred: the feed stays in order).
+    - Returns ``(scores, post_ids, author_ids, has_more)``; `has_more` says whether the feed holds an
+      entry below the last one taken; it is False when the page reached the end of the feed.
+    """
+    accepted = _accept(sources, after)
+    if accepted is None:
+        return None
+    runs, float_scores = accepted
+    for entries, index in runs:
+        if index is not None:
+            _check_order(entries, index, float_scores)
+    return _page(
+        [entries for entries, _ in runs], float_scores, limit, after, exclude_authors, per_author_cap
+    )
+
+
+def _page(runs: list, float_scores: bool, limit: int, after, exclude_authors, per_author_cap):
+    """``merge`` of runs of entries already accepted and checked."""
+    excluded = set(exclude_authors.tolist()) if exclude_authors is not None else set()
+
+    candidates = []
+    for entries in runs:
+        for score, post_id, author_id in entries:
+            if author_id not in excluded:
+                candidates.append((_normal(score, float_scores), post_id, author_id))
+    candidates.sort(key=lambda e: (e[0], e[1]), reverse=True)  # stable: earlier sources first on ties
+    feed = []
+    seen = set()
+    for entry in candidates:
+        if entry[1] not in seen:
+            seen.add(entry[1])
+            feed.append(entry)
+
+    start = 0
+    if after is not None:
+        position = (after[1], after[2])
+        while start < len(feed) and (feed[start][0], feed[start][1]) >= position:
+            start += 1
+    page = []
+    per_author: dict[int, int] = {}
+    has_more = False
+    for entry in feed[start:]:
+        if len(page) == limit:
+            has_more = True
+            break
+        if per_author_cap is not None:
+            if per_author.get(entry[2], 0) >= per_author_cap:
+                continue
+            per_author[entry[2]] = per_author.get(entry[2], 0) + 1
+        page.append(entry)
+    return (*_arrays(page, float_scores), has_more)
+
+
+# -- TimelineStore: fan-out on write ----------------------------------------------------------------------
+
+
+class TimelineStore:
+    """Timelines keyed by user id, all with one `max_len` and one score kind.
+
+    - ``put(user_id, timeline)`` stores a copy; ``get(user_id)`` returns a copy, or None;
+      ``discard(user_id) -> bool``; ``contains(user_id)``; ``users()``: the user ids, ascending.
+    - ``merge(user_ids, ...)``: ``merge`` over the stored timelines of `user_ids`, in that order; users
+      without a stored timeline contribute nothing.
+    - ``fanout(post_id, score, author_id, follower_ids, create_missing) -> int``: ``insert`` into the
+      timeline of each follower in turn; followers without one are skipped, or given an empty one first
+      when `create_missing`. Returns how many of the inserts stood (``insert`` returned True).
+    - ``merge_into(user_id, source)`` (on follow): ``insert_many`` of the source's entries (a Timeline,
+      in feed order, or arrays, in array order) into the user's timeline, which is created when missing.
+      So, as Mastodon's FeedManager does, once the timeline is full only entries that rank above its
+      lowest entry get in, and it stays within `max_len`.
+    - ``unmerge(user_id, author_id) -> int`` (on unfollow): ``remove_author``; 0 without a timeline.
+    """
+
+    def __init__(self, max_len: int, float_scores: bool):
+        self.max_len = max_len
+        self.float_scores = float_scores
+        self._timelines: dict[int, Timeline] = {}
+
+    def __len__(self) -> int:
+        return len(self._timelines)
+
+    def contains(self, user_id: int) -> bool:
+        return user_id in self._timelines
+
+    def users(self) -> np.ndarray:
+        return np.array(sorted(self._timelines), dtype=np.int64)
+
+    def put(self, user_id: int, timeline: Timeline) -> None:
+        self._timelines[user_id] = timeline.copy()
+
+    def get(self, user_id: int) -> Optional[Timeline]:
+        timeline = self._timelines.get(user_id)
+        return None if timeline is None else timeline.copy()
+
+    def discard(self, user_id: int) -> bool:
+        return self._timelines.pop(user_id, None) is not None
+
+    def merge(self, user_ids: np.ndarray, limit: int, after, exclude_authors, per_author_cap):
+        timelines = [self._timelines.get(u) for u in user_ids.tolist()]
+        runs = [t._entries for t in timelines if t is not None]
+        return _page(runs, self.float_scores, limit, after, exclude_authors, per_author_cap)
+
+    def fanout(self, post_id: int, score, author_id: int, follower_ids: np.ndarray, create_missing: bool):
+        stood = 0
+        for follower in follower_ids.tolist():
+            timeline = self._timelines.get(follower)
+            if timeline is None:
+                if not create_missing:
+                    continue
+                timeline = self._timelines[follower] = Timeline(self.max_len, self.float_scores)
+            stood += timeline.insert(score, post_id, author_id)
+        return stood
+
+    def merge_into(self, user_id: int, source) -> None:
+        timeline = self._timelines.get(user_id)
+        if timeline is None:
+            timeline = self._timelines[user_id] = Timeline(self.max_len, self.float_scores)
+        if type(source) is Timeline:
+            timeline.insert_many(*source.entries())
+        else:
+            timeline.insert_many(*source)
+
+    def unmerge(self, user_id: int, author_id: int) -> int:
+        timeline = self._timelines.get(user_id)
+        return 0 if timeline is None else timeline.remove_author(author_id)
+
+
+# -- aggregated activity ---------------------------------------------------------------------------------
+
+
+def aggregate_activity(
+    actor_ids: np.ndarray,
+    verbs: np.ndarray,
+    target_ids: np.ndarray,
+    timestamps: np.ndarray,
+    window_seconds: int,
+    max_actors: int,
+):
+    """Groups activity events by ``(verb, target_id, window)``: "alice, bob and 3 others liked your post".
+
+    - Windows are fixed (tumbling): ``window = timestamp // window_seconds`` (floor division, so
+      negative times fall in their own windows). Fixed windows keep a group's identity stable as new
+      events arrive, so a notification can be updated in place rather than re-grouped.
+    - Per group: the latest timestamp, the number of events, the number of distinct actors, and the
+      `max_actors` most recent distinct actors, ordered by each actor's latest event in the group,
+      descending (on equal times, the larger actor id first).
+    - Groups newest first: by latest timestamp descending, then verb ascending, then target ascending.
+      The answer does not depend on the order of the events.
+    - Returns int64 arrays ``(verbs, target_ids, windows, latest_timestamps, event_counts,
+      actor_counts, actors, actor_offsets)``; group g's actors are
+      ``actors[actor_offsets[g]:actor_offsets[g + 1]]``.
+    """
+    groups: dict[tuple, list] = {}  # (verb, target, window) -> [latest, events, {actor: latest}]
+    for actor, verb, target, timestamp in zip(
+        actor_ids.tolist(), verbs.tolist(), target_ids.tolist(), timestamps.tolist()
+    ):
+        group = groups.setdefault((verb, target, timestamp // window_seconds), [timestamp, 0, {}])
+        group[0] = max(group[0], timestamp)
+        group[1] += 1
+        group[2][actor] = max(group[2].get(actor, timestamp), timestamp)
+    order = sorted(groups, key=lambda key: (-groups[key][0], key[0], key[1]))
+    columns: list[list[int]] = [[] for _ in range(6)]
+    actors: list[int] = []
+    offsets = [0]
+    for key in order:
+        latest, events, by_actor = groups[key]
+        for column, value in zip(columns, (key[0], key[1], key[2], latest, events, len(by_actor))):
+            column.append(value)
+        recent = sorted(by_actor.items(), key=lambda item: (item[1], item[0]), reverse=True)
+        actors.extend(actor for actor, _ in recent[:max_actors])
+        offsets.append(len(actors))
+    return tuple(np.array(c, dtype=np.int64) for c in (*columns, actors, offsets))
