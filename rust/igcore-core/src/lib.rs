@@ -8,6 +8,7 @@
 
 pub mod counters;
 pub mod error;
+pub mod graph;
 pub mod id_index;
 
 pub use error::{Error, Result};

@@ -7,11 +7,13 @@ use pyo3::prelude::*;
 
 mod counters;
 mod error;
+mod graph;
 
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     counters::register(m)?;
+    graph::register(m)?;
     Ok(())
 }
 
