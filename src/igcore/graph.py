@@ -23,6 +23,10 @@ from . import _backend, _graph_file
 from ._arrays import INT64_MAX, INT64_MIN, int64_array
 
 
+# The most steps one random_walk_suggest call may take: a bound on its time, whatever it is asked.
+MAX_WALK_STEPS = 2**30
+
+
 class BuildReport(NamedTuple):
     """What ``from_edges`` dropped: repeated follows, self-follows, and who followed themselves."""
 
@@ -344,10 +348,13 @@ class FollowGraph:
             raise ValueError(f"restart_prob must be within [0, 1], got {restart_prob!r}")
         exclude = np.empty(0, np.int64) if exclude is None else int64_array(exclude, "exclude")
         seed = operator.index(seed) & (2**64 - 1)
+        walks, walk_length = _count(walks, "walks"), _count(walk_length, "walk_length")
+        if walks * walk_length > MAX_WALK_STEPS:
+            raise ValueError(f"walks * walk_length must be at most {MAX_WALK_STEPS:,}")
         ids, scores = self._graph.random_walk_suggest(
             _user(user, "user"),
-            _count(walks, "walks"),
-            _count(walk_length, "walk_length"),
+            walks,
+            walk_length,
             restart,
             seed,
             _count(limit, "limit"),
