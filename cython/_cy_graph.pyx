@@ -356,6 +356,10 @@ cdef class Graph:
             time_view[k - start] = r.times[order[k]]
         return ids, times
 
+    def degree(self, user, bint out):
+        self._ready()
+        return self._degree(self.index(user), out)
+
     def counts(self, const int64_t[::1] users, bint out):
         self._ready()
         result = np.empty(users.shape[0], dtype=np.int64)

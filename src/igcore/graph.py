@@ -58,6 +58,8 @@ class Reached(NamedTuple):
 
 def _user(value, name: str) -> int:
     """One user id as a Python int in the int64 range."""
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the common case, quickly
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int user id, not {type(value).__name__}")
     value = int(value)
@@ -67,6 +69,8 @@ def _user(value, name: str) -> int:
 
 
 def _count(value, name: str, minimum: int = 0, allow_none: bool = False):
+    if type(value) is int and minimum <= value <= INT64_MAX:  # the common case, quickly
+        return value
     if value is None and allow_none:
         return None
     try:
@@ -275,7 +279,7 @@ class FollowGraph:
 
     def _counts(self, users, out: bool):
         if isinstance(users, (int, np.integer)) and not isinstance(users, (bool, np.bool_)):
-            return int(self._graph.counts(np.array([_user(users, "user")], dtype=np.int64), out)[0])
+            return int(self._graph.degree(_user(users, "user"), out))
         return self._graph.counts(int64_array(users, "users"), out)
 
     def following_count(self, users):

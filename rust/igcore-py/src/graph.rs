@@ -72,6 +72,10 @@ impl Graph {
         Ok((ids.into_pyarray(py), times.map(|t| t.into_pyarray(py))))
     }
 
+    fn degree(&self, user: i64, out: bool) -> PyResult<usize> {
+        self.inner.degree(user, out).map_err(py_err)
+    }
+
     fn counts<'py>(&self, py: Python<'py>, users: Ids<'py>, out: bool) -> PyResult<Int64Array<'py>> {
         let users = slice(&users, "users")?;
         let counts = py.detach(|| self.inner.counts(users, out)).map_err(py_err)?;

@@ -212,6 +212,11 @@ class Graph:
         ids = _ids(v for v, _ in page)
         return ids, (_ids(t for _, t in page) if self.timed else None)
 
+    def degree(self, user: int, out: bool) -> int:
+        """How many users `user` follows (`out`) or is followed by."""
+        self._known(user)
+        return len(self._adjacency(out)[user])
+
     def counts(self, users: np.ndarray, out: bool) -> np.ndarray:
         """How many users each of `users` follows (`out`) or is followed by."""
         adjacency = self._adjacency(out)

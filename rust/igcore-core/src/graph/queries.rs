@@ -5,38 +5,61 @@ use std::cmp::Ordering;
 
 use super::{FollowGraph, Row, View};
 use crate::error::Result;
+use crate::id_index::prefetch_read;
+
+/// A user's entry in a scoring pass: the epoch that last touched it, and its score so far. One
+/// 16-byte slot, so that scoring a candidate touches one cache line.
+#[derive(Clone, Copy, Default)]
+struct ScoreSlot {
+    stamp: u32,
+    count: u32,
+    score: f64,
+}
 
 /// Per-thread scratch space sized to the graph: epoch stamps instead of hash sets (a new query bumps
-/// the epoch instead of clearing the array), and one score per user.
+/// the epoch instead of clearing the arrays).
+#[derive(Default)]
 struct Scratch {
-    stamp: Vec<u32>,
-    epoch: u32,
-    score: Vec<f64>,
+    /// Traversals: the epoch in which each user was reached.
+    visited: Vec<u32>,
+    visit_epoch: u32,
+    /// Scoring passes.
+    slots: Vec<ScoreSlot>,
+    score_epoch: u32,
     touched: Vec<u32>,
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = const {
-        RefCell::new(Scratch { stamp: Vec::new(), epoch: 0, score: Vec::new(), touched: Vec::new() })
-    };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 impl Scratch {
-    /// Makes room for `n` users and returns `count` fresh epochs (`e`, `e + 1`, ...) that no stamp
-    /// holds yet.
-    fn fresh(&mut self, n: usize, count: u32) -> u32 {
-        if self.stamp.len() < n {
-            self.stamp.resize(n, 0);
-            self.score.resize(n, 0.0);
+    /// Makes room for `n` users; returns a traversal epoch no stamp holds yet.
+    fn fresh_visit(&mut self, n: usize) -> u32 {
+        if self.visited.len() < n {
+            self.visited.resize(n, 0);
         }
-        if self.epoch > u32::MAX - count - 1 {
-            self.stamp.iter_mut().for_each(|s| *s = 0);
-            self.epoch = 0;
+        if self.visit_epoch == u32::MAX {
+            self.visited.iter_mut().for_each(|s| *s = 0);
+            self.visit_epoch = 0;
         }
-        let first = self.epoch + 1;
-        self.epoch += count;
+        self.visit_epoch += 1;
+        self.visit_epoch
+    }
+
+    /// Makes room for `n` users; returns two scoring epochs (`e` marks users to skip, `e + 1` users
+    /// scored) that no slot holds yet.
+    fn fresh_scores(&mut self, n: usize) -> u32 {
+        if self.slots.len() < n {
+            self.slots.resize(n, ScoreSlot::default());
+        }
+        if self.score_epoch >= u32::MAX - 2 {
+            self.slots.iter_mut().for_each(|s| s.stamp = 0);
+            self.score_epoch = 0;
+        }
+        self.score_epoch += 2;
         self.touched.clear();
-        first
+        self.score_epoch - 1
     }
 }
 
@@ -44,14 +67,12 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut scratch) => f(&mut scratch),
         // Only a re-entrant call could find it taken; give that one its own space.
-        Err(_) => f(&mut Scratch {
-            stamp: Vec::new(),
-            epoch: 0,
-            score: Vec::new(),
-            touched: Vec::new(),
-        }),
+        Err(_) => f(&mut Scratch::default()),
     })
 }
+
+/// How many neighbours ahead a scoring pass asks for a candidate's slot.
+const PREFETCH_AHEAD: usize = 8;
 
 /// Parameters of a personalised random walk (see the reference's `random_walk_suggest`).
 #[derive(Clone, Copy, Debug)]
@@ -117,33 +138,63 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Ranks scored candidates: the `limit` best by score, ties broken by the smaller id.
-    fn ranked(&self, candidates: &mut [u32], score: &[f64], limit: usize) -> (Vec<i64>, Vec<f64>) {
+    /// Ranks scored candidates: the `limit` best by score, ties broken by the smaller id. A heap of
+    /// the best `limit` seen so far: one comparison for most candidates when `limit` is small.
+    fn ranked(
+        &self,
+        candidates: &[u32],
+        score: impl Fn(u32) -> f64,
+        limit: usize,
+    ) -> (Vec<i64>, Vec<f64>) {
         let sorted = self.sorted_indices();
-        let cmp = |a: &u32, b: &u32| -> Ordering {
-            score[*b as usize]
-                .total_cmp(&score[*a as usize])
-                .then_with(|| {
-                    if sorted {
-                        a.cmp(b)
-                    } else {
-                        self.id(*a).cmp(&self.id(*b))
-                    }
-                })
+        let key = |c: u32| if sorted { c as i64 } else { self.id(c) };
+        // Orders entries from best to worst.
+        let order = |a: &(f64, i64, u32), b: &(f64, i64, u32)| -> Ordering {
+            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
         };
-        let top = limit.min(candidates.len());
-        if top == 0 {
-            return (Vec::new(), Vec::new());
+        let mut best: Vec<(f64, i64, u32)> = Vec::with_capacity(limit.min(candidates.len()) + 1);
+        if limit >= candidates.len() {
+            best.extend(candidates.iter().map(|&c| (score(c), key(c), c)));
+        } else if limit > 0 {
+            let mut heap = std::collections::BinaryHeap::with_capacity(limit);
+            for &c in candidates {
+                let entry = Ranked((score(c), key(c), c));
+                if heap.len() < limit {
+                    heap.push(entry);
+                } else if let Some(mut worst) = heap.peek_mut() {
+                    if order(&entry.0, &worst.0) == Ordering::Less {
+                        *worst = entry;
+                    }
+                }
+            }
+            best.extend(heap.into_iter().map(|r| r.0));
         }
-        if top < candidates.len() {
-            candidates.select_nth_unstable_by(top - 1, cmp);
-        }
-        let best = &mut candidates[..top];
-        best.sort_unstable_by(cmp);
+        best.sort_unstable_by(order);
         (
-            best.iter().map(|&c| self.id(c)).collect(),
-            best.iter().map(|&c| score[c as usize]).collect(),
+            best.iter().map(|e| self.id(e.2)).collect(),
+            best.iter().map(|e| e.0).collect(),
         )
+    }
+}
+
+/// A scored candidate in the ranking heap, which keeps the worst of the best on top.
+struct Ranked((f64, i64, u32));
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    /// Greater means worse: a lower score, or an equal score and a larger id.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0 .0.total_cmp(&self.0 .0).then(self.0 .1.cmp(&other.0 .1))
     }
 }
 
@@ -190,6 +241,12 @@ impl FollowGraph {
             chosen.iter().map(|&k| view.id(row.targets[k as usize])).collect(),
             Some(chosen.iter().map(|&k| times[k as usize]).collect()),
         ))
+    }
+
+    /// How many users `user` follows (`out`) or is followed by.
+    pub fn degree(&self, user: i64, out: bool) -> Result<usize> {
+        let view = self.view()?;
+        Ok(view.degree(view.index(user)?, out))
     }
 
     /// How many users each of `users` follows (`out`) or is followed by.
@@ -269,48 +326,55 @@ impl FollowGraph {
         let u = view.index(user)?;
         let followed = view.row(u, true);
         Ok(with_scratch(|scratch| {
-            let skip = scratch.fresh(view.n(), 2);
+            let skip = scratch.fresh_scores(view.n());
             let seen = skip + 1;
-            let Scratch {
-                stamp,
-                score,
-                touched,
-                ..
-            } = scratch;
-            stamp[u as usize] = skip;
+            let Scratch { slots, touched, .. } = scratch;
+            slots[u as usize].stamp = skip;
             for &f in followed.targets {
-                stamp[f as usize] = skip;
+                slots[f as usize].stamp = skip;
             }
             for &id in exclude {
                 if let Some(x) = view.lookup(id) {
-                    stamp[x as usize] = skip;
+                    slots[x as usize].stamp = skip;
                 }
             }
             // Terms are added in ascending id order of f, the order the reference adds them in.
             for &f in followed.targets {
-                let row = view.row(f, true);
-                if row.targets.is_empty() {
+                let row = view.row(f, true).targets;
+                if row.is_empty() {
                     continue;
                 }
                 let weight = if adamic_adar {
-                    1.0 / ((row.targets.len() + view.degree(f, false)) as f64).ln()
+                    1.0 / ((row.len() + view.degree(f, false)) as f64).ln()
                 } else {
                     1.0
                 };
-                for &c in row.targets {
-                    let s = stamp[c as usize];
-                    if s == skip {
+                for (k, &c) in row.iter().enumerate() {
+                    if let Some(&ahead) = row.get(k + PREFETCH_AHEAD) {
+                        prefetch_read(slots.as_ptr().wrapping_add(ahead as usize));
+                    }
+                    let slot = &mut slots[c as usize];
+                    if slot.stamp == skip {
                         continue;
                     }
-                    if s != seen {
-                        stamp[c as usize] = seen;
-                        score[c as usize] = 0.0;
+                    if slot.stamp != seen {
+                        *slot = ScoreSlot {
+                            stamp: seen,
+                            count: 0,
+                            score: 0.0,
+                        };
                         touched.push(c);
                     }
-                    score[c as usize] += weight;
+                    slot.count += 1;
+                    slot.score += weight;
                 }
             }
-            view.ranked(touched, score, limit)
+            let slots = &*slots;
+            if adamic_adar {
+                view.ranked(touched, |c| slots[c as usize].score, limit)
+            } else {
+                view.ranked(touched, |c| slots[c as usize].count as f64, limit)
+            }
         }))
     }
 
@@ -328,21 +392,16 @@ impl FollowGraph {
             return Ok((Vec::new(), Vec::new()));
         }
         Ok(with_scratch(|scratch| {
-            let skip = scratch.fresh(view.n(), 2);
+            let skip = scratch.fresh_scores(view.n());
             let seen = skip + 1;
-            let Scratch {
-                stamp,
-                score,
-                touched,
-                ..
-            } = scratch;
-            stamp[u as usize] = skip;
+            let Scratch { slots, touched, .. } = scratch;
+            slots[u as usize].stamp = skip;
             for &f in start {
-                stamp[f as usize] = skip;
+                slots[f as usize].stamp = skip;
             }
             for &id in exclude {
                 if let Some(x) = view.lookup(id) {
-                    stamp[x as usize] = skip;
+                    slots[x as usize].stamp = skip;
                 }
             }
             let mut rng = SplitMix64(params.seed);
@@ -354,21 +413,25 @@ impl FollowGraph {
                         followees = start;
                     }
                     current = followees[rng.below(followees.len())];
-                    let s = stamp[current as usize];
-                    if s != skip {
-                        if s != seen {
-                            stamp[current as usize] = seen;
-                            score[current as usize] = 0.0;
+                    let slot = &mut slots[current as usize];
+                    if slot.stamp != skip {
+                        if slot.stamp != seen {
+                            *slot = ScoreSlot {
+                                stamp: seen,
+                                count: 0,
+                                score: 0.0,
+                            };
                             touched.push(current);
                         }
-                        score[current as usize] += 1.0;
+                        slot.count += 1;
                     }
                     if rng.unit() < params.restart_prob {
                         current = u;
                     }
                 }
             }
-            view.ranked(touched, score, params.limit)
+            let slots = &*slots;
+            view.ranked(touched, |c| slots[c as usize].count as f64, params.limit)
         }))
     }
 
@@ -387,8 +450,8 @@ impl FollowGraph {
             return Ok((Vec::new(), Vec::new()));
         }
         let (order, depths) = with_scratch(|scratch| {
-            let visited = scratch.fresh(view.n(), 1);
-            let stamp = &mut scratch.stamp;
+            let visited = scratch.fresh_visit(view.n());
+            let stamp = &mut scratch.visited;
             let mut order = vec![u];
             let mut depths = vec![0_i64];
             stamp[u as usize] = visited;
