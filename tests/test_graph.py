@@ -30,7 +30,7 @@ def small_graph(timed: bool = False) -> FollowGraph:
     return FollowGraph.from_edges(src, dst, times)
 
 
-# -- building ----------------------------------------------------------------------------------------------
+# -- building ------------------------------------------------------------------------------------------------
 
 
 def test_build_drops_duplicates_and_self_follows_and_reports_them(backend):
@@ -70,7 +70,7 @@ def test_duplicates_keep_the_earliest_time(backend):
     assert lists(ids) == [2] and lists(times) == [10]
 
 
-# -- queries -----------------------------------------------------------------------------------------------
+# -- queries -------------------------------------------------------------------------------------------------
 
 
 def test_following_and_followers_ascending(backend):
@@ -154,7 +154,7 @@ def test_unknown_users_raise_key_error_naming_the_id(backend, call):
     assert error.value.args == (77,)
 
 
-# -- suggestions -----------------------------------------------------------------------------------------
+# -- suggestions ---------------------------------------------------------------------------------------------
 
 
 def suggestion_graph() -> FollowGraph:
@@ -205,7 +205,7 @@ def test_random_walks_are_deterministic_for_a_seed(backend):
     assert lists(graph.random_walk_suggest(13, seed=1).ids) == []
 
 
-# -- traversal ----------------------------------------------------------------------------------------------
+# -- traversal -----------------------------------------------------------------------------------------------
 
 
 def test_bfs_order_depths_and_limits(backend):
@@ -220,7 +220,7 @@ def test_bfs_order_depths_and_limits(backend):
     assert lists(graph.bfs(4, 2, direction="followers").ids) == [4, 2, 3, 1]
 
 
-# -- updates ------------------------------------------------------------------------------------------------
+# -- updates -------------------------------------------------------------------------------------------------
 
 
 def test_follow_and_unfollow_are_seen_at_once(backend):
@@ -248,7 +248,7 @@ def test_follow_on_a_timed_graph_needs_times(backend):
     assert lists(graph.followers(1, return_times=True)[1]) == [100, 40]
 
 
-# -- analytics ----------------------------------------------------------------------------------------------
+# -- analytics -----------------------------------------------------------------------------------------------
 
 
 def test_components_weak_and_strong(backend):
@@ -322,7 +322,7 @@ def test_inputs_are_not_modified_and_results_are_arrays_of_their_own(backend):
     assert lists(graph.following(1)) == [2]
 
 
-# -- the GIL --------------------------------------------------------------------------------------------------
+# -- the GIL -------------------------------------------------------------------------------------------------
 
 
 def test_compiled_backends_release_the_gil(backend):
@@ -352,7 +352,7 @@ def test_compiled_backends_release_the_gil(backend):
     assert longest_pause < alone / 2, (longest_pause, alone)
 
 
-# -- properties: every backend is the reference ---------------------------------------------------------------
+# -- properties: every backend is the reference --------------------------------------------------------------
 
 ID_POOL = [INT64_MIN, -(2**40), -3, -1, 0, 1, 2, 3, 5, 8, 2**31, BIG, INT64_MAX - 1, INT64_MAX]
 
@@ -361,7 +361,9 @@ ID_POOL = [INT64_MIN, -(2**40), -3, -1, 0, 1, 2, 3, 5, 8, 2**31, BIG, INT64_MAX 
 def follow_lists(draw, max_follows: int = 40):
     """Follows over a small pool of ids (so repeats, self-follows and shared neighbours are common),
     with times from a small range (so ties are common) about half of the time."""
-    pool = draw(st.lists(st.sampled_from(ID_POOL) | st.integers(-10, 10), min_size=1, max_size=10, unique=True))
+    pool = draw(
+        st.lists(st.sampled_from(ID_POOL) | st.integers(-10, 10), min_size=1, max_size=10, unique=True)
+    )
     pairs = draw(st.lists(st.tuples(st.sampled_from(pool), st.sampled_from(pool)), max_size=max_follows))
     timed = draw(st.booleans())
     times = draw(st.lists(st.integers(-3, 3), min_size=len(pairs), max_size=len(pairs))) if timed else None
@@ -470,3 +472,11 @@ def test_updates_match_the_reference(backend, script):
         expected = snapshot(expected_graph, probes)
     assert counts == expected_counts
     assert snapshot(graph, probes) == expected
+
+
+def test_the_reference_random_generator_is_splitmix64():
+    from igcore._reference.graph import SplitMix64
+
+    rng = SplitMix64(0)  # the first outputs of Vigna's splitmix64 for seed 0
+    assert [rng.next(), rng.next()] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4]
+    assert 0 <= SplitMix64(3).below(10) < 10 and 0.0 <= SplitMix64(3).unit() < 1.0

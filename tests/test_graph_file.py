@@ -193,9 +193,13 @@ HOSTILE = {
     "offsets that run backwards": lambda s: s[2].__setitem__(5, 2**40),
     "an offset past the end": lambda s: s[4].__setitem__(len(s[4]) - 1, 2**63),
     "ids out of order": lambda s: s.__setitem__(0, s[0][::-1].copy()),
-    "an id table that loses a user": lambda s: s[1].__setitem__(np.flatnonzero(s[1] != 2**32 - 1)[0], 2**32 - 1),
+    "an id table that loses a user": lambda s: s[1].__setitem__(
+        np.flatnonzero(s[1] != 2**32 - 1)[0], 2**32 - 1
+    ),
     "an id table with every slot taken": lambda s: s[1].fill(0),
-    "an id table that points past the users": lambda s: s[1].__setitem__(np.flatnonzero(s[1] != 2**32 - 1)[0], 10**6),
+    "an id table that points past the users": lambda s: s[1].__setitem__(
+        np.flatnonzero(s[1] != 2**32 - 1)[0], 10**6
+    ),
     "a list out of order": lambda s: s[3].__setitem__(slice(0, 2), s[3][:2][::-1].copy()),
     "followers that do not mirror following": lambda s: s[5].__setitem__(slice(None), np.roll(s[5], 1)),
     "a self-follow": lambda s: s[3].__setitem__(0, 0),  # user 0 follows itself
@@ -224,7 +228,7 @@ def test_hostile_time_arrays_are_refused(backend, tmp_path, change):
         FollowGraph.load(path).verify()
 
 
-# -- shared pages ------------------------------------------------------------------------------------------
+# -- shared pages --------------------------------------------------------------------------------------------
 
 
 def mapping_pages(path: str) -> dict[str, int]:

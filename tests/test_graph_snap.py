@@ -4,7 +4,7 @@ and reading edge lists as SNAP ships them."""
 from __future__ import annotations
 
 import gzip
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from .conftest import shared_data
 HOT_PATH = "graph"
 
 
-@lru_cache(maxsize=None)
+@cache
 def edges_of(name: str):
     """The edge list of a shared SNAP file, read once by the reference (checked against the other
     backends' readers below)."""
@@ -120,7 +120,7 @@ def test_wiki_vote_quirks_crlf_header_and_no_final_newline(backend, tmp_path):
     assert len(src) == 103689 and (src[-1], dst[-1]) == (8274, 8275)
 
 
-# -- edge-list reader ----------------------------------------------------------------------------------
+# -- edge-list reader ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -208,7 +208,9 @@ def test_agrees_with_networkx(backend, seed):
             groups.setdefault(label, set()).add(user)
         return sorted(map(sorted, groups.values()))
 
-    assert partition(graph.components("weak")) == sorted(map(sorted, nx.weakly_connected_components(reference)))
+    assert partition(graph.components("weak")) == sorted(
+        map(sorted, nx.weakly_connected_components(reference))
+    )
     assert partition(graph.components("strong")) == sorted(
         map(sorted, nx.strongly_connected_components(reference))
     )

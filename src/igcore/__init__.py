@@ -1,7 +1,8 @@
 """igcore: the hot paths of a social network's Python web tier, compiled.
 
-Each hot path (counters, the follower graph, and more to come) has one public module here and three backends behind it:
-Rust, Cython and a pure-Python reference that defines the behaviour. See ``backend_info()``.
+Each hot path (counters, the follower graph, and more to come) has one public module here and three
+backends behind it: Rust, Cython and a pure-Python reference that defines the behaviour. See
+``backend_info()``.
 """
 
 __version__ = "0.1.0"

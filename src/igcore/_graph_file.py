@@ -129,7 +129,14 @@ def encode_header(num_users: int, num_follows: int, timed: bool, crcs: list[int]
     offsets, lengths, _ = canonical_layout(num_users, num_follows, timed)
     header = bytearray(HEADER_SIZE)
     _FIXED.pack_into(
-        header, 0, MAGIC, VERSION, FLAG_TIMED if timed else 0, num_users, num_follows, num_slots_for(num_users)
+        header,
+        0,
+        MAGIC,
+        VERSION,
+        FLAG_TIMED if timed else 0,
+        num_users,
+        num_follows,
+        num_slots_for(num_users),
     )
     for i, (offset, length, crc) in enumerate(zip(offsets, lengths, crcs)):
         _ENTRY.pack_into(header, _FIXED.size + i * _ENTRY.size, offset, length, crc, 0)

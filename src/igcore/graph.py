@@ -22,7 +22,6 @@ import numpy as np
 from . import _backend, _graph_file
 from ._arrays import INT64_MAX, INT64_MIN, int64_array
 
-
 # The most steps one random_walk_suggest call may take: a bound on its time, whatever it is asked.
 MAX_WALK_STEPS = 2**30
 
@@ -36,7 +35,7 @@ class BuildReport(NamedTuple):
 
 
 class FollowedBy(NamedTuple):
-    """"Followed by x, y and 12 others": the first ids (ascending) and how many there are in all."""
+    """ "Followed by x, y and 12 others": the first ids (ascending) and how many there are in all."""
 
     ids: np.ndarray
     total: int
@@ -245,7 +244,9 @@ class FollowGraph:
 
     def __repr__(self) -> str:
         timed = ", timed" if self.has_timestamps else ""
-        return f"<FollowGraph {self.num_users:,} users, {self.num_follows:,} follows{timed} ({self._backend})>"
+        return (
+            f"<FollowGraph {self.num_users:,} users, {self.num_follows:,} follows{timed} ({self._backend})>"
+        )
 
     def user_ids(self) -> np.ndarray:
         """Every user's id, ascending (the order of ``components`` labels)."""
@@ -315,13 +316,15 @@ class FollowGraph:
     def followed_by(self, viewer, target, limit: int = 3) -> FollowedBy:
         """Which accounts `viewer` follows that also follow `target` ("Followed by x, y and 12 others"):
         the first `limit` by ascending id, and the total. ``KeyError`` for an unknown user."""
-        ids, total = self._graph.followed_by(_user(viewer, "viewer"), _user(target, "target"), _count(limit, "limit"))
+        ids, total = self._graph.followed_by(
+            _user(viewer, "viewer"), _user(target, "target"), _count(limit, "limit")
+        )
         return FollowedBy(ids, int(total))
 
     # -- suggestions -------------------------------------------------------------------------------------
 
     def suggest(self, user, limit: int = 20, method: str = "common", exclude=None) -> Suggestions:
-        """"Suggested for you": friends of friends of `user`, scored by how many of the accounts `user`
+        """ "Suggested for you": friends of friends of `user`, scored by how many of the accounts `user`
         follows follow them (``method="common"``) or by Adamic-Adar (``"adamic_adar"``: each such
         account counts 1 / ln(its follows and followers)). Never `user`, an account `user` follows, or
         one in `exclude` (e.g. blocks). The `limit` best, ties broken by the smaller id."""

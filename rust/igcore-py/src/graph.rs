@@ -67,7 +67,10 @@ impl Graph {
         limit: Option<usize>,
     ) -> PyResult<(Int64Array<'py>, Option<Int64Array<'py>>)> {
         let (ids, times) = py
-            .detach(|| self.inner.neighbours(user, out, since, until, offset, limit))
+            .detach(|| {
+                self.inner
+                    .neighbours(user, out, since, until, offset, limit)
+            })
             .map_err(py_err)?;
         Ok((ids.into_pyarray(py), times.map(|t| t.into_pyarray(py))))
     }
@@ -76,9 +79,16 @@ impl Graph {
         self.inner.degree(user, out).map_err(py_err)
     }
 
-    fn counts<'py>(&self, py: Python<'py>, users: Ids<'py>, out: bool) -> PyResult<Int64Array<'py>> {
+    fn counts<'py>(
+        &self,
+        py: Python<'py>,
+        users: Ids<'py>,
+        out: bool,
+    ) -> PyResult<Int64Array<'py>> {
         let users = slice(&users, "users")?;
-        let counts = py.detach(|| self.inner.counts(users, out)).map_err(py_err)?;
+        let counts = py
+            .detach(|| self.inner.counts(users, out))
+            .map_err(py_err)?;
         Ok(counts.into_pyarray(py))
     }
 
@@ -89,12 +99,16 @@ impl Graph {
         b: Ids<'py>,
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
         let (a, b) = (slice(&a, "a")?, slice(&b, "b")?);
-        let found = py.detach(|| self.inner.is_following(a, b)).map_err(py_err)?;
+        let found = py
+            .detach(|| self.inner.is_following(a, b))
+            .map_err(py_err)?;
         Ok(found.into_pyarray(py))
     }
 
     fn mutual_follows<'py>(&self, py: Python<'py>, user: i64) -> PyResult<Int64Array<'py>> {
-        let ids = py.detach(|| self.inner.mutual_follows(user)).map_err(py_err)?;
+        let ids = py
+            .detach(|| self.inner.mutual_follows(user))
+            .map_err(py_err)?;
         Ok(ids.into_pyarray(py))
     }
 
@@ -211,7 +225,9 @@ impl Graph {
     }
 
     fn components<'py>(&self, py: Python<'py>, strong: bool) -> PyResult<Int64Array<'py>> {
-        let labels = py.detach(|| self.inner.components(strong)).map_err(py_err)?;
+        let labels = py
+            .detach(|| self.inner.components(strong))
+            .map_err(py_err)?;
         Ok(labels.into_pyarray(py))
     }
 
@@ -247,9 +263,7 @@ fn build<'py>(
     };
     let built = py.detach(|| core::build(src, dst, times)).map_err(py_err)?;
     Ok((
-        Graph {
-            inner: built.graph,
-        },
+        Graph { inner: built.graph },
         built.duplicates,
         built.self_follows,
         built.self_followers.into_pyarray(py),
@@ -280,9 +294,7 @@ fn parse_edgelist<'py>(
     data: &Bound<'py, PyBytes>,
 ) -> PyResult<(Int64Array<'py>, Int64Array<'py>, Option<Int64Array<'py>>)> {
     let bytes = data.as_bytes();
-    let edges = py
-        .detach(|| core::parse_edgelist(bytes))
-        .map_err(py_err)?;
+    let edges = py.detach(|| core::parse_edgelist(bytes)).map_err(py_err)?;
     Ok((
         edges.src.into_pyarray(py),
         edges.dst.into_pyarray(py),

@@ -179,7 +179,13 @@ class Graph:
     def nbytes(self) -> int:
         """The size of the compact layout this graph stands for (the arrays a compiled backend holds)."""
         n, m = self.num_users(), self.num_follows()
-        return n * 8 + _graph_file.num_slots_for(n) * 4 + 2 * (n + 1) * 8 + 2 * m * 4 + (24 * m if self.timed else 0)
+        return (
+            n * 8
+            + _graph_file.num_slots_for(n) * 4
+            + 2 * (n + 1) * 8
+            + 2 * m * 4
+            + (24 * m if self.timed else 0)
+        )
 
     def verify(self) -> None:
         """Nothing to do: the reference checks a file entirely when it loads it."""
@@ -225,9 +231,7 @@ class Graph:
 
     def is_following(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """For each pair, whether a[i] follows b[i] (False for unknown users)."""
-        return np.array(
-            [v in self.following.get(u, ()) for u, v in zip(a.tolist(), b.tolist())], dtype=bool
-        )
+        return np.array([v in self.following.get(u, ()) for u, v in zip(a.tolist(), b.tolist())], dtype=bool)
 
     def mutual_follows(self, user: int) -> np.ndarray:
         """Users that `user` follows and that follow `user` back, ascending."""
@@ -371,7 +375,11 @@ class Graph:
     def edges(self):
         """Every follow as ``(src, dst, times)``, ordered by source id, then target id."""
         pairs = sorted((a, b, t) for a, out in self.following.items() for b, t in out.items())
-        return _ids(p[0] for p in pairs), _ids(p[1] for p in pairs), (_ids(p[2] for p in pairs) if self.timed else None)
+        return (
+            _ids(p[0] for p in pairs),
+            _ids(p[1] for p in pairs),
+            (_ids(p[2] for p in pairs) if self.timed else None),
+        )
 
     def components(self, strong: bool) -> np.ndarray:
         """A component label per user, aligned with ``user_ids()``: components are numbered 0, 1, ... in
@@ -438,7 +446,10 @@ class Graph:
     def triangle_count(self) -> int:
         """Triangles of the undirected simple graph: direction dropped, each pair of users joined by a
         follow either way is one edge."""
-        later = {u: {v for v in (self.following[u].keys() | self.followers[u].keys()) if v > u} for u in self.following}
+        later = {
+            u: {v for v in (self.following[u].keys() | self.followers[u].keys()) if v > u}
+            for u in self.following
+        }
         return sum(len(later[u] & later[v]) for u in later for v in later[u])
 
     def degree_histogram(self, out: bool) -> np.ndarray:
@@ -505,7 +516,11 @@ class Graph:
         for direction in range(2):
             offsets = sections[2 + 2 * direction].tolist()
             targets = sections[3 + 2 * direction].tolist()
-            if offsets[0] != 0 or offsets[-1] != len(targets) or any(a > b for a, b in zip(offsets, offsets[1:])):
+            if (
+                offsets[0] != 0
+                or offsets[-1] != len(targets)
+                or any(a > b for a, b in zip(offsets, offsets[1:]))
+            ):
                 raise _corrupt("list offsets are out of order or out of range")
             if timed:
                 times = sections[6 + 2 * direction].tolist()

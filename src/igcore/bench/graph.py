@@ -161,7 +161,9 @@ def _same_arrays(result, expected) -> bool:
 
 def _same_suggestions(result, expected) -> bool:
     ids, scores = result
-    return np.array_equal(np.asarray(ids), expected.ids) and np.array_equal(np.asarray(scores), expected.scores)
+    return np.array_equal(np.asarray(ids), expected.ids) and np.array_equal(
+        np.asarray(scores), expected.scores
+    )
 
 
 # -- build ---------------------------------------------------------------------------------------------
@@ -386,8 +388,10 @@ for _who, _label in (("median", "a median user"), ("heavy", "the user who follow
         Case(
             name=f"graph.bfs/{_who}",
             hot_path="graph",
-            title=lambda scale, who=_who, label=_label: f"bfs(u, max_depth=3) along follows from {label} "
-            f"({probes(scale)[who + '_following']:,} followees)",
+            title=lambda scale, who=_who, label=_label: (
+                f"bfs(u, max_depth=3) along follows from {label} "
+                f"({probes(scale)[who + '_following']:,} followees)"
+            ),
             make_inputs=lambda scale, who=_who: _suggest_inputs(scale, who),
             run=lambda i: graph_here(i["scale"]).bfs(i["user"], 3),
             peers={"igraph neighborhood_size(order=3)": _igraph_bfs, "networkx": _networkx_bfs},
@@ -501,8 +505,10 @@ register(
     Case(
         name="graph.load",
         hot_path="graph",
-        title=lambda scale: f"FollowGraph.load(path, mmap=True) of the saved graph "
-        f"({_saved(scale)['size'] / 2**20:.0f} MiB); the python backend reads and checks all of it",
+        title=lambda scale: (
+            f"FollowGraph.load(path, mmap=True) of the saved graph "
+            f"({_saved(scale)['size'] / 2**20:.0f} MiB); the python backend reads and checks all of it"
+        ),
         make_inputs=_saved,
         run=lambda i: FollowGraph.load(i["path"]),
         peers={"scipy.sparse load_npz + np.load": _scipy_load},
@@ -567,8 +573,12 @@ if snap_file("Wiki-Vote.txt.gz") is not None:
             make_inputs=lambda scale: _wiki_vote(),
             run=lambda i: _wiki_graph(i).components("strong"),
             peers={
-                "networkx": lambda i: max(map(len, __import__("networkx").strongly_connected_components(_wiki_peers()[0]))),
-                "rustworkx": lambda i: max(map(len, __import__("rustworkx").strongly_connected_components(_wiki_peers()[1]))),
+                "networkx": lambda i: max(
+                    map(len, __import__("networkx").strongly_connected_components(_wiki_peers()[0]))
+                ),
+                "rustworkx": lambda i: max(
+                    map(len, __import__("rustworkx").strongly_connected_components(_wiki_peers()[1]))
+                ),
                 "igraph": lambda i: max(_wiki_peers()[2].connected_components(mode="strong").sizes()),
             },
             same=np.array_equal,
@@ -583,8 +593,9 @@ if snap_file("Wiki-Vote.txt.gz") is not None:
             make_inputs=lambda scale: _wiki_vote(),
             run=lambda i: _wiki_graph(i).triangle_count(),
             peers={
-                "networkx": lambda i: sum(__import__("networkx").triangles(_wiki_peers()[0].to_undirected()).values())
-                // 3,
+                "networkx": lambda i: (
+                    sum(__import__("networkx").triangles(_wiki_peers()[0].to_undirected()).values()) // 3
+                ),
                 "igraph": lambda i: len(_wiki_peers()[2].as_undirected().simplify().list_triangles()),
             },
             same=lambda a, b: a == b,

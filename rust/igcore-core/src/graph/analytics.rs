@@ -1,12 +1,12 @@
 //! Whole-graph analytics for data pipelines. They run on the compact base (a graph with updates
 //! pending is compacted into a copy first), where index order is id order.
 
-use super::{Base, FollowGraph};
+use super::{Base, EdgeArrays, FollowGraph};
 use crate::error::Result;
 
 impl FollowGraph {
     /// Every follow as `(src, dst, times)`, ordered by source id, then target id.
-    pub fn edges(&self) -> Result<(Vec<i64>, Vec<i64>, Option<Vec<i64>>)> {
+    pub fn edges(&self) -> Result<EdgeArrays> {
         Ok(self.view()?.edges())
     }
 

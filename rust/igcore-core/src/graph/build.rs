@@ -34,7 +34,12 @@ pub(crate) fn build_with_users(
     let mut index = IdIndex::with_capacity((src.len() / 4).max(users.len()));
     let mut src_first = Vec::with_capacity(src.len());
     let mut dst_first = Vec::with_capacity(src.len());
-    for (&a, &b) in src.iter().zip(dst) {
+    const AHEAD: usize = 16;
+    for (i, (&a, &b)) in src.iter().zip(dst).enumerate() {
+        if let (Some(&a_next), Some(&b_next)) = (src.get(i + AHEAD), dst.get(i + AHEAD)) {
+            index.prefetch(a_next);
+            index.prefetch(b_next);
+        }
         src_first.push(index.insert(a)?.0);
         dst_first.push(index.insert(b)?.0);
     }
@@ -97,7 +102,12 @@ pub(crate) fn build_with_users(
         let (start, end) = (offsets[u] as usize, offsets[u + 1] as usize);
         if timed {
             pairs.clear();
-            pairs.extend(targets[start..end].iter().copied().zip(row_times[start..end].iter().copied()));
+            pairs.extend(
+                targets[start..end]
+                    .iter()
+                    .copied()
+                    .zip(row_times[start..end].iter().copied()),
+            );
             pairs.sort_unstable();
             let mut last = None;
             for &(v, t) in &pairs {
@@ -162,7 +172,10 @@ pub(crate) fn build_with_users(
         (Vec::new(), Vec::new())
     };
     let slots = id_table(&ids)?;
-    let self_followers = (0..n).filter(|&u| self_follower[u]).map(|u| ids[u]).collect();
+    let self_followers = (0..n)
+        .filter(|&u| self_follower[u])
+        .map(|u| ids[u])
+        .collect();
     let arrays = OwnedArrays {
         ids,
         slots,

@@ -22,7 +22,10 @@ fn parse_field(field: &[u8], line: usize, column: usize) -> Result<i64> {
         _ => (false, field),
     };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(malformed(line, format!("column {column} is not an integer")));
+        return Err(malformed(
+            line,
+            format!("column {column} is not an integer"),
+        ));
     }
     // Accumulate towards the negative side, which holds one more value than the positive side.
     let mut value: i64 = 0;
@@ -30,7 +33,9 @@ fn parse_field(field: &[u8], line: usize, column: usize) -> Result<i64> {
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_sub((d - b'0') as i64))
-            .ok_or_else(|| malformed(line, format!("column {column} is outside the int64 range")))?;
+            .ok_or_else(|| {
+                malformed(line, format!("column {column} is outside the int64 range"))
+            })?;
     }
     if negative {
         Ok(value)
@@ -56,7 +61,10 @@ pub fn parse_edgelist(data: &[u8]) -> Result<EdgeList> {
             line = stripped;
         }
         fields.clear();
-        fields.extend(line.split(|&c| c == b' ' || c == b'\t').filter(|f| !f.is_empty()));
+        fields.extend(
+            line.split(|&c| c == b' ' || c == b'\t')
+                .filter(|f| !f.is_empty()),
+        );
         match fields.first() {
             None => continue,
             Some(first) if first.starts_with(b"#") => continue,

@@ -134,13 +134,12 @@ impl FileArrays {
     /// (and never the row's own user), followers the exact transpose of following, times aligned.
     pub fn verify(&self) -> Result<()> {
         let sections = if self.layout.timed { SECTIONS } else { 6 };
-        for i in 0..sections {
+        for (i, name) in SECTION_NAMES.iter().enumerate().take(sections) {
             let (offset, length) = (self.layout.offsets[i], self.layout.lengths[i]);
             let crc = crc32fast::hash(&self.region.bytes()[offset..offset + length]);
             if crc != self.layout.crcs[i] {
                 return Err(Error::InvalidInput(format!(
-                    "corrupted: the checksum of section {} does not match",
-                    SECTION_NAMES[i]
+                    "corrupted: the checksum of section {name} does not match"
                 )));
             }
         }
@@ -267,7 +266,9 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
         let mut words = vec![0_u64; size.div_ceil(8)];
         let bytes = {
             // SAFETY: the buffer is `words.len() * 8` initialised bytes, borrowed only in this block.
-            unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
+            unsafe {
+                std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8)
+            }
         };
         file.read_exact(&mut bytes[..size]).map_err(io)?;
         Region::Heap(words)
@@ -276,13 +277,10 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
     // the bytes we hold, aligned for its type.
     let total = region.bytes().len();
     let sections = if layout.timed { SECTIONS } else { 6 };
-    for i in 0..sections {
+    for (i, &item) in ITEM_SIZE.iter().enumerate().take(sections) {
         let (offset, length) = (layout.offsets[i], layout.lengths[i]);
-        let end = offset.checked_add(length);
-        if end.is_none_or(|end| end > total)
-            || offset % ITEM_SIZE[i] != 0
-            || length % ITEM_SIZE[i] != 0
-        {
+        let within = offset.checked_add(length).is_some_and(|end| end <= total);
+        if !within || offset % item != 0 || length % item != 0 {
             return Err(corrupted("a section lies outside the file"));
         }
     }
@@ -291,10 +289,18 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
     let expected = [n, num_slots_for(n), n + 1, m, n + 1, m, m, m, m, m];
     for i in 0..sections {
         if expected[i].checked_mul(ITEM_SIZE[i]) != Some(layout.lengths[i]) {
-            return Err(corrupted("a section's length does not fit the graph's size"));
+            return Err(corrupted(
+                "a section's length does not fit the graph's size",
+            ));
         }
     }
-    Ok(FollowGraph::from_file(FileArrays { region, layout: layout.clone() }, layout.timed))
+    Ok(FollowGraph::from_file(
+        FileArrays {
+            region,
+            layout: layout.clone(),
+        },
+        layout.timed,
+    ))
 }
 
 /// The 320-byte header of a graph with these sizes and section CRCs.

@@ -18,6 +18,8 @@ mod build;
 mod edgelist;
 pub mod file;
 mod queries;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -28,6 +30,9 @@ use crate::id_index::{id_hash, IdIndex};
 pub use build::{build, Built};
 pub use edgelist::{parse_edgelist, EdgeList};
 pub use queries::WalkParams;
+
+/// Follows as `(src, dst, times)` id arrays; times only on a timed graph.
+pub type EdgeArrays = (Vec<i64>, Vec<i64>, Option<Vec<i64>>);
 
 /// Marks a free slot of the id table.
 pub const EMPTY_SLOT: u32 = u32::MAX;
@@ -412,6 +417,20 @@ impl<'a> View<'a> {
         self.row(u, out).targets.len()
     }
 
+    /// Asks the memory system for the start of row `u` of the base, ahead of its use.
+    #[inline]
+    pub fn prefetch_row(&self, u: u32, out: bool) {
+        let csr = if out { &self.base.out } else { &self.base.inn };
+        if let Some(&start) = csr.offsets.get(u as usize) {
+            crate::id_index::prefetch_read(csr.targets.as_ptr().wrapping_add(start as usize));
+        }
+    }
+
+    #[inline]
+    pub fn prefetch_id(&self, x: u32) {
+        crate::id_index::prefetch_read(self.base.ids.as_ptr().wrapping_add(x as usize));
+    }
+
     /// Whether `row` holds user `v`.
     pub fn row_contains(&self, row: &Row<'_>, v: u32) -> bool {
         self.row_position(row, v).is_some()
@@ -437,7 +456,7 @@ impl<'a> View<'a> {
     }
 
     /// Every follow, ordered by source id, then target id.
-    pub fn edges(&self) -> (Vec<i64>, Vec<i64>, Option<Vec<i64>>) {
+    pub fn edges(&self) -> EdgeArrays {
         let mut order: Vec<u32> = (0..self.n() as u32).collect();
         if !self.sorted_indices() {
             order.sort_unstable_by_key(|&u| self.id(u));
@@ -533,7 +552,11 @@ impl FollowGraph {
         let entries = &mut self.overlay.entries;
         rows.entry(u).or_insert_with(|| {
             if (u as usize) < base.n() {
-                let row = if out { base.out.row(u) } else { base.inn.row(u) };
+                let row = if out {
+                    base.out.row(u)
+                } else {
+                    base.inn.row(u)
+                };
                 *entries += row.targets.len();
                 OwnedRow {
                     targets: row.targets.to_vec(),

@@ -20,9 +20,8 @@ struct ScoreSlot {
 /// the epoch instead of clearing the arrays).
 #[derive(Default)]
 struct Scratch {
-    /// Traversals: the epoch in which each user was reached.
-    visited: Vec<u32>,
-    visit_epoch: u32,
+    /// Traversals: a bit per user, all clear between calls.
+    visited: Vec<u64>,
     /// Scoring passes.
     slots: Vec<ScoreSlot>,
     score_epoch: u32,
@@ -34,19 +33,6 @@ thread_local! {
 }
 
 impl Scratch {
-    /// Makes room for `n` users; returns a traversal epoch no stamp holds yet.
-    fn fresh_visit(&mut self, n: usize) -> u32 {
-        if self.visited.len() < n {
-            self.visited.resize(n, 0);
-        }
-        if self.visit_epoch == u32::MAX {
-            self.visited.iter_mut().for_each(|s| *s = 0);
-            self.visit_epoch = 0;
-        }
-        self.visit_epoch += 1;
-        self.visit_epoch
-    }
-
     /// Makes room for `n` users; returns two scoring epochs (`e` marks users to skip, `e + 1` users
     /// scored) that no slot holds yet.
     fn fresh_scores(&mut self, n: usize) -> u32 {
@@ -85,11 +71,11 @@ pub struct WalkParams {
 }
 
 /// splitmix64, exactly as the reference defines it.
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub u64);
 
 impl SplitMix64 {
     #[inline]
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -144,6 +130,7 @@ impl<'a> View<'a> {
         &self,
         candidates: &[u32],
         score: impl Fn(u32) -> f64,
+        prefetch: impl Fn(u32),
         limit: usize,
     ) -> (Vec<i64>, Vec<f64>) {
         let sorted = self.sorted_indices();
@@ -157,7 +144,10 @@ impl<'a> View<'a> {
             best.extend(candidates.iter().map(|&c| (score(c), key(c), c)));
         } else if limit > 0 {
             let mut heap = std::collections::BinaryHeap::with_capacity(limit);
-            for &c in candidates {
+            for (i, &c) in candidates.iter().enumerate() {
+                if let Some(&ahead) = candidates.get(i + PREFETCH_AHEAD) {
+                    prefetch(ahead);
+                }
                 let entry = Ranked((score(c), key(c), c));
                 if heap.len() < limit {
                     heap.push(entry);
@@ -194,7 +184,11 @@ impl PartialOrd for Ranked {
 impl Ord for Ranked {
     /// Greater means worse: a lower score, or an equal score and a larger id.
     fn cmp(&self, other: &Self) -> Ordering {
-        other.0 .0.total_cmp(&self.0 .0).then(self.0 .1.cmp(&other.0 .1))
+        other
+            .0
+             .0
+            .total_cmp(&self.0 .0)
+            .then(self.0 .1.cmp(&other.0 .1))
     }
 }
 
@@ -225,12 +219,17 @@ impl FollowGraph {
         };
         let Some(times) = row.times else {
             let range = page(row.targets.len());
-            return Ok((row.targets[range].iter().map(|&v| view.id(v)).collect(), None));
+            return Ok((
+                row.targets[range].iter().map(|&v| view.id(v)).collect(),
+                None,
+            ));
         };
         let order = view.time_order(&row);
         // Newest first: the follows before `until` start where times drop below it, and those from
         // `since` on end where times drop below `since`.
-        let first = until.map_or(0, |until| order.partition_point(|&k| times[k as usize] >= until));
+        let first = until.map_or(0, |until| {
+            order.partition_point(|&k| times[k as usize] >= until)
+        });
         let last = since.map_or(order.len(), |since| {
             order.partition_point(|&k| times[k as usize] >= since)
         });
@@ -238,7 +237,10 @@ impl FollowGraph {
         let range = page(window.len());
         let chosen = &window[range];
         Ok((
-            chosen.iter().map(|&k| view.id(row.targets[k as usize])).collect(),
+            chosen
+                .iter()
+                .map(|&k| view.id(row.targets[k as usize]))
+                .collect(),
             Some(chosen.iter().map(|&k| times[k as usize]).collect()),
         ))
     }
@@ -338,11 +340,22 @@ impl FollowGraph {
                     slots[x as usize].stamp = skip;
                 }
             }
-            // Terms are added in ascending id order of f, the order the reference adds them in.
-            for &f in followed.targets {
+            // Terms are added in ascending id order of f, the order the reference adds them in. The
+            // followees' rows lie all over memory: ask for the next rows, and for candidates' slots,
+            // a few steps ahead of their use, so that the misses overlap.
+            let followees = followed.targets;
+            for (i, &f) in followees.iter().enumerate() {
+                if let Some(&ahead) = followees.get(i + PREFETCH_AHEAD) {
+                    view.prefetch_row(ahead, true);
+                }
                 let row = view.row(f, true).targets;
                 if row.is_empty() {
                     continue;
+                }
+                if let Some(&next) = followees.get(i + 1) {
+                    for &c in view.row(next, true).targets.iter().take(PREFETCH_AHEAD) {
+                        prefetch_read(slots.as_ptr().wrapping_add(c as usize));
+                    }
                 }
                 let weight = if adamic_adar {
                     1.0 / ((row.len() + view.degree(f, false)) as f64).ln()
@@ -370,10 +383,11 @@ impl FollowGraph {
                 }
             }
             let slots = &*slots;
+            let ahead = |c: u32| prefetch_read(slots.as_ptr().wrapping_add(c as usize));
             if adamic_adar {
-                view.ranked(touched, |c| slots[c as usize].score, limit)
+                view.ranked(touched, |c| slots[c as usize].score, ahead, limit)
             } else {
-                view.ranked(touched, |c| slots[c as usize].count as f64, limit)
+                view.ranked(touched, |c| slots[c as usize].count as f64, ahead, limit)
             }
         }))
     }
@@ -431,7 +445,13 @@ impl FollowGraph {
                 }
             }
             let slots = &*slots;
-            view.ranked(touched, |c| slots[c as usize].count as f64, params.limit)
+            let ahead = |c: u32| prefetch_read(slots.as_ptr().wrapping_add(c as usize));
+            view.ranked(
+                touched,
+                |c| slots[c as usize].count as f64,
+                ahead,
+                params.limit,
+            )
         }))
     }
 
@@ -449,24 +469,33 @@ impl FollowGraph {
         if max_nodes == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
+        // Visited users as a bitset: 1 bit per user stays in cache where a stamp array would not;
+        // only the bits of the users reached are cleared afterwards.
         let (order, depths) = with_scratch(|scratch| {
-            let visited = scratch.fresh_visit(view.n());
-            let stamp = &mut scratch.visited;
+            let words = view.n().div_ceil(64);
+            let seen = &mut scratch.visited;
+            if seen.len() < words {
+                seen.resize(words, 0);
+            }
             let mut order = vec![u];
             let mut depths = vec![0_i64];
-            stamp[u as usize] = visited;
+            seen[u as usize / 64] |= 1 << (u % 64);
             let mut level_start = 0;
             let mut depth = 0;
             'levels: while depth < max_depth && level_start < order.len() {
                 depth += 1;
                 let level_end = order.len();
                 for i in level_start..level_end {
+                    if let Some(&ahead) = order.get(i + PREFETCH_AHEAD) {
+                        view.prefetch_row(ahead, out);
+                    }
                     for &v in view.row(order[i], out).targets {
-                        if stamp[v as usize] != visited {
+                        let (word, bit) = (v as usize / 64, 1_u64 << (v % 64));
+                        if seen[word] & bit == 0 {
                             if order.len() == max_nodes {
                                 break 'levels;
                             }
-                            stamp[v as usize] = visited;
+                            seen[word] |= bit;
                             order.push(v);
                             depths.push(depth as i64);
                         }
@@ -474,8 +503,21 @@ impl FollowGraph {
                 }
                 level_start = level_end;
             }
+            for &x in &order {
+                seen[x as usize / 64] = 0;
+            }
             (order, depths)
         });
-        Ok((order.iter().map(|&x| view.id(x)).collect(), depths))
+        let ids = order
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                if let Some(&ahead) = order.get(i + 4 * PREFETCH_AHEAD) {
+                    view.prefetch_id(ahead);
+                }
+                view.id(x)
+            })
+            .collect();
+        Ok((ids, depths))
     }
 }
