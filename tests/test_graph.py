@@ -371,7 +371,8 @@ def follow_lists(draw, max_follows: int = 40):
 
 
 def snapshot(graph: FollowGraph, probes: list[int]) -> dict:
-    """Everything the graph answers, for the users in it and a few `probes` (which may be unknown)."""
+    """Everything the graph answers: about the whole graph, and about its first 24 users and a few
+    `probes` (which may be unknown)."""
 
     def safe(call, *args, **kwargs):
         try:
@@ -383,7 +384,7 @@ def snapshot(graph: FollowGraph, probes: list[int]) -> dict:
         return lists(result) if isinstance(result, np.ndarray) else result
 
     users = lists(graph.user_ids())
-    everyone = users + [p for p in probes if p not in users]
+    everyone = users[:24] + [p for p in probes if p not in users[:24]]
     timed = graph.has_timestamps
     view = {
         "users": users,
