@@ -145,10 +145,18 @@ cdef class Graph:
     cdef vector[int64_t] new_ids
     cdef unordered_map[int64_t, uint32_t] new_index
     cdef size_t entries
+    # Queries running without the GIL right now: updates refuse to change rows under them.
+    cdef int readers
 
     def __cinit__(self):
         self.verified = None
         self.entries = 0
+        self.readers = 0
+
+    cdef int _writable(self) except -1:
+        if self.readers:
+            raise RuntimeError("the graph is being read by another thread; update it between queries")
+        return 0
 
     cdef void _bind(self, list arrays, bint timed):
         cdef size_t i
@@ -282,9 +290,13 @@ cdef class Graph:
         result = np.empty(count, dtype=np.int64)
         cdef int64_t[::1] view = result
         cdef size_t i
-        with nogil:
-            for i in range(count):
-                view[i] = self.id(xs[i])
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                for i in range(count):
+                    view[i] = self.id(xs[i])
+        finally:
+            self.readers -= 1
         return result
 
     # -- sizes -----------------------------------------------------------------------------------------
@@ -382,18 +394,22 @@ cdef class Graph:
         cdef cbool[::1] view = result
         cdef Py_ssize_t i, x, y
         cdef Row following, followers
-        with nogil:
-            for i in range(a.shape[0]):
-                x = self.lookup(a[i])
-                y = self.lookup(b[i])
-                if x < 0 or y < 0:
-                    continue
-                self.row(<uint32_t>x, True, &following)
-                self.row(<uint32_t>y, False, &followers)
-                if following.length <= followers.length:
-                    view[i] = self.position(&following, <uint32_t>y) >= 0
-                else:
-                    view[i] = self.position(&followers, <uint32_t>x) >= 0
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                for i in range(a.shape[0]):
+                    x = self.lookup(a[i])
+                    y = self.lookup(b[i])
+                    if x < 0 or y < 0:
+                        continue
+                    self.row(<uint32_t>x, True, &following)
+                    self.row(<uint32_t>y, False, &followers)
+                    if following.length <= followers.length:
+                        view[i] = self.position(&following, <uint32_t>y) >= 0
+                    else:
+                        view[i] = self.position(&followers, <uint32_t>x) >= 0
+        finally:
+            self.readers -= 1
         return result
 
     cdef object _intersect(self, Row* a, Row* b, size_t limit, size_t* total):
@@ -403,12 +419,16 @@ cdef class Graph:
         cdef vector[uint32_t] found
         cdef size_t k
         total[0] = 0
-        with nogil:
-            for k in range(smaller.length):
-                if self.position(larger, smaller.targets[k]) >= 0:
-                    if found.size() < limit:
-                        found.push_back(smaller.targets[k])
-                    total[0] += 1
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                for k in range(smaller.length):
+                    if self.position(larger, smaller.targets[k]) >= 0:
+                        if found.size() < limit:
+                            found.push_back(smaller.targets[k])
+                        total[0] += 1
+        finally:
+            self.readers -= 1
         return self.ids_of(found.data(), found.size())
 
     def mutual_follows(self, user):
@@ -445,9 +465,13 @@ cdef class Graph:
 
     cdef object _ranked(self, IgScratch* scratch, size_t limit):
         cdef size_t top, k
-        with nogil:
-            top = ig_rank(scratch.touched, scratch.score.data(), self.base.ids, self.base.n,
-                          self.new_ids.data(), self.sorted_indices(), limit)
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                top = ig_rank(scratch.touched, scratch.score.data(), self.base.ids, self.base.n,
+                              self.new_ids.data(), self.sorted_indices(), limit)
+        finally:
+            self.readers -= 1
         ids = self.ids_of(scratch.touched.data(), top)
         scores = np.empty(top, dtype=np.float64)
         cdef double[::1] view = scores
@@ -477,25 +501,29 @@ cdef class Graph:
         for i in range(followed.length):
             scratch.stamp[followed.targets[i]] = skip
         self._mark(scratch, skip, exclude)
-        with nogil:
-            # Terms are added in ascending id order of f, the order the reference adds them in.
-            for i in range(followed.length):
-                f = followed.targets[i]
-                self.row(f, True, &row)
-                if row.length == 0:
-                    continue
-                weight = 1.0
-                if adamic_adar:
-                    weight = 1.0 / log(<double>(row.length + self._degree(f, False)))
-                for k in range(row.length):
-                    c = row.targets[k]
-                    if scratch.stamp[c] == skip:
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                # Terms are added in ascending id order of f, the order the reference adds them in.
+                for i in range(followed.length):
+                    f = followed.targets[i]
+                    self.row(f, True, &row)
+                    if row.length == 0:
                         continue
-                    if scratch.stamp[c] != seen:
-                        scratch.stamp[c] = seen
-                        scratch.score[c] = 0.0
-                        scratch.touched.push_back(c)
-                    scratch.score[c] += weight
+                    weight = 1.0
+                    if adamic_adar:
+                        weight = 1.0 / log(<double>(row.length + self._degree(f, False)))
+                    for k in range(row.length):
+                        c = row.targets[k]
+                        if scratch.stamp[c] == skip:
+                            continue
+                        if scratch.stamp[c] != seen:
+                            scratch.stamp[c] = seen
+                            scratch.score[c] = 0.0
+                            scratch.touched.push_back(c)
+                        scratch.score[c] += weight
+        finally:
+            self.readers -= 1
         return self._ranked(scratch, limit)
 
     cdef inline size_t _degree(self, uint32_t u, bint out) noexcept nogil:
@@ -522,22 +550,26 @@ cdef class Graph:
         for i in range(start.length):
             scratch.stamp[start.targets[i]] = skip
         self._mark(scratch, skip, exclude)
-        with nogil:
-            for walk in range(walks):
-                current = u
-                for step in range(walk_length):
-                    self.row(current, True, &row)
-                    if row.length == 0:
-                        row = start
-                    current = row.targets[_below(&state, row.length)]
-                    if scratch.stamp[current] != skip:
-                        if scratch.stamp[current] != seen:
-                            scratch.stamp[current] = seen
-                            scratch.score[current] = 0.0
-                            scratch.touched.push_back(current)
-                        scratch.score[current] += 1.0
-                    if _unit(&state) < restart_prob:
-                        current = u
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                for walk in range(walks):
+                    current = u
+                    for step in range(walk_length):
+                        self.row(current, True, &row)
+                        if row.length == 0:
+                            row = start
+                        current = row.targets[_below(&state, row.length)]
+                        if scratch.stamp[current] != skip:
+                            if scratch.stamp[current] != seen:
+                                scratch.stamp[current] = seen
+                                scratch.score[current] = 0.0
+                                scratch.touched.push_back(current)
+                            scratch.score[current] += 1.0
+                        if _unit(&state) < restart_prob:
+                            current = u
+        finally:
+            self.readers -= 1
         return self._ranked(scratch, limit)
 
     # -- traversal -------------------------------------------------------------------------------------
@@ -555,27 +587,31 @@ cdef class Graph:
         cdef Row r
         cdef uint32_t v
         cdef bint full = False
-        with nogil:
-            order.push_back(u)
-            depths.push_back(0)
-            scratch.stamp[u] = visited
-            while depth < max_depth and level_start < order.size() and not full:
-                depth += 1
-                level_end = order.size()
-                for i in range(level_start, level_end):
-                    self.row(order[i], out, &r)
-                    for k in range(r.length):
-                        v = r.targets[k]
-                        if scratch.stamp[v] != visited:
-                            if order.size() == limit:
-                                full = True
-                                break
-                            scratch.stamp[v] = visited
-                            order.push_back(v)
-                            depths.push_back(<int64_t>depth)
-                    if full:
-                        break
-                level_start = level_end
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                order.push_back(u)
+                depths.push_back(0)
+                scratch.stamp[u] = visited
+                while depth < max_depth and level_start < order.size() and not full:
+                    depth += 1
+                    level_end = order.size()
+                    for i in range(level_start, level_end):
+                        self.row(order[i], out, &r)
+                        for k in range(r.length):
+                            v = r.targets[k]
+                            if scratch.stamp[v] != visited:
+                                if order.size() == limit:
+                                    full = True
+                                    break
+                                scratch.stamp[v] = visited
+                                order.push_back(v)
+                                depths.push_back(<int64_t>depth)
+                        if full:
+                            break
+                    level_start = level_end
+        finally:
+            self.readers -= 1
         ids = self.ids_of(order.data(), order.size())
         return ids, np.array(<int64_t[:depths.size()]>depths.data(), dtype=np.int64)
 
@@ -659,6 +695,7 @@ cdef class Graph:
 
     def follow(self, const int64_t[::1] src, const int64_t[::1] dst, times):
         self._ready()
+        self._writable()
         cdef const int64_t[::1] time_view
         if times is not None:
             time_view = times
@@ -678,6 +715,7 @@ cdef class Graph:
 
     def unfollow(self, const int64_t[::1] src, const int64_t[::1] dst):
         self._ready()
+        self._writable()
         cdef Py_ssize_t i, a, b
         cdef size_t removed = 0
         for i in range(src.shape[0]):
@@ -708,6 +746,7 @@ cdef class Graph:
         return graph
 
     def compact(self):
+        self._writable()
         cdef Graph graph = self._compacted()
         if graph is self:
             return
@@ -736,22 +775,26 @@ cdef class Graph:
         dst = np.empty(total, dtype=np.int64)
         times = np.empty(total if self.timed else 0, dtype=np.int64)
         cdef int64_t[::1] s = src, d = dst, t = times
-        with nogil:
-            order.resize(self.n())
-            for i in range(self.n()):
-                order[i] = <uint32_t>i
-            if not self.sorted_indices():
-                ig_sort_by_id(order.data(), order.data() + order.size(), self.base.ids, self.base.n,
-                              self.new_ids.data())
-            for i in range(order.size()):
-                u = order[i]
-                self.row(u, True, &r)
-                for k in range(r.length):
-                    s[at] = self.id(u)
-                    d[at] = self.id(r.targets[k])
-                    if r.times != NULL:
-                        t[at] = r.times[k]
-                    at += 1
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                order.resize(self.n())
+                for i in range(self.n()):
+                    order[i] = <uint32_t>i
+                if not self.sorted_indices():
+                    ig_sort_by_id(order.data(), order.data() + order.size(), self.base.ids, self.base.n,
+                                  self.new_ids.data())
+                for i in range(order.size()):
+                    u = order[i]
+                    self.row(u, True, &r)
+                    for k in range(r.length):
+                        s[at] = self.id(u)
+                        d[at] = self.id(r.targets[k])
+                        if r.times != NULL:
+                            t[at] = r.times[k]
+                        at += 1
+        finally:
+            self.readers -= 1
         return src, dst, (times if self.timed else None)
 
     def components(self, bint strong):
@@ -759,42 +802,58 @@ cdef class Graph:
         cdef size_t n = graph.base.n
         roots = np.empty(n, dtype=np.uint32)
         cdef uint32_t[::1] root = roots
-        with nogil:
-            if strong:
-                _strong(&graph.base, &root[0] if n else NULL)
-            else:
-                _weak(&graph.base, &root[0] if n else NULL)
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                if strong:
+                    _strong(&graph.base, &root[0] if n else NULL)
+                else:
+                    _weak(&graph.base, &root[0] if n else NULL)
+        finally:
+            self.readers -= 1
         labels = np.empty(n, dtype=np.int64)
         cdef int64_t[::1] label = labels
         cdef vector[int64_t] number
         cdef int64_t next_label = 0
         cdef size_t u
-        with nogil:
-            number.assign(n, -1)
-            for u in range(n):  # components numbered by their smallest user (= index)
-                if number[root[u]] < 0:
-                    number[root[u]] = next_label
-                    next_label += 1
-                label[u] = number[root[u]]
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                number.assign(n, -1)
+                for u in range(n):  # components numbered by their smallest user (= index)
+                    if number[root[u]] < 0:
+                        number[root[u]] = next_label
+                        next_label += 1
+                    label[u] = number[root[u]]
+        finally:
+            self.readers -= 1
         return labels
 
     def triangle_count(self):
         cdef Graph graph = self._compacted()
         cdef uint64_t count
-        with nogil:
-            count = _triangles(&graph.base)
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                count = _triangles(&graph.base)
+        finally:
+            self.readers -= 1
         return count
 
     def degree_histogram(self, bint out):
         self._ready()
         cdef vector[int64_t] histogram
         cdef size_t u, d
-        with nogil:
-            for u in range(self.n()):
-                d = self._degree(<uint32_t>u, out)
-                if d >= histogram.size():
-                    histogram.resize(d + 1, 0)
-                histogram[d] += 1
+        self.readers += 1  # updates refuse to run while a query reads without the GIL
+        try:
+            with nogil:
+                for u in range(self.n()):
+                    d = self._degree(<uint32_t>u, out)
+                    if d >= histogram.size():
+                        histogram.resize(d + 1, 0)
+                    histogram[d] += 1
+        finally:
+            self.readers -= 1
         return np.array(<int64_t[:histogram.size()]>histogram.data(), dtype=np.int64) if histogram.size() else np.empty(0, np.int64)
 
     def save(self, path):

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+import igcore
 from igcore.graph import FollowGraph
 
 from .test_memory import rss_bytes
@@ -49,3 +50,32 @@ def test_graph_work_does_not_leak(backend, tmp_path):
     grown = rss_bytes() - before
     # One graph holds about 1.5 MB; keeping one per round would be 60+ MB here.
     assert grown < 16 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over {rounds} rounds"
+
+
+def test_memory_stays_bounded_under_churn(backend):
+    # Follows and unfollows over and over: the side layer of updates is folded in as it grows, so
+    # memory levels off, and the graph still answers as the reference does.
+    users = np.arange(2_000, dtype=np.int64) * 7_919
+    base_src, base_dst = users, np.roll(users, 1)
+    rng = np.random.default_rng(4)
+    rounds = [
+        (users[rng.integers(0, users.size, size=4_000)], users[rng.integers(0, users.size, size=4_000)])
+        for _ in range(6 if backend == "python" else 60)
+    ]
+
+    def churn(graph, batches):
+        for src, dst in batches:
+            graph.follow(src, dst)
+            graph.unfollow(src[::2], dst[::2])
+
+    graph = FollowGraph.from_edges(base_src, base_dst)
+    churn(graph, rounds[:3])
+    before = rss_bytes()
+    churn(graph, rounds[3:])
+    grown = rss_bytes() - before
+    assert grown < 16 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB under churn"
+    assert graph.nbytes < 4 * 2**20
+    with igcore.use_backend("python"):
+        expected = FollowGraph.from_edges(base_src, base_dst)
+        churn(expected, rounds)
+    assert [a.tolist() for a in graph.edges()] == [a.tolist() for a in expected.edges()]

@@ -384,7 +384,11 @@ class FollowGraph:
     def follow(self, src, dst, timestamps=None) -> int:
         """Adds the follows ``src[i] follows dst[i]``, in order; returns how many were new. New ids become
         users; self-follows are ignored; a follow that exists keeps its time. A timed graph needs
-        `timestamps`, an untimed one takes none. Queries see the follows at once."""
+        `timestamps`, an untimed one takes none. Queries see the follows at once.
+
+        Updates need the graph to themselves: on the compiled backends, which query without the GIL,
+        an update while another thread is querying the same graph raises ``RuntimeError`` (hold a lock
+        around updates where threads share a graph)."""
         src, dst = _pairs(src, dst)
         if self.has_timestamps and timestamps is None:
             raise ValueError("this graph has timestamps: follow() needs them")

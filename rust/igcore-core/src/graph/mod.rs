@@ -109,6 +109,14 @@ impl Base<'_> {
     pub fn n(&self) -> usize {
         self.ids.len()
     }
+
+    /// Asks the memory system for the home slot of `id`, ahead of its lookup.
+    #[inline]
+    pub fn prefetch_slot(&self, id: i64) {
+        let shift = 64 - self.slots.len().trailing_zeros();
+        let pos = (id_hash(id) >> shift) as usize;
+        crate::id_index::prefetch_read(self.slots.as_ptr().wrapping_add(pos));
+    }
 }
 
 /// One user's row: neighbours in ascending id order, with their times on a timed graph.

@@ -264,20 +264,29 @@ impl FollowGraph {
     pub fn is_following(&self, a: &[i64], b: &[i64]) -> Result<Vec<bool>> {
         super::check_lengths(a, b, None)?;
         let view = self.view()?;
-        Ok(a.iter()
-            .zip(b)
-            .map(|(&a, &b)| match (view.lookup(a), view.lookup(b)) {
-                (Some(a), Some(b)) => {
-                    let (following, followers) = (view.row(a, true), view.row(b, false));
+        let mut found = Vec::with_capacity(a.len());
+        for (i, (&a_id, &b_id)) in a.iter().zip(b).enumerate() {
+            // Id lookups miss the cache on large graphs; ask for the slots of later pairs now.
+            if let (Some(&a_next), Some(&b_next)) =
+                (a.get(i + PREFETCH_AHEAD), b.get(i + PREFETCH_AHEAD))
+            {
+                view.base.prefetch_slot(a_next);
+                view.base.prefetch_slot(b_next);
+            }
+            found.push(match (view.lookup(a_id), view.lookup(b_id)) {
+                (Some(x), Some(y)) => {
+                    // Search the shorter of x's following and y's followers.
+                    let (following, followers) = (view.row(x, true), view.row(y, false));
                     if following.targets.len() <= followers.targets.len() {
-                        view.row_contains(&following, b)
+                        view.row_contains(&following, y)
                     } else {
-                        view.row_contains(&followers, a)
+                        view.row_contains(&followers, x)
                     }
                 }
                 _ => false,
-            })
-            .collect())
+            });
+        }
+        Ok(found)
     }
 
     pub fn mutual_follows(&self, user: i64) -> Result<Vec<i64>> {
