@@ -21,7 +21,7 @@ from . import __version__
 
 BACKENDS = ("rust", "cython", "python")
 CHOICES = ("auto", *BACKENDS)
-HOT_PATHS = ("counters", "timeline", "codec")
+HOT_PATHS = ("counters", "timeline", "codec", "graph")
 
 
 class BackendUnavailable(ImportError):

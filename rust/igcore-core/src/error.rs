@@ -11,6 +11,9 @@ pub enum Error {
     /// A result that does not fit in its integer type. Python: `OverflowError`.
     #[error("{0}")]
     Overflow(String),
+    /// An id that names no user (of a graph). Python: `KeyError(id)`.
+    #[error("unknown id {0}")]
+    UnknownId(i64),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

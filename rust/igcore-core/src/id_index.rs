@@ -87,8 +87,8 @@ impl IdIndex {
         self.ids
     }
 
-    /// Asks the memory system for `id`'s home slot ahead of a `get` or `insert` of it: a loop over
-    /// many ids overlaps the cache misses of a large index.
+    /// Asks the memory system for `id`'s home slot, ahead of a `get` or `insert` of it: tables far
+    /// larger than the cache miss on most lookups, and prefetching a few lookups ahead overlaps them.
     #[inline(always)]
     pub fn prefetch(&self, id: i64) {
         let pos = (id_hash(id) >> self.shift) as usize;

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod counters;
 pub mod error;
+pub mod graph;
 pub mod id_index;
 pub mod timeline;
 

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 mod codec;
 mod counters;
 mod error;
+mod graph;
 mod timeline;
 
 #[pymodule]
@@ -16,6 +17,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     counters::register(m)?;
     timeline::register(m)?;
     codec::register(m)?;
+    graph::register(m)?;
     Ok(())
 }
 
