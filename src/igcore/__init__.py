@@ -1,12 +1,12 @@
 """igcore: the hot paths of a social network's Python web tier, compiled.
 
-Each hot path (counters, and more to come) has one public module here and three backends behind it:
+Each hot path (counters, msgpack, and more to come) has one public module here and three backends behind it:
 Rust, Cython and a pure-Python reference that defines the behaviour. See ``backend_info()``.
 """
 
 __version__ = "0.1.0"
 
-from . import counters  # noqa: E402
+from . import counters, msgpack  # noqa: E402
 from ._backend import BACKENDS, HOT_PATHS, BackendUnavailable, backend_info, backends, use_backend  # noqa: E402
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "backend_info",
     "backends",
     "counters",
+    "msgpack",
     "use_backend",
 ]

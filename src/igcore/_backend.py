@@ -21,7 +21,7 @@ from . import __version__
 
 BACKENDS = ("rust", "cython", "python")
 CHOICES = ("auto", *BACKENDS)
-HOT_PATHS = ("counters",)
+HOT_PATHS = ("counters", "msgpack")
 
 
 class BackendUnavailable(ImportError):
