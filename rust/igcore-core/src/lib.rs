@@ -9,5 +9,6 @@
 pub mod counters;
 pub mod error;
 pub mod id_index;
+pub mod msgpack;
 
 pub use error::{Error, Result};

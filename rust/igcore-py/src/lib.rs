@@ -7,11 +7,13 @@ use pyo3::prelude::*;
 
 mod counters;
 mod error;
+mod msgpack;
 
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     counters::register(m)?;
+    msgpack::register(m)?;
     Ok(())
 }
 

@@ -21,7 +21,9 @@ Packing (``packb``, ``Packer``)
   range")``. A str that is not valid UTF-8 (lone surrogates) raises ``UnicodeEncodeError`` unless
   ``unicode_errors`` names another handler. A Timestamp whose seconds are outside int64 raises
   ``OverflowError``.
-- Dicts are packed in iteration order (``items()``), lists and tuples in order.
+- Dicts are packed in iteration order (``items()``), lists and tuples in order. A container whose
+  iteration yields another number of items than its length (changed while packed, or a subclass that
+  disagrees with itself) raises ``RuntimeError`` (msgpack-python writes a header that lies).
 - Nesting: the top object is at depth 0; an object at depth 1025 raises
   ``ValueError("recursion limit exceeded.")``.
 - After an error the packer's buffer is empty (``autoreset=False`` loses what it held).
@@ -32,9 +34,10 @@ Unpacking (``unpackb``, ``Unpacker``)
   1 float seconds, 2 int nanoseconds, 3 aware UTC ``datetime``), other ext types (``ext_hook(code,
   data)``, by default ``ExtType``).
 - Maps: keys must be str or bytes (exact types) when ``strict_map_key``, else ``ValueError("T is not
-  allowed for map key when strict_map_key=True")``, checked as each key-value pair is inserted; str
-  keys are interned; later duplicates replace earlier ones (as ``dict`` does); an unhashable key raises
-  ``TypeError``. ``object_pairs_hook`` receives a list of (key, value) tuples instead of a dict,
+  allowed for map key when strict_map_key=True")``, checked as each key-value pair is inserted; later
+  duplicates replace earlier values (as ``dict`` does; the first key object stays); an unhashable key
+  raises ``TypeError``. Equal str keys may be one shared object (msgpack-python interns them; the
+  compiled backends share short keys from a cache). ``object_pairs_hook`` receives a list of (key, value) tuples instead of a dict,
   ``object_hook`` the dict; ``list_hook`` receives each list (or tuple).
 - Limits: an array or map header above ``max_array_len`` / ``max_map_len`` raises ``ValueError("N
   exceeds max_array_len(M)")`` as soon as the header is read; a str, bin or ext longer than its limit
@@ -55,7 +58,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import struct
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -235,7 +237,7 @@ class _Writer:
             if len(obj) > ITEM_LIMIT:
                 raise ValueError("dict is too large")
             self.map_header(len(obj))
-            return _flat_pairs(obj.items())
+            return _counted(_flat_pairs(obj.items()), 2 * len(obj), "dictionary")
         elif is_a((ExtType,)):
             if len(obj.data) > ITEM_LIMIT:
                 raise ValueError("EXT data is too large")
@@ -246,9 +248,11 @@ class _Writer:
             if len(obj) > ITEM_LIMIT:
                 raise ValueError("list is too large")
             self.array_header(len(obj))
-            return obj
+            return _counted(obj, len(obj), "list")
         elif isinstance(obj, memoryview):
-            payload = obj.cast("B") if obj.c_contiguous else memoryview(obj.tobytes())
+            if not obj.c_contiguous:
+                raise BufferError("memoryview: underlying buffer is not C-contiguous")
+            payload = obj.cast("B")
             if len(payload) > ITEM_LIMIT:
                 raise ValueError("memoryview is too large")
             self.bin_header(len(payload))
@@ -349,6 +353,17 @@ class _Writer:
 
 _END = object()  # an iterator's end
 _UNKNOWN = object()  # pack_known: a type left to `default`
+
+
+def _counted(items, announced: int, what: str):
+    """`items`, checked to be as many as the header announced (a container that changed size while
+    being packed would leave a header that lies)."""
+    count = 0
+    for item in items:
+        count += 1
+        yield item
+    if count != announced:
+        raise RuntimeError(f"{what} changed size during iteration")
 
 
 def _flat_pairs(items):
@@ -562,8 +577,6 @@ class _Reader:
     def map_key(self, key):
         if self.options.strict_map_key and type(key) not in (str, bytes):
             raise ValueError(f"{_type_name(key)} is not allowed for map key when strict_map_key=True")
-        if type(key) is str:
-            key = sys.intern(key)
         return key
 
     def finish_array(self, items: list):
