@@ -47,7 +47,7 @@ def from_oracle(obj):
     return obj
 
 
-# -- the API -----------------------------------------------------------------------------------------------
+# -- the API -------------------------------------------------------------------------------------------------
 
 
 def test_the_public_names_are_msgpack_pythons():
@@ -104,7 +104,7 @@ def test_keyword_arguments_are_msgpack_pythons():
         msgpack.Packer(True)  # keyword-only, as in msgpack-python
 
 
-# -- packing: the bytes -------------------------------------------------------------------------------------
+# -- packing: the bytes --------------------------------------------------------------------------------------
 
 SAMPLES = [
     None, True, False, 0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1,
@@ -258,7 +258,7 @@ def test_nesting_limit_when_packing(backend):
         msgpack.packb(cycle)
 
 
-# -- the Packer ---------------------------------------------------------------------------------------------
+# -- the Packer ----------------------------------------------------------------------------------------------
 
 
 def test_packer_autoreset_false_accumulates(backend):
@@ -328,7 +328,7 @@ def test_packer_keeps_the_backend_it_was_made_with(backend):
         assert type(packer._packer).__module__.startswith("igcore._reference") == (backend == "python")
 
 
-# -- unpacking -------------------------------------------------------------------------------------------------
+# -- unpacking -----------------------------------------------------------------------------------------------
 
 
 def test_unpacks_what_msgpack_python_unpacks(backend):
@@ -493,7 +493,7 @@ def test_extra_data(backend):
     assert raised.value.unpacked == 1 and raised.value.extra == b"\x02\x03"
 
 
-# -- the Unpacker ----------------------------------------------------------------------------------------------
+# -- the Unpacker --------------------------------------------------------------------------------------------
 
 
 def test_unpacker_streams_fed_pieces(backend):
@@ -611,7 +611,7 @@ def test_unpacker_file_read_must_be_callable():
         msgpack.Unpacker(NoRead())
 
 
-# -- the classes ----------------------------------------------------------------------------------------------
+# -- the classes ---------------------------------------------------------------------------------------------
 
 
 def test_ext_type_checks_its_fields():

@@ -37,8 +37,9 @@ Unpacking (``unpackb``, ``Unpacker``)
   allowed for map key when strict_map_key=True")``, checked as each key-value pair is inserted; later
   duplicates replace earlier values (as ``dict`` does; the first key object stays); an unhashable key
   raises ``TypeError``. Equal str keys may be one shared object (msgpack-python interns them; the
-  compiled backends share short keys from a cache). ``object_pairs_hook`` receives a list of (key, value) tuples instead of a dict,
-  ``object_hook`` the dict; ``list_hook`` receives each list (or tuple).
+  compiled backends share short keys from a cache). ``object_pairs_hook`` receives a list of (key,
+  value) tuples instead of a dict, ``object_hook`` the dict; ``list_hook`` receives each list (or
+  tuple).
 - Limits: an array or map header above ``max_array_len`` / ``max_map_len`` raises ``ValueError("N
   exceeds max_array_len(M)")`` as soon as the header is read; a str, bin or ext longer than its limit
   raises once its bytes are all present (so a header that lies about a length never allocates: it is
