@@ -36,6 +36,8 @@ def to_oracle(obj):
 
 def from_oracle(obj):
     """msgpack-python's result with its ExtType and Timestamp replaced by igcore's."""
+    if isinstance(obj, (msgpack.ExtType, msgpack.Timestamp)):
+        return obj
     if isinstance(obj, oracle.ExtType):
         return msgpack.ExtType(obj.code, obj.data)
     if isinstance(obj, oracle.Timestamp):
