@@ -16,7 +16,7 @@ from .test_msgpack import from_oracle, to_oracle
 
 HOT_PATH = "msgpack"
 
-# -- generated objects ----------------------------------------------------------------------------------------
+# -- generated objects ---------------------------------------------------------------------------------------
 
 ints = st.one_of(
     st.integers(-(2**63), 2**64 - 1),
@@ -46,7 +46,9 @@ objects = st.recursive(
 # Also objects msgpack cannot hold, or only through `default`.
 awkward = st.one_of(
     objects,
-    st.lists(st.one_of(objects, st.integers(2**64, 2**70), st.integers(-(2**70), -(2**63) - 1), st.just({1, 2}))),
+    st.lists(
+        st.one_of(objects, st.integers(2**64, 2**70), st.integers(-(2**70), -(2**63) - 1), st.just({1, 2}))
+    ),
 )
 pack_options = st.fixed_dictionaries(
     {},
@@ -115,7 +117,7 @@ def as_oracle_says(result):
     return result
 
 
-# -- packing ----------------------------------------------------------------------------------------------------
+# -- packing -------------------------------------------------------------------------------------------------
 
 
 @given(awkward, pack_options)
@@ -157,7 +159,9 @@ def mutate(packed: bytes, edits) -> bytes:
         elif action == "truncate":
             del data[at:]
         elif action == "lie":  # a length header that claims about 4 GiB
-            data[at:at] = bytes([byte | 0x03, 0xFF, 0xFF, 0xFF, 0xFF]) if byte & 1 else b"\xdb\xff\xff\xff\xff"
+            data[at:at] = (
+                bytes([byte | 0x03, 0xFF, 0xFF, 0xFF, 0xFF]) if byte & 1 else b"\xdb\xff\xff\xff\xff"
+            )
     return bytes(data)
 
 
@@ -188,7 +192,7 @@ def test_unpackb_of_random_bytes_is_the_reference(backend, data, strict_map_key)
     assert kind(ours) == kind(outcome(oracle.unpackb, data, strict_map_key=strict_map_key))
 
 
-# -- streaming ----------------------------------------------------------------------------------------------------
+# -- streaming -----------------------------------------------------------------------------------------------
 
 
 def stream_events(unpacker_class, chunks, **options):
@@ -232,7 +236,10 @@ def test_a_damaged_stream_is_the_reference(backend, items, changes, cuts):
     assert ours == reference(stream_events, msgpack.Unpacker, chunks, **options)[1]
 
 
-@given(st.lists(objects, max_size=6), st.lists(st.sampled_from(["unpack", "skip", "bytes", "header"]), max_size=10))
+@given(
+    st.lists(objects, max_size=6),
+    st.lists(st.sampled_from(["unpack", "skip", "bytes", "header"]), max_size=10),
+)
 def test_unpacker_methods_interleave_as_in_the_reference(backend, items, calls):
     stream = b"".join(oracle.packb(to_oracle(i)) for i in items)
 

@@ -73,7 +73,7 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _NANOS = 10**9
 
 
-# -- packing --------------------------------------------------------------------------------------------
+# -- packing -------------------------------------------------------------------------------------------------
 
 
 def packb(obj, options) -> bytes:
@@ -385,7 +385,7 @@ def _type_name(obj) -> str:
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class created at run time (by a class statement)
 
 
-# -- unpacking --------------------------------------------------------------------------------------------
+# -- unpacking -----------------------------------------------------------------------------------------------
 
 
 class _Incomplete(Exception):
@@ -612,7 +612,7 @@ def _timestamp_fields(payload) -> tuple[int, int]:
     return seconds, nanoseconds
 
 
-# -- the streaming unpacker ------------------------------------------------------------------------------
+# -- the streaming unpacker ----------------------------------------------------------------------------------
 
 
 def find_end(data, pos: int, limits: _Limits | None, scan: list) -> int | None:
@@ -656,6 +656,10 @@ def find_end(data, pos: int, limits: _Limits | None, scan: list) -> int | None:
             return offset
 
 
+_ARRAY_MARKERS = (*range(0x90, 0xA0), 0xDC, 0xDD)  # fixarray, array 16, array 32
+_MAP_MARKERS = (*range(0x80, 0x90), 0xDE, 0xDF)
+
+
 class Unpacker:
     """Unpacks a stream of objects, fed as bytes (``feed``) or read from a file (``file_read``).
 
@@ -667,6 +671,7 @@ class Unpacker:
     - ``tell()`` is the stream offset of the next unread byte: after whole objects, headers and
       ``read_bytes``.
     - After an error the position stays at the start of the object that raised it.
+    - A hook that calls back into the unpacker building its object raises ``RuntimeError``.
     - With a file, ``read_size`` bytes are read whenever the buffer lacks bytes; an empty read is the
       end of the stream.
     """
@@ -682,8 +687,14 @@ class Unpacker:
         self._offset = 0  # the stream offset of _buffer[0]
         self._scan: list | None = None  # find_end's progress through an incomplete object
         self._scan_limits = False
+        self._busy = False  # building an object: a hook must not use this unpacker meanwhile
+
+    def _check_idle(self) -> None:
+        if self._busy:
+            raise RuntimeError("Unpacker cannot be called while unpacking is in progress")
 
     def feed(self, data) -> None:
+        self._check_idle()
         if len(self._buffer) - self._pos + len(data) > self._max_buffer_size:
             raise BufferFull
         self._drop_consumed()
@@ -715,6 +726,7 @@ class Unpacker:
 
     def _next_object(self, build: bool):
         """The next whole object (built, or skipped: None); OutOfData when its bytes are not all here."""
+        self._check_idle()
         with_limits = build  # skipping checks no limits, as msgpack-python's does not
         while True:
             if self._pos < len(self._buffer):
@@ -729,7 +741,13 @@ class Unpacker:
                     raise
                 if end is not None:
                     self._scan = None
-                    obj = self._reader.read(self._buffer, self._pos)[0] if build else None
+                    obj = None
+                    if build:
+                        self._busy = True
+                        try:
+                            obj = self._reader.read(self._buffer, self._pos)[0]
+                        finally:
+                            self._busy = False
                     self._pos = end
                     return obj
             if not self._read_file():
@@ -750,30 +768,36 @@ class Unpacker:
         except OutOfData:
             raise StopIteration from None
 
-    def _container_header(self, kind: int, name: str) -> int:
+    def _container_header(self, markers: tuple) -> int:
+        """The size in the array or map header that comes next; its first byte must be in `markers`
+        (else ``ValueError``, however few bytes are here)."""
+        self._check_idle()
         while True:
-            try:
-                found, value, end = header(self._buffer, self._pos)
-            except _Incomplete:
-                if self._read_file():
-                    continue
-                raise OutOfData("No more data to unpack.") from None
-            if found != kind:
-                raise ValueError("Unexpected type header on stream")
-            self._scan = None
-            self._pos = end
-            return value
+            if self._pos < len(self._buffer):
+                if self._buffer[self._pos] not in markers:
+                    raise ValueError("Unexpected type header on stream")
+                try:
+                    _, value, end = header(self._buffer, self._pos)
+                except _Incomplete:
+                    pass
+                else:
+                    self._scan = None
+                    self._pos = end
+                    return value
+            if not self._read_file():
+                raise OutOfData("No more data to unpack.")
 
     def read_array_header(self) -> int:
         """The item count of the array that comes next; its items are the next objects."""
-        return self._container_header(_ARRAY, "array")
+        return self._container_header(_ARRAY_MARKERS)
 
     def read_map_header(self) -> int:
         """The pair count of the map that comes next; its keys and values are the next objects."""
-        return self._container_header(_MAP, "map")
+        return self._container_header(_MAP_MARKERS)
 
     def read_bytes(self, n: int) -> bytes:
         """Up to `n` raw bytes of the stream (fewer at its end)."""
+        self._check_idle()
         taken = bytes(self._buffer[self._pos : self._pos + n])
         self._pos += len(taken)
         self._scan = None
