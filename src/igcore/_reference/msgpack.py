@@ -514,9 +514,9 @@ class _Reader:
                 if value > limit:
                     raise ValueError(f"{value} exceeds {name}({limit})")
                 if value > 0:
-                    stack.append([[], value, is_map, _END])
+                    stack.append([self.new_map() if is_map else [], value, is_map, _END])
                     continue
-                obj = self.finish_map([]) if is_map else self.finish_array([])
+                obj = self.finish_map(self.new_map()) if is_map else self.finish_array([])
             else:
                 obj, pos = self.scalar(data, kind, value, pos)
             # Hand the object to the innermost open container; a container that is now full is
@@ -528,7 +528,7 @@ class _Reader:
                     if key is _END:
                         frame[3] = obj
                         break
-                    items.append((self.map_key(key), obj))
+                    self.insert(items, self.map_key(key), obj)
                     frame[3] = _END
                 else:
                     items.append(obj)
@@ -586,15 +586,23 @@ class _Reader:
             result = self.options.list_hook(result)
         return result
 
-    def finish_map(self, pairs: list):
+    def new_map(self):
+        """Where a map's pairs go as they are read: a list for object_pairs_hook, else a dict."""
+        return [] if self.options.object_pairs_hook is not None else {}
+
+    def insert(self, items, key, value) -> None:
+        """Adds a pair at once, as it is read (an unhashable key raises ``TypeError`` right there)."""
+        if type(items) is list:
+            items.append((key, value))
+        else:
+            items[key] = value
+
+    def finish_map(self, items):
         if self.options.object_pairs_hook is not None:
-            return self.options.object_pairs_hook(pairs)
-        result = {}
-        for key, value in pairs:
-            result[key] = value  # TypeError for an unhashable key
+            return self.options.object_pairs_hook(items)
         if self.options.object_hook is not None:
-            result = self.options.object_hook(result)
-        return result
+            return self.options.object_hook(items)
+        return items
 
 
 def _timestamp_fields(payload) -> tuple[int, int]:
