@@ -913,6 +913,8 @@ cdef class _Reader:
         if self.timestamp == 2:
             return <object>seconds * 1000000000 + nanoseconds
         if self.timestamp == 3:
+            if not -2147483648 <= seconds // 86400 <= 2147483647:  # C division: toward zero
+                raise OverflowError(f"days={seconds // 86400}; too large to convert to C int")
             return _EPOCH + _TIMEDELTA(0, seconds, nanoseconds // 1000)
         return Timestamp(seconds, nanoseconds)
 

@@ -47,8 +47,9 @@ Unpacking (``unpackb``, ``Unpacker``)
   ``FormatError``. ``unpackb``'s limits default to the input's length (``max_map_len`` to half of it).
 - Invalid UTF-8 in a str raises ``UnicodeDecodeError`` unless ``unicode_errors`` names a handler.
 - ext -1 with a payload that is not 4, 8 or 12 bytes, or with nanoseconds above 999,999,999, raises
-  ``ValueError``; a timestamp beyond ``datetime``'s range raises ``OverflowError`` with
-  ``timestamp=3``.
+  ``ValueError``; with ``timestamp=3`` a timestamp beyond ``datetime``'s range raises ``OverflowError``
+  (msgpack-python's message: ``days=N; too large to convert to C int`` past 2**31 days, else
+  ``timedelta``'s or ``datetime``'s).
 - ``unpackb``: truncated input raises ``ValueError("Unpack failed: incomplete input")``, bytes after the
   first object raise ``ExtraData(obj, extra)``. Errors are raised in the order of the bytes.
 
@@ -572,6 +573,9 @@ class _Reader:
         if wanted == 2:
             return seconds * _NANOS + nanoseconds
         if wanted == 3:
+            days = abs(seconds) // 86400 * (1 if seconds >= 0 else -1)  # as C divides: toward zero
+            if not -(2**31) <= days < 2**31:
+                raise OverflowError(f"days={days}; too large to convert to C int")
             return _EPOCH + _dt.timedelta(seconds=seconds, microseconds=nanoseconds // 1000)
         return Timestamp(seconds, nanoseconds)
 

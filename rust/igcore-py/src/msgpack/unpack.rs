@@ -312,6 +312,11 @@ impl<'a, 'py> Reader<'a, 'py> {
                     .into_any(),
             ),
             3 => {
+                let days = seconds / 86_400; // toward zero, as msgpack-python's C divides
+                if i32::try_from(days).is_err() {
+                    let message = format!("days={days}; too large to convert to C int");
+                    return Err(pyo3::exceptions::PyOverflowError::new_err(message));
+                }
                 let delta = self
                     .api
                     .timedelta
