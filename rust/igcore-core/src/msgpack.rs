@@ -271,11 +271,26 @@ impl Output {
         self.len += n;
     }
 
-    /// Writes a payload.
+    /// Writes a payload. Short ones (most map keys and many strings) are copied as two overlapping
+    /// fixed-size words, without a call to memcpy.
     #[inline(always)]
     pub fn extend(&mut self, payload: &[u8]) {
-        self.room(payload.len()).copy_from_slice(payload);
-        self.len += payload.len();
+        let n = payload.len();
+        let room = self.room(n);
+        if n > 16 {
+            room.copy_from_slice(payload);
+        } else if n >= 8 {
+            room[..8].copy_from_slice(&payload[..8]);
+            room[n - 8..].copy_from_slice(&payload[n - 8..]);
+        } else if n >= 4 {
+            room[..4].copy_from_slice(&payload[..4]);
+            room[n - 4..].copy_from_slice(&payload[n - 4..]);
+        } else if n > 0 {
+            room[0] = payload[0];
+            room[n / 2] = payload[n / 2];
+            room[n - 1] = payload[n - 1];
+        }
+        self.len += n;
     }
 }
 
@@ -698,6 +713,12 @@ mod tests {
             write_uint(&mut out, i * 1_000_003);
             out.extend(b"xy");
         }
+        let texts: Vec<Vec<u8>> = (0..40u8).map(|n| (0..n).map(|i| i ^ n).collect()).collect();
+        let mut short = Output::new();
+        for text in &texts {
+            short.extend(text);
+        }
+        assert_eq!(short.as_slice(), texts.concat());
         let mut pos = 0;
         for i in 0..5000u64 {
             let (found, next) = read_header(out.as_slice(), pos).unwrap();

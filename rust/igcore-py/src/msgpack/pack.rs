@@ -207,6 +207,44 @@ impl<'a, 'py> Writer<'a, 'py> {
         })
     }
 
+    /// Packs an item of a container without taking a reference to it when it is a scalar that packs
+    /// without running Python code; anything else is taken (a `default` could free it otherwise).
+    ///
+    /// # Safety
+    /// `ptr` is a live object, kept alive by its container until this returns unless Python code runs.
+    #[inline(always)]
+    unsafe fn pack_item(&mut self, ptr: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
+        // SAFETY: `ptr` is live (the caller's promise); the checks compare type pointers and each
+        // accessor runs after the check for the type it reads. No Python code runs on these paths
+        // (an error handler for str would be Python code, so it takes the slow path).
+        unsafe {
+            if depth <= NEST_LIMIT {
+                if ffi::PyUnicode_CheckExact(ptr) != 0 && self.config.unicode_errors.is_none() {
+                    let bytes = str_utf8(self.py, ptr)?;
+                    return self.write_str_bytes(bytes);
+                }
+                if ffi::PyLong_CheckExact(ptr) != 0 {
+                    let mut overflow = 0;
+                    let value = ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow);
+                    if overflow == 0 {
+                        wire::write_int(self.out, value);
+                        return Ok(());
+                    }
+                } else if ffi::PyFloat_CheckExact(ptr) != 0 {
+                    return self.write_float(ffi::PyFloat_AS_DOUBLE(ptr));
+                } else if ptr == ffi::Py_None() {
+                    wire::write_nil(self.out);
+                    return Ok(());
+                } else if ptr == ffi::Py_True() || ptr == ffi::Py_False() {
+                    wire::write_bool(self.out, ptr == ffi::Py_True());
+                    return Ok(());
+                }
+            }
+            let obj = Bound::from_borrowed_ptr(self.py, ptr);
+            self.pack(&obj, depth)
+        }
+    }
+
     /// Packs `obj`, found at `depth` (the top object is at 0).
     fn pack(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
         if depth > NEST_LIMIT {
@@ -474,20 +512,13 @@ impl<'a, 'py> Writer<'a, 'py> {
         // references at once, so code run while packing them (a `default`) cannot free them. It stays
         // within the dict's current table even if that code changes the dict.
         while unsafe { ffi::PyDict_Next(ptr, &mut pos, &mut key, &mut value) } != 0 {
-            // SAFETY: PyDict_Next just returned these two live borrowed references.
-            let (key, value) = unsafe {
-                (
-                    Bound::from_borrowed_ptr(self.py, key),
-                    Bound::from_borrowed_ptr(self.py, value),
-                )
-            };
-            // SAFETY: a type check on a live object.
-            if unsafe { ffi::PyUnicode_CheckExact(key.as_ptr()) } != 0 && depth < NEST_LIMIT {
-                self.write_str(&key)?; // nearly every key
-            } else {
-                self.pack(&key, depth + 1)?;
+            // SAFETY: PyDict_Next just returned these live borrowed references; the dict (held by
+            // `obj`) keeps them alive until Python code runs, and pack_item takes a reference to
+            // anything that could run some.
+            unsafe {
+                self.pack_item(key, depth + 1)?;
+                self.pack_item(value, depth + 1)?;
             }
-            self.pack(&value, depth + 1)?;
             written += 1;
         }
         check_written(written, len, "dictionary")
@@ -510,8 +541,15 @@ impl<'a, 'py> Writer<'a, 'py> {
         };
         if is_tuple {
             let tuple = obj.cast::<PyTuple>()?;
-            for item in tuple.iter() {
-                self.pack(&item, depth + 1)?;
+            for index in 0..tuple.len() {
+                // SAFETY: a tuple cannot change, so its item `index` (below its length) is live
+                // for as long as the tuple, which `obj` holds.
+                unsafe {
+                    self.pack_item(
+                        ffi::PyTuple_GET_ITEM(ptr, index as ffi::Py_ssize_t),
+                        depth + 1,
+                    )?
+                };
             }
             return Ok(());
         }
@@ -528,14 +566,14 @@ impl<'a, 'py> Writer<'a, 'py> {
         // SAFETY: the index is checked against the list's current size before each read, and the item
         // is taken as an owned reference before packing it (a `default` may change the list).
         while index < unsafe { ffi::PyList_GET_SIZE(ptr) } as usize {
-            // SAFETY: `index` is below the list's current size, so the slot holds a live item.
-            let item = unsafe {
-                Bound::from_borrowed_ptr(
-                    self.py,
+            // SAFETY: `index` is below the list's current size, so the slot holds a live item, kept
+            // alive by the list (held by `obj`) until pack_item takes it or Python code runs.
+            unsafe {
+                self.pack_item(
                     ffi::PyList_GET_ITEM(ptr, index as ffi::Py_ssize_t),
-                )
+                    depth + 1,
+                )?
             };
-            self.pack(&item, depth + 1)?;
             index += 1;
         }
         check_written(index, len, "list")
