@@ -451,29 +451,31 @@ cdef class _Writer:
 
 
 cdef _Writer _scratch = _Writer()
+cdef object _scratch_options = None  # the options _scratch was configured with
 cdef bint _scratch_busy = False
 
 
 def packb(obj, options):
     """See igcore._reference.msgpack.packb."""
-    global _scratch_busy
+    global _scratch_busy, _scratch_options
     cdef _Writer writer
     if _scratch_busy:  # a `default` that calls packb itself
         writer = _Writer()
         writer.configure(options)
         writer.pack(obj, 0)
         return writer.take(False)
-    # One writer kept between calls, so that its buffer is grown once, not on every call.
+    # One writer kept between calls, so that its buffer is grown once and its options read once.
     _scratch_busy = True
     writer = _scratch
     try:
         writer.out.len = 0
-        writer.configure(options)
+        if options is not _scratch_options:
+            writer.configure(options)
+            _scratch_options = options
         writer.pack(obj, 0)
         return writer.take(False)
     finally:
         _scratch_busy = False
-        writer.default = None
         if writer.out.cap > (1 << 20):  # given back after one large object
             free(writer.out.data)
             writer.out.data = NULL
@@ -749,6 +751,8 @@ cdef class _Reader:
     cdef object errors_bytes
     cdef long long max_str, max_bin, max_array, max_map, max_ext
 
+    cdef long long raw_str, raw_bin, raw_array, raw_map, raw_ext  # as given: -1 is the default
+
     cdef configure(self, options, long long default_limit):
         self.use_list = options.use_list
         self.raw = options.raw
@@ -760,11 +764,20 @@ cdef class _Reader:
         self.ext_hook = options.ext_hook
         self.errors_bytes = None if options.unicode_errors is None else options.unicode_errors.encode("ascii")
         self.errors = NULL if self.errors_bytes is None else <const char*>self.errors_bytes
-        self.max_str = default_limit if options.max_str_len == -1 else options.max_str_len
-        self.max_bin = default_limit if options.max_bin_len == -1 else options.max_bin_len
-        self.max_array = default_limit if options.max_array_len == -1 else options.max_array_len
-        self.max_map = default_limit // 2 if options.max_map_len == -1 else options.max_map_len
-        self.max_ext = default_limit if options.max_ext_len == -1 else options.max_ext_len
+        self.raw_str = options.max_str_len
+        self.raw_bin = options.max_bin_len
+        self.raw_array = options.max_array_len
+        self.raw_map = options.max_map_len
+        self.raw_ext = options.max_ext_len
+        self.set_limits(default_limit)
+
+    cdef void set_limits(self, long long default_limit) noexcept:
+        """The limits, with -1 replaced by the default (half of it for maps), as msgpack-python does."""
+        self.max_str = default_limit if self.raw_str == -1 else self.raw_str
+        self.max_bin = default_limit if self.raw_bin == -1 else self.raw_bin
+        self.max_array = default_limit if self.raw_array == -1 else self.raw_array
+        self.max_map = default_limit // 2 if self.raw_map == -1 else self.raw_map
+        self.max_ext = default_limit if self.raw_ext == -1 else self.raw_ext
 
     cdef int header(self, Header* h) except -1:
         cdef int found = read_header(self.data, self.length, self.pos, h)
@@ -919,18 +932,39 @@ cdef class _Reader:
         return Timestamp(seconds, nanoseconds)
 
 
+cdef _Reader _reader = _Reader()
+cdef object _reader_options = None  # the options _reader was configured with
+cdef bint _reader_busy = False
+
+
 def unpackb(data, options):
     """See igcore._reference.msgpack.unpackb."""
+    global _reader_busy, _reader_options
     cdef const uint8_t[::1] view = data
-    cdef _Reader reader = _Reader()
-    reader.configure(options, view.shape[0])
-    reader.data = &view[0] if view.shape[0] else <const uint8_t*>b""
-    reader.length = view.shape[0]
+    cdef _Reader reader
+    cdef Py_ssize_t length = view.shape[0]
+    if _reader_busy:  # a hook that calls unpackb itself
+        reader = _Reader()
+        reader.configure(options, length)
+    else:
+        # One reader kept between calls, its options read again only when they change.
+        reader = _reader
+        if options is not _reader_options:
+            reader.configure(options, length)
+            _reader_options = options
+        else:
+            reader.set_limits(length)
+        _reader_busy = True
+    reader.data = &view[0] if length else <const uint8_t*>b""
+    reader.length = length
     reader.pos = 0
     try:
         obj = reader.read(0)
     except _Incomplete:
         raise ValueError("Unpack failed: incomplete input") from None
+    finally:
+        if reader is _reader:
+            _reader_busy = False
     if reader.pos < reader.length:
         raise ExtraData(obj, bytes(view[reader.pos:]))
     return obj

@@ -644,3 +644,23 @@ def test_timestamp_conversions_match_msgpack_python():
         msgpack.Timestamp(0, 10**9)
     with pytest.raises(TypeError):
         msgpack.Timestamp(1.5)
+
+
+def test_options_that_change_between_calls_are_each_honoured(backend):
+    # The public layer and the backends remember the options of recent calls: changing them must count.
+    packed = msgpack.packb([1, {"a": b"x"}, "s" * 40])
+    for _ in range(3):
+        assert msgpack.unpackb(packed, use_list=False) == (1, {"a": b"x"}, "s" * 40)
+        assert msgpack.unpackb(packed) == [1, {"a": b"x"}, "s" * 40]
+        assert msgpack.unpackb(packed, list_hook=tuple) == (1, {"a": b"x"}, "s" * 40)
+        assert msgpack.unpackb(packed, list_hook=len) == 3
+        with pytest.raises(TypeError):
+            msgpack.unpackb(packed, timestamp=1.0)  # after timestamp=1 was seen, a float still raises
+        assert msgpack.unpackb(packed, timestamp=1) == [1, {"a": b"x"}, "s" * 40]
+        with pytest.raises(ValueError, match="exceeds max_str_len"):
+            msgpack.unpackb(packed, max_str_len=39)
+        assert msgpack.unpackb(packed[:3] + packed[-41:][:0] + packed[3:]) == [1, {"a": b"x"}, "s" * 40]
+        assert msgpack.packb(1.5, use_single_float=True) == b"\xca\x3f\xc0\x00\x00"
+        assert msgpack.packb(1.5) == b"\xcb\x3f\xf8" + b"\x00" * 6
+        assert msgpack.packb("s" * 40, use_bin_type=False)[:1] == b"\xda"
+        assert msgpack.packb("s" * 40)[:1] == b"\xd9"

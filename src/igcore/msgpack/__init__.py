@@ -11,7 +11,15 @@ from __future__ import annotations
 import operator
 
 from .. import _backend
-from ._options import DEFAULT_PACK, DEFAULT_UNPACK, byte_view, pack_options, unpack_options, unpacker_options
+from ._options import (
+    DEFAULT_PACK,
+    DEFAULT_UNPACK,
+    byte_view,
+    pack_options,
+    pack_options_for,
+    unpack_options_for,
+    unpacker_options,
+)
 from .exceptions import (
     BufferFull,
     ExtraData,
@@ -57,16 +65,25 @@ __all__ = [
 ]
 
 
+_requested = _backend._requested
+_by_request: dict = {}  # requested backend name -> the kernels serving msgpack under it
+
+
 def _kernels():
-    return _backend.kernels("msgpack")
+    """The backend serving msgpack here and now (``_backend.kernels``, remembered by requested name:
+    packb and unpackb of small messages are where a few hundred nanoseconds show)."""
+    requested = _requested.get()
+    kernels = _by_request.get(requested)
+    if kernels is None:
+        kernels = _by_request[requested] = _backend.kernels("msgpack")
+    return kernels
 
 
 def packb(o, **kwargs) -> bytes:
     """`o` packed into bytes. The keyword arguments are ``Packer``'s."""
     if not kwargs:
         return _kernels().packb(o, DEFAULT_PACK)
-    options, _ = pack_options(**kwargs)
-    return _kernels().packb(o, options)
+    return _kernels().packb(o, pack_options_for(kwargs)[0])
 
 
 def unpackb(packed, **kwargs):
@@ -78,8 +95,10 @@ def unpackb(packed, **kwargs):
     pass through. The keyword arguments are ``Unpacker``'s but ``read_size`` and ``max_buffer_size``;
     the ``max_*_len`` limits default to the length of `packed`.
     """
-    options = unpack_options(**kwargs) if kwargs else DEFAULT_UNPACK
-    return _kernels().unpackb(byte_view(packed), options)
+    options = unpack_options_for(kwargs) if kwargs else DEFAULT_UNPACK
+    if type(packed) is not bytes:
+        packed = byte_view(packed)
+    return _kernels().unpackb(packed, options)
 
 
 def pack(o, stream, **kwargs) -> None:

@@ -134,6 +134,37 @@ def unpacker_options(file_like=None, *, read_size=0, max_buffer_size=DEFAULT_MAX
     return file_read, read_size, max_buffer_size, unpack_options(**options)
 
 
+_MEMO_SIZE = 64
+_pack_memo: dict = {}
+_unpack_memo: dict = {}
+
+
+def _memoized(memo: dict, read, kwargs: dict):
+    """`read(**kwargs)`, remembered for the same keyword arguments: a service calls packb/unpackb with
+    the same few option sets over and over, and the backends then also reuse what they read from the
+    one options object. Unhashable arguments are read every time."""
+    try:
+        # Types too: 1 == True == 1.0 as keys, but a float where an int belongs must still raise.
+        key = (tuple(kwargs.items()), tuple(map(type, kwargs.values())))
+        found = memo.get(key)
+    except TypeError:
+        return read(**kwargs)
+    if found is None:
+        found = read(**kwargs)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = found
+    return found
+
+
+def pack_options_for(kwargs: dict) -> tuple[PackOptions, bool]:
+    return _memoized(_pack_memo, pack_options, kwargs)
+
+
+def unpack_options_for(kwargs: dict) -> UnpackOptions:
+    return _memoized(_unpack_memo, unpack_options, kwargs)
+
+
 def byte_view(data):
     """`data` as bytes, or as a flat, C-contiguous memoryview of single bytes (copied if it is not
     contiguous); what every backend unpacks from."""

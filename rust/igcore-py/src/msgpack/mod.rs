@@ -2,7 +2,9 @@
 //! plain Rust in `igcore_core::msgpack`; this module walks and builds Python objects with the C API
 //! directly (exact-type dispatch, no intermediate value tree), which only a binding crate can do.
 
+use std::cell::RefCell;
 use std::ffi::{CStr, CString};
+use std::rc::Rc;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -166,6 +168,44 @@ impl UnpackConfig {
         visit.call(&self.list_hook)?;
         visit.call(&self.ext_hook)
     }
+}
+
+thread_local! {
+    /// The options object of the last call, and what was read from it: the public layer hands the same
+    /// object to every call with the same options, so most calls skip reading it again.
+    static LAST_PACK: RefCell<Option<(Py<PyAny>, Rc<PackConfig>)>> = const { RefCell::new(None) };
+    static LAST_UNPACK: RefCell<Option<(Py<PyAny>, Rc<UnpackConfig>)>> = const { RefCell::new(None) };
+}
+
+/// The PackConfig of `options`, read once per options object (per thread).
+pub(crate) fn pack_config(options: &Bound<'_, PyAny>) -> PyResult<Rc<PackConfig>> {
+    cached(&LAST_PACK, options, PackConfig::from_options)
+}
+
+/// The UnpackConfig of `options`, read once per options object (per thread).
+pub(crate) fn unpack_config(options: &Bound<'_, PyAny>) -> PyResult<Rc<UnpackConfig>> {
+    cached(&LAST_UNPACK, options, UnpackConfig::from_options)
+}
+
+fn cached<T>(
+    slot: &'static std::thread::LocalKey<RefCell<Option<(Py<PyAny>, Rc<T>)>>>,
+    options: &Bound<'_, PyAny>,
+    read: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
+) -> PyResult<Rc<T>> {
+    let hit = slot.with(|last| match &*last.borrow() {
+        Some((seen, config)) if seen.is(options) => Some(Rc::clone(config)),
+        _ => None,
+    });
+    if let Some(config) = hit {
+        return Ok(config);
+    }
+    let config = Rc::new(read(options)?);
+    slot.with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some((options.clone().unbind(), Rc::clone(&config)));
+        }
+    });
+    Ok(config)
 }
 
 pub(crate) fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -17,7 +17,7 @@ pub(crate) fn packb<'py>(
     obj: &Bound<'py, PyAny>,
     options: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let config = PackConfig::from_options(options)?;
+    let config = super::pack_config(options)?;
     // One buffer per thread, kept between calls so that it is grown once, not on every call; a
     // `default` that calls packb itself finds it in use and gets a fresh one.
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {

@@ -21,7 +21,7 @@ pub(crate) fn unpackb<'py>(
     data: &Bound<'py, PyAny>,
     options: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let config = UnpackConfig::from_options(options)?;
+    let config = super::unpack_config(options)?;
     let view = ByteView::new(data)?;
     let bytes = view.as_slice();
     let limits = config.limits(bytes.len() as i64);
