@@ -69,3 +69,14 @@ def test_msgpack_does_not_leak(backend):
     grown = rss_bytes() - before
     # Each round handles ~1 MB of objects and bytes; leaking any part of them would be 10+ MB here.
     assert grown < 8 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over {rounds} rounds"
+
+
+def test_a_hook_that_refers_to_its_packer_or_unpacker_is_collected(backend):
+    import weakref
+
+    unpacker = msgpack.Unpacker(object_hook=lambda obj: (unpacker, obj))
+    packer = msgpack.Packer(default=lambda obj: (packer, str(obj)))
+    gone = [weakref.ref(unpacker), weakref.ref(packer)]
+    del unpacker, packer
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None]

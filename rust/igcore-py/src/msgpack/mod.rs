@@ -170,11 +170,14 @@ impl UnpackConfig {
     }
 }
 
+/// The options object of a call and what was read from it.
+type Remembered<T> = RefCell<Option<(Py<PyAny>, Rc<T>)>>;
+
 thread_local! {
     /// The options object of the last call, and what was read from it: the public layer hands the same
     /// object to every call with the same options, so most calls skip reading it again.
-    static LAST_PACK: RefCell<Option<(Py<PyAny>, Rc<PackConfig>)>> = const { RefCell::new(None) };
-    static LAST_UNPACK: RefCell<Option<(Py<PyAny>, Rc<UnpackConfig>)>> = const { RefCell::new(None) };
+    static LAST_PACK: Remembered<PackConfig> = const { RefCell::new(None) };
+    static LAST_UNPACK: Remembered<UnpackConfig> = const { RefCell::new(None) };
 }
 
 /// The PackConfig of `options`, read once per options object (per thread).
@@ -188,7 +191,7 @@ pub(crate) fn unpack_config(options: &Bound<'_, PyAny>) -> PyResult<Rc<UnpackCon
 }
 
 fn cached<T>(
-    slot: &'static std::thread::LocalKey<RefCell<Option<(Py<PyAny>, Rc<T>)>>>,
+    slot: &'static std::thread::LocalKey<Remembered<T>>,
     options: &Bound<'_, PyAny>,
     read: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
 ) -> PyResult<Rc<T>> {

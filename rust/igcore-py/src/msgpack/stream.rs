@@ -130,6 +130,15 @@ impl Unpacker {
         visit.call(&self.file_read)?;
         self.config.traverse(&visit)
     }
+
+    /// Breaks reference cycles through the hooks or the file (a hook that refers to its unpacker).
+    fn __clear__(&mut self, py: Python<'_>) {
+        self.file_read = None;
+        self.config.object_hook = None;
+        self.config.object_pairs_hook = None;
+        self.config.list_hook = None;
+        self.config.ext_hook = py.None();
+    }
 }
 
 impl Unpacker {
