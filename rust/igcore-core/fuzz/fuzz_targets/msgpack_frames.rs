@@ -4,14 +4,17 @@
 #![no_main]
 
 use igcore_core::msgpack::{
-    payload, read_header, read_timestamp, text_shape, write_bool, write_chars, write_f32, write_f64,
-    write_int, write_nil, write_uint, ContainerLimits, Header, Output, Scanner, WireError,
+    payload, read_header, read_timestamp, text_shape, write_bool, write_chars, write_f32,
+    write_f64, write_int, write_nil, write_uint, ContainerLimits, Header, Output, Scanner,
+    WireError,
 };
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
     // The first byte chooses how the rest is cut into pieces and which limits apply.
-    let Some((&knobs, data)) = input.split_first() else { return };
+    let Some((&knobs, data)) = input.split_first() else {
+        return;
+    };
     let limits = (knobs & 1 == 1).then_some(ContainerLimits {
         max_array_len: i64::from(knobs >> 4),
         max_map_len: i64::from(knobs >> 5),
@@ -57,22 +60,24 @@ fuzz_target!(|input: &[u8]| {
             assert_eq!(again, Ok((format!("{header:?}"), out.len())));
         }
         pos = match header {
-            Header::Str(len) | Header::Bin(len) | Header::Ext { len, .. } => match payload(data, next, len) {
-                Ok(bytes) => {
-                    if let Header::Ext { code: -1, .. } = header {
-                        let _ = read_timestamp(bytes);
+            Header::Str(len) | Header::Bin(len) | Header::Ext { len, .. } => {
+                match payload(data, next, len) {
+                    Ok(bytes) => {
+                        if let Header::Ext { code: -1, .. } = header {
+                            let _ = read_timestamp(bytes);
+                        }
+                        if let Ok(text) = std::str::from_utf8(bytes) {
+                            let (chars, _) = text_shape(text);
+                            let mut wide = vec![0u32; chars];
+                            write_chars(text, &mut wide);
+                            assert!(wide.iter().copied().eq(text.chars().map(u32::from)));
+                        }
+                        next + bytes.len()
                     }
-                    if let Ok(text) = std::str::from_utf8(bytes) {
-                        let (chars, _) = text_shape(text);
-                        let mut wide = vec![0u32; chars];
-                        write_chars(text, &mut wide);
-                        assert!(wide.iter().copied().eq(text.chars().map(u32::from)));
-                    }
-                    next + bytes.len()
+                    Err(WireError::Incomplete) => break,
+                    Err(other) => panic!("payload() failed with {other:?}"),
                 }
-                Err(WireError::Incomplete) => break,
-                Err(other) => panic!("payload() failed with {other:?}"),
-            },
+            }
             _ => next,
         };
     }
