@@ -74,9 +74,13 @@ def test_msgpack_does_not_leak(backend):
 def test_a_hook_that_refers_to_its_packer_or_unpacker_is_collected(backend):
     import weakref
 
-    unpacker = msgpack.Unpacker(object_hook=lambda obj: (unpacker, obj))
-    packer = msgpack.Packer(default=lambda obj: (packer, str(obj)))
-    gone = [weakref.ref(unpacker), weakref.ref(packer)]
-    del unpacker, packer
+    def make_cycles():
+        # holder -> unpacker -> its backend object -> the hook -> holder: only the GC can free these.
+        holder = {}
+        holder["unpacker"] = msgpack.Unpacker(object_hook=lambda obj: (holder, obj))
+        holder["packer"] = msgpack.Packer(default=lambda obj: (holder, str(obj)))
+        return [weakref.ref(holder["unpacker"]), weakref.ref(holder["packer"])]
+
+    gone = make_cycles()
     gc.collect()
     assert [ref() for ref in gone] == [None, None]
