@@ -21,7 +21,7 @@ from . import __version__
 
 BACKENDS = ("rust", "cython", "python")
 CHOICES = ("auto", *BACKENDS)
-HOT_PATHS = ("counters", "timeline", "codec", "graph")
+HOT_PATHS = ("counters", "timeline", "codec", "graph", "msgpack")
 
 
 class BackendUnavailable(ImportError):

@@ -11,6 +11,7 @@ pub mod counters;
 pub mod error;
 pub mod graph;
 pub mod id_index;
+pub mod msgpack;
 pub mod timeline;
 
 pub use error::{Error, Result};

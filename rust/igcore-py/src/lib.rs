@@ -9,6 +9,7 @@ mod codec;
 mod counters;
 mod error;
 mod graph;
+mod msgpack;
 mod timeline;
 
 #[pymodule]
@@ -18,6 +19,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     timeline::register(m)?;
     codec::register(m)?;
     graph::register(m)?;
+    msgpack::register(m)?;
     Ok(())
 }
 

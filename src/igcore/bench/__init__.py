@@ -16,7 +16,7 @@ from typing import Any, Callable
 from .. import _backend
 
 # Hot paths with benchmarks; each names a module igcore.bench.<name> that calls register().
-BENCH_MODULES = ("counters", "timeline", "codec", "graph")
+BENCH_MODULES = ("counters", "timeline", "codec", "graph", "msgpack")
 
 
 @dataclass

@@ -1,0 +1,641 @@
+//! Packing: Python objects -> msgpack bytes. The exact built-in types are recognised by their type
+//! pointer and read through the C API; everything else takes msgpack-python's order of checks.
+
+use igcore_core::msgpack::{self as wire, Output, ITEM_LIMIT, NEST_LIMIT};
+use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use super::buffer::ByteView;
+use super::{api, type_name, Api, PackConfig};
+
+/// See `igcore._reference.msgpack.packb`.
+#[pyfunction]
+pub(crate) fn packb<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    options: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let config = super::pack_config(options)?;
+    // One buffer per thread, kept between calls so that it is grown once, not on every call; a
+    // `default` that calls packb itself finds it in use and gets a fresh one.
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut out) => {
+            out.clear();
+            let packed = Writer::new(py, &mut out, &config)?
+                .pack(obj, 0)
+                .map(|()| PyBytes::new(py, out.as_slice()));
+            if out.capacity() > MAX_KEPT_SCRATCH {
+                *out = Output::new();
+            }
+            packed
+        }
+        Err(_) => {
+            let mut out = Output::new();
+            Writer::new(py, &mut out, &config)?.pack(obj, 0)?;
+            Ok(PyBytes::new(py, out.as_slice()))
+        }
+    })
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Output> = std::cell::RefCell::new(Output::new());
+}
+
+/// A scratch buffer grown beyond this by one large object is given back rather than kept.
+const MAX_KEPT_SCRATCH: usize = 1 << 20;
+
+/// See `igcore._reference.msgpack.Packer`.
+#[pyclass(module = "igcore._rust.msgpack")]
+pub(crate) struct Packer {
+    config: PackConfig,
+    autoreset: bool,
+    buffer: Output,
+}
+
+#[pymethods]
+impl Packer {
+    #[new]
+    fn new(options: &Bound<'_, PyAny>, autoreset: bool) -> PyResult<Self> {
+        Ok(Self {
+            config: PackConfig::from_options(options)?,
+            autoreset,
+            buffer: Output::new(),
+        })
+    }
+
+    fn pack<'py>(
+        &mut self,
+        py: Python<'py>,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let written =
+            Writer::new(py, &mut self.buffer, &self.config).and_then(|mut w| w.pack(obj, 0));
+        self.finish(py, written)
+    }
+
+    fn pack_map_pairs<'py>(
+        &mut self,
+        py: Python<'py>,
+        pairs: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let written = Writer::new(py, &mut self.buffer, &self.config).and_then(|mut writer| {
+            let size = pairs.len()?;
+            if size > ITEM_LIMIT {
+                return Err(PyValueError::new_err("map too large"));
+            }
+            wire::write_map_header(writer.out, size);
+            for pair in pairs.try_iter()? {
+                let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair?.extract()?;
+                writer.pack(&key, 0)?;
+                writer.pack(&value, 0)?;
+            }
+            Ok(())
+        });
+        self.finish(py, written)
+    }
+
+    fn pack_array_header<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: i64,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        wire::write_array_header(&mut self.buffer, header_size(size, "array")?);
+        self.finish(py, Ok(()))
+    }
+
+    fn pack_map_header<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: i64,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        wire::write_map_header(&mut self.buffer, header_size(size, "map")?);
+        self.finish(py, Ok(()))
+    }
+
+    fn pack_ext_type<'py>(
+        &mut self,
+        py: Python<'py>,
+        code: i64,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let view = ByteView::new(data)?;
+        let payload = view.as_slice();
+        if payload.len() > ITEM_LIMIT {
+            return Err(PyValueError::new_err("ext data too large"));
+        }
+        wire::write_ext_header(&mut self.buffer, ext_code(code)?, payload.len());
+        self.buffer.extend(payload);
+        self.finish(py, Ok(()))
+    }
+
+    fn bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.buffer.as_slice())
+    }
+
+    fn reset(&mut self) {
+        self.buffer.clear();
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.config.default)
+    }
+
+    fn __clear__(&mut self) {
+        self.config.default = None;
+    }
+}
+
+impl Packer {
+    /// After an error the buffer is emptied (as msgpack-python does); with autoreset its bytes are
+    /// returned and it is emptied.
+    fn finish<'py>(
+        &mut self,
+        py: Python<'py>,
+        written: PyResult<()>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if let Err(err) = written {
+            self.buffer.clear();
+            return Err(err);
+        }
+        if !self.autoreset {
+            return Ok(None);
+        }
+        let packed = PyBytes::new(py, self.buffer.as_slice());
+        self.buffer.clear();
+        Ok(Some(packed))
+    }
+}
+
+fn header_size(size: i64, what: &str) -> PyResult<usize> {
+    if size < 0 {
+        return Err(PyValueError::new_err(format!(
+            "{what} size must be non-negative"
+        )));
+    }
+    match usize::try_from(size) {
+        Ok(size) if size <= ITEM_LIMIT => Ok(size),
+        _ => Err(PyValueError::new_err(format!("{what} too large"))),
+    }
+}
+
+fn ext_code(code: i64) -> PyResult<i8> {
+    i8::try_from(code).map_err(|_| PyOverflowError::new_err("value too large to convert to char"))
+}
+
+/// Whether `pack_known` wrote the object or leaves it to `default`.
+enum Outcome {
+    Written,
+    ForDefault,
+}
+
+struct Writer<'a, 'py> {
+    py: Python<'py>,
+    out: &'a mut Output,
+    config: &'a PackConfig,
+    api: &'static Api,
+}
+
+impl<'a, 'py> Writer<'a, 'py> {
+    fn new(py: Python<'py>, out: &'a mut Output, config: &'a PackConfig) -> PyResult<Self> {
+        Ok(Self {
+            py,
+            out,
+            config,
+            api: api(py)?,
+        })
+    }
+
+    /// Packs an item of a container without taking a reference to it when it is a scalar that packs
+    /// without running Python code; anything else is taken (a `default` could free it otherwise).
+    ///
+    /// # Safety
+    /// `ptr` is a live object, kept alive by its container until this returns unless Python code runs.
+    #[inline(always)]
+    unsafe fn pack_item(&mut self, ptr: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
+        // SAFETY: `ptr` is live (the caller's promise); the checks compare type pointers and each
+        // accessor runs after the check for the type it reads. No Python code runs on these paths
+        // (an error handler for str would be Python code, so it takes the slow path).
+        unsafe {
+            if depth <= NEST_LIMIT {
+                if ffi::PyUnicode_CheckExact(ptr) != 0 && self.config.unicode_errors.is_none() {
+                    let bytes = str_utf8(self.py, ptr)?;
+                    return self.write_str_bytes(bytes);
+                }
+                if ffi::PyLong_CheckExact(ptr) != 0 {
+                    let mut overflow = 0;
+                    let value = ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow);
+                    if overflow == 0 {
+                        wire::write_int(self.out, value);
+                        return Ok(());
+                    }
+                } else if ffi::PyFloat_CheckExact(ptr) != 0 {
+                    return self.write_float(ffi::PyFloat_AS_DOUBLE(ptr));
+                } else if ptr == ffi::Py_None() {
+                    wire::write_nil(self.out);
+                    return Ok(());
+                } else if ptr == ffi::Py_True() || ptr == ffi::Py_False() {
+                    wire::write_bool(self.out, ptr == ffi::Py_True());
+                    return Ok(());
+                }
+            }
+            let obj = Bound::from_borrowed_ptr(self.py, ptr);
+            self.pack(&obj, depth)
+        }
+    }
+
+    /// Packs `obj`, found at `depth` (the top object is at 0).
+    fn pack(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
+        if depth > NEST_LIMIT {
+            return Err(PyValueError::new_err("recursion limit exceeded."));
+        }
+        let ptr = obj.as_ptr();
+        // The common exact types first, by type pointer. They are the same in strict mode, and none is
+        // also a later type, so checking them first keeps msgpack-python's order.
+        // SAFETY: `ptr` is a live object (`obj` holds a reference); the checks compare its type
+        // pointer, and each accessor is called after the check for the type it reads.
+        unsafe {
+            if ffi::PyUnicode_CheckExact(ptr) != 0 {
+                return self.write_str(obj);
+            }
+            if ffi::PyLong_CheckExact(ptr) != 0 {
+                let mut overflow = 0;
+                let value = ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow);
+                if overflow == 0 {
+                    wire::write_int(self.out, value); // an exact int cannot fail otherwise
+                    return Ok(());
+                }
+            } else if ffi::PyDict_CheckExact(ptr) != 0 {
+                return self.write_dict(obj, depth);
+            } else if ffi::PyList_CheckExact(ptr) != 0 {
+                return self.write_list(obj, depth);
+            } else if ffi::PyFloat_CheckExact(ptr) != 0 {
+                return self.write_float(ffi::PyFloat_AS_DOUBLE(ptr));
+            } else if ptr == ffi::Py_None() {
+                wire::write_nil(self.out);
+                return Ok(());
+            }
+        }
+        if let Some(default) = &self.config.default {
+            if let Outcome::Written = self.pack_known(obj, depth, true)? {
+                return Ok(());
+            }
+            let replacement = default.bind(self.py).call1((obj,))?;
+            self.pack_known(&replacement, depth, false).map(|_| ())
+        } else {
+            self.pack_known(obj, depth, false).map(|_| ())
+        }
+    }
+
+    /// msgpack-python's order of checks; `will_default`: leave unknown types (and ints beyond 64
+    /// bits) to `default` instead of raising.
+    fn pack_known(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        depth: usize,
+        will_default: bool,
+    ) -> PyResult<Outcome> {
+        let ptr = obj.as_ptr();
+        let strict = self.config.strict_types;
+        // SAFETY: every ffi call here gets `ptr`, a live object held by `obj`; each accessor is called
+        // only after the check for the type it reads.
+        unsafe {
+            if ptr == ffi::Py_None() {
+                wire::write_nil(self.out);
+            } else if ptr == ffi::Py_True() {
+                wire::write_bool(self.out, true);
+            } else if ptr == ffi::Py_False() {
+                wire::write_bool(self.out, false);
+            } else if if strict {
+                ffi::PyLong_CheckExact(ptr)
+            } else {
+                ffi::PyLong_Check(ptr)
+            } != 0
+            {
+                return self.write_int(ptr, will_default);
+            } else if if strict {
+                ffi::PyFloat_CheckExact(ptr)
+            } else {
+                ffi::PyFloat_Check(ptr)
+            } != 0
+            {
+                self.write_float(ffi::PyFloat_AS_DOUBLE(ptr))?;
+            } else if if strict {
+                ffi::PyBytes_CheckExact(ptr) != 0 || ffi::PyByteArray_CheckExact(ptr) != 0
+            } else {
+                ffi::PyBytes_Check(ptr) != 0 || ffi::PyByteArray_Check(ptr) != 0
+            } {
+                let view = ByteView::new(obj)?;
+                let bytes = view.as_slice();
+                if bytes.len() > ITEM_LIMIT {
+                    let message = format!("{} object is too large", type_name(obj));
+                    return Err(PyValueError::new_err(message));
+                }
+                wire::write_bin_header(self.out, bytes.len(), self.config.use_bin_type);
+                self.out.extend(bytes);
+            } else if if strict {
+                ffi::PyUnicode_CheckExact(ptr)
+            } else {
+                ffi::PyUnicode_Check(ptr)
+            } != 0
+            {
+                self.write_str(obj)?;
+            } else if if strict {
+                ffi::PyDict_CheckExact(ptr)
+            } else {
+                ffi::PyDict_Check(ptr)
+            } != 0
+            {
+                self.write_dict(obj, depth)?;
+            } else if self.is_ext_type(obj)? {
+                self.write_ext_type(obj)?;
+            } else if ffi::Py_TYPE(ptr).cast() == self.api.timestamp.as_ptr() {
+                let seconds = timestamp_seconds(&obj.getattr("seconds")?)?;
+                let nanoseconds: u32 = obj.getattr("nanoseconds")?.extract()?;
+                wire::write_timestamp(self.out, seconds, nanoseconds);
+            } else if if strict {
+                ffi::PyList_CheckExact(ptr)
+            } else {
+                (ffi::PyList_Check(ptr) != 0 || ffi::PyTuple_Check(ptr) != 0) as i32
+            } != 0
+            {
+                self.write_list(obj, depth)?;
+            } else if ffi::PyMemoryView_Check(ptr) != 0 {
+                let view = ByteView::new(obj)?;
+                let bytes = view.as_slice();
+                if bytes.len() > ITEM_LIMIT {
+                    return Err(PyValueError::new_err("memoryview is too large"));
+                }
+                wire::write_bin_header(self.out, bytes.len(), self.config.use_bin_type);
+                self.out.extend(bytes);
+            } else if self.is_aware_datetime(obj)? == Some(true) {
+                let delta = obj.sub(self.api.epoch.bind(self.py))?;
+                let days: i64 = delta.getattr("days")?.extract()?;
+                let seconds: i64 = delta.getattr("seconds")?.extract()?;
+                let micros: u32 = delta.getattr("microseconds")?.extract()?;
+                wire::write_timestamp(self.out, days * 86_400 + seconds, micros * 1000);
+            } else if will_default {
+                return Ok(Outcome::ForDefault);
+            } else if self.is_aware_datetime(obj)? == Some(false) {
+                let message = format!(
+                    "can not serialize '{}' object where tzinfo=None",
+                    type_name(obj)
+                );
+                return Err(PyValueError::new_err(message));
+            } else {
+                let message = format!("can not serialize '{}' object", type_name(obj));
+                return Err(PyTypeError::new_err(message));
+            }
+        }
+        Ok(Outcome::Written)
+    }
+
+    fn is_ext_type(&self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let ext_type = self.api.ext_type.bind(self.py);
+        if self.config.strict_types {
+            Ok(obj.get_type().is(ext_type))
+        } else {
+            obj.is_instance(ext_type)
+        }
+    }
+
+    /// With the `datetime` option: Some(has tzinfo) for an exact `datetime.datetime`, else None.
+    fn is_aware_datetime(&self, obj: &Bound<'py, PyAny>) -> PyResult<Option<bool>> {
+        if !self.config.datetime || !obj.get_type().is(self.api.datetime.bind(self.py)) {
+            return Ok(None);
+        }
+        Ok(Some(!obj.getattr("tzinfo")?.is_none()))
+    }
+
+    /// # Safety
+    /// `ptr` is a live int (or int subclass).
+    unsafe fn write_int(
+        &mut self,
+        ptr: *mut ffi::PyObject,
+        will_default: bool,
+    ) -> PyResult<Outcome> {
+        let mut overflow = 0;
+        // SAFETY: the caller passes a live int; the error indicator is only read after a failure value.
+        unsafe {
+            let value = ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow);
+            if overflow == 0 {
+                if value == -1 && !ffi::PyErr_Occurred().is_null() {
+                    return Err(PyErr::fetch(self.py));
+                }
+                wire::write_int(self.out, value);
+                return Ok(Outcome::Written);
+            }
+            if overflow > 0 {
+                let value = ffi::PyLong_AsUnsignedLongLong(ptr);
+                if value != u64::MAX || ffi::PyErr_Occurred().is_null() {
+                    wire::write_uint(self.out, value);
+                    return Ok(Outcome::Written);
+                }
+                ffi::PyErr_Clear();
+            }
+        }
+        if will_default {
+            return Ok(Outcome::ForDefault);
+        }
+        Err(PyOverflowError::new_err("Integer value out of range"))
+    }
+
+    fn write_float(&mut self, value: f64) -> PyResult<()> {
+        if self.config.use_single_float {
+            let single = value as f32; // rounds to nearest, as a C cast does
+            if single.is_infinite() && value.is_finite() {
+                return Err(PyOverflowError::new_err(
+                    "float too large to pack with f format",
+                ));
+            }
+            wire::write_f32(self.out, single);
+        } else {
+            wire::write_f64(self.out, value);
+        }
+        Ok(())
+    }
+
+    fn write_str(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let ptr = obj.as_ptr();
+        if let Some(errors) = &self.config.unicode_errors {
+            // SAFETY: `ptr` is a live str; the encoding and handler names are NUL-terminated.
+            let encoded = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    self.py,
+                    ffi::PyUnicode_AsEncodedString(ptr, c"utf-8".as_ptr(), errors.as_ptr()),
+                )?
+            };
+            let bytes = encoded.cast::<PyBytes>()?.as_bytes();
+            return self.write_str_bytes(bytes);
+        }
+        // SAFETY: `ptr` is a live str, held by `obj` until its bytes are copied.
+        let bytes = unsafe { str_utf8(self.py, ptr)? };
+        self.write_str_bytes(bytes)
+    }
+
+    #[inline(always)]
+    fn write_str_bytes(&mut self, bytes: &[u8]) -> PyResult<()> {
+        if bytes.len() > ITEM_LIMIT {
+            return Err(PyValueError::new_err("unicode string is too large"));
+        }
+        wire::write_str_header(self.out, bytes.len(), self.config.use_bin_type);
+        self.out.extend(bytes);
+        Ok(())
+    }
+
+    fn write_dict(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
+        // SAFETY: `obj` is a live dict or dict subclass (the callers checked).
+        let len = unsafe { ffi::PyDict_Size(obj.as_ptr()) } as usize;
+        if len > ITEM_LIMIT {
+            return Err(PyValueError::new_err("dict is too large"));
+        }
+        wire::write_map_header(self.out, len);
+        let ptr = obj.as_ptr();
+        // SAFETY: `ptr` is a live dict or dict subclass.
+        if unsafe { ffi::PyDict_CheckExact(ptr) } == 0 {
+            // A subclass may define its own items() (OrderedDict's order, for one): use it.
+            let mut written = 0;
+            for pair in obj.call_method0("items")?.try_iter()? {
+                let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair?.extract()?;
+                self.pack(&key, depth + 1)?;
+                self.pack(&value, depth + 1)?;
+                written += 1;
+            }
+            return check_written(written, len, "dictionary");
+        }
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut written = 0;
+        // SAFETY: PyDict_Next on a live dict yields borrowed references, which are taken as owned
+        // references at once, so code run while packing them (a `default`) cannot free them. It stays
+        // within the dict's current table even if that code changes the dict.
+        while unsafe { ffi::PyDict_Next(ptr, &mut pos, &mut key, &mut value) } != 0 {
+            // SAFETY: PyDict_Next just returned these live borrowed references; the dict (held by
+            // `obj`) keeps them alive until Python code runs, and pack_item takes a reference to
+            // anything that could run some.
+            unsafe {
+                self.pack_item(key, depth + 1)?;
+                self.pack_item(value, depth + 1)?;
+            }
+            written += 1;
+        }
+        check_written(written, len, "dictionary")
+    }
+
+    fn write_list(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
+        let ptr = obj.as_ptr();
+        // SAFETY: `ptr` is a live list or tuple (or subclass); Py_SIZE reads its item count.
+        let len = unsafe { ffi::Py_SIZE(ptr) } as usize;
+        if len > ITEM_LIMIT {
+            return Err(PyValueError::new_err("list is too large"));
+        }
+        wire::write_array_header(self.out, len);
+        // SAFETY: type checks on a live object.
+        let (is_list, is_tuple) = unsafe {
+            (
+                ffi::PyList_CheckExact(ptr) != 0,
+                ffi::PyTuple_CheckExact(ptr) != 0,
+            )
+        };
+        if is_tuple {
+            let tuple = obj.cast::<PyTuple>()?;
+            for index in 0..tuple.len() {
+                // SAFETY: a tuple cannot change, so its item `index` (below its length) is live
+                // for as long as the tuple, which `obj` holds.
+                unsafe {
+                    self.pack_item(
+                        ffi::PyTuple_GET_ITEM(ptr, index as ffi::Py_ssize_t),
+                        depth + 1,
+                    )?
+                };
+            }
+            return Ok(());
+        }
+        if !is_list {
+            // A subclass may define its own __iter__: iterate it, as msgpack-python does.
+            let mut written = 0;
+            for item in obj.try_iter()? {
+                self.pack(&item?, depth + 1)?;
+                written += 1;
+            }
+            return check_written(written, len, "list");
+        }
+        let mut index = 0;
+        // SAFETY: the index is checked against the list's current size before each read, and the item
+        // is taken as an owned reference before packing it (a `default` may change the list).
+        while index < unsafe { ffi::PyList_GET_SIZE(ptr) } as usize {
+            // SAFETY: `index` is below the list's current size, so the slot holds a live item, kept
+            // alive by the list (held by `obj`) until pack_item takes it or Python code runs.
+            unsafe {
+                self.pack_item(
+                    ffi::PyList_GET_ITEM(ptr, index as ffi::Py_ssize_t),
+                    depth + 1,
+                )?
+            };
+            index += 1;
+        }
+        check_written(index, len, "list")
+    }
+
+    fn write_ext_type(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let code = ext_code(obj.getattr("code")?.extract()?)?;
+        let data = obj.getattr("data")?;
+        let view = ByteView::new(&data)?;
+        let payload = view.as_slice();
+        if payload.len() > ITEM_LIMIT {
+            return Err(PyValueError::new_err("EXT data is too large"));
+        }
+        wire::write_ext_header(self.out, code, payload.len());
+        self.out.extend(payload);
+        Ok(())
+    }
+}
+
+fn timestamp_seconds(seconds: &Bound<'_, PyAny>) -> PyResult<i64> {
+    seconds
+        .extract()
+        .map_err(|_| PyOverflowError::new_err("Python int too large to convert to C long"))
+}
+
+/// A container that changed size while being packed would leave a header that lies.
+fn check_written(written: usize, announced: usize, what: &str) -> PyResult<()> {
+    if written != announced {
+        return Err(PyRuntimeError::new_err(format!(
+            "{what} changed size during iteration"
+        )));
+    }
+    Ok(())
+}
+
+/// The UTF-8 bytes of a str, borrowed from it: compact ASCII strings are read in place, others
+/// through CPython, which keeps their UTF-8 form with the string.
+///
+/// # Safety
+/// `ptr` is a live str (or subclass) that outlives the returned slice.
+#[inline(always)]
+unsafe fn str_utf8<'a>(py: Python<'_>, ptr: *mut ffi::PyObject) -> PyResult<&'a [u8]> {
+    #[cfg(not(any(Py_3_14, PyPy, GraalPy)))]
+    // SAFETY: the caller passes a live str; a compact ASCII string keeps its PyUnicode_GET_LENGTH
+    // bytes right at PyUnicode_DATA.
+    unsafe {
+        if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) != 0 {
+            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+            return Ok(std::slice::from_raw_parts(
+                ffi::PyUnicode_DATA(ptr) as *const u8,
+                len,
+            ));
+        }
+    }
+    let mut len: ffi::Py_ssize_t = 0;
+    // SAFETY: the caller passes a live str; PyUnicode_AsUTF8AndSize returns a buffer of `len` bytes
+    // owned by the string, or null with an error set.
+    unsafe {
+        let data = ffi::PyUnicode_AsUTF8AndSize(ptr, &mut len);
+        if data.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(std::slice::from_raw_parts(data.cast::<u8>(), len as usize))
+    }
+}

@@ -1,0 +1,255 @@
+//! The streaming `Unpacker`: a buffer fed with bytes (or read from a file), framed by
+//! `igcore_core::msgpack::Scanner`, each object built once all of its bytes are there.
+
+use igcore_core::msgpack::{self as wire, ContainerLimits, Header, Scanner, WireError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::buffer::ByteView;
+use super::keys;
+use super::unpack::Reader;
+use super::{api, Limits, UnpackConfig};
+use crate::error::msgpack_err;
+
+/// See `igcore._reference.msgpack.Unpacker`.
+#[pyclass(module = "igcore._rust.msgpack")]
+pub(crate) struct Unpacker {
+    file_read: Option<Py<PyAny>>,
+    read_size: usize,
+    max_buffer_size: usize,
+    config: UnpackConfig,
+    limits: Limits,
+    buffer: Vec<u8>,
+    /// The next unread byte of `buffer`.
+    pos: usize,
+    /// The stream offset of `buffer[0]`.
+    offset: u64,
+    /// The walk through an incomplete object starting at `pos`, and whether it checks limits.
+    scan: Option<(Scanner, bool)>,
+}
+
+fn out_of_data(py: Python<'_>) -> PyResult<PyErr> {
+    let error = api(py)?
+        .out_of_data
+        .bind(py)
+        .call1(("No more data to unpack.",))?;
+    Ok(PyErr::from_value(error))
+}
+
+fn buffer_full(py: Python<'_>) -> PyResult<PyErr> {
+    Ok(PyErr::from_value(api(py)?.buffer_full.bind(py).call0()?))
+}
+
+#[pymethods]
+impl Unpacker {
+    #[new]
+    fn new(
+        file_read: Option<Py<PyAny>>,
+        read_size: usize,
+        max_buffer_size: usize,
+        options: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let config = UnpackConfig::from_options(options)?;
+        let limits = config.limits(max_buffer_size as i64);
+        Ok(Self {
+            file_read,
+            read_size,
+            max_buffer_size,
+            config,
+            limits,
+            buffer: Vec::new(),
+            pos: 0,
+            offset: 0,
+            scan: None,
+        })
+    }
+
+    fn feed(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let view = ByteView::new(data)?;
+        let bytes = view.as_slice();
+        if self.held().saturating_add(bytes.len()) > self.max_buffer_size {
+            return Err(buffer_full(py)?);
+        }
+        self.drop_consumed();
+        self.buffer.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn unpack<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.next_object(py, true)? {
+            Some(obj) => Ok(obj),
+            None => Err(out_of_data(py)?),
+        }
+    }
+
+    fn skip(&mut self, py: Python<'_>) -> PyResult<()> {
+        match self.next_object(py, false)? {
+            Some(_) => Ok(()),
+            None => Err(out_of_data(py)?),
+        }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.next_object(py, true)
+    }
+
+    fn read_array_header(&mut self, py: Python<'_>) -> PyResult<u32> {
+        self.container_header(py, 0x90, 0xdc)
+    }
+
+    fn read_map_header(&mut self, py: Python<'_>) -> PyResult<u32> {
+        self.container_header(py, 0x80, 0xde)
+    }
+
+    fn read_bytes<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let end = self.pos + n.min(self.held());
+        let mut taken = self.buffer.get(self.pos..end).unwrap_or_default().to_vec();
+        self.pos = end;
+        self.scan = None;
+        if taken.len() < n {
+            if let Some(read) = &self.file_read {
+                let more = read.bind(py).call1((n - taken.len(),))?;
+                let more = more.cast::<PyBytes>()?.as_bytes();
+                self.offset += more.len() as u64; // read past the (now empty) buffer
+                taken.extend_from_slice(more);
+            }
+        }
+        Ok(PyBytes::new(py, &taken))
+    }
+
+    fn tell(&self) -> u64 {
+        self.offset + self.pos as u64
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.file_read)?;
+        self.config.traverse(&visit)
+    }
+
+    /// Breaks reference cycles through the hooks or the file (a hook that refers to its unpacker).
+    fn __clear__(&mut self, py: Python<'_>) {
+        self.file_read = None;
+        self.config.object_hook = None;
+        self.config.object_pairs_hook = None;
+        self.config.list_hook = None;
+        self.config.ext_hook = py.None();
+    }
+}
+
+impl Unpacker {
+    /// Bytes held and not yet consumed.
+    fn held(&self) -> usize {
+        self.buffer.len() - self.pos
+    }
+
+    fn drop_consumed(&mut self) {
+        if self.pos > 0 {
+            self.buffer.drain(..self.pos);
+            self.offset += self.pos as u64;
+            self.pos = 0;
+        }
+    }
+
+    /// Reads more of the file into the buffer; false at its end (or without a file).
+    fn read_file(&mut self, py: Python<'_>) -> PyResult<bool> {
+        let Some(read) = &self.file_read else {
+            return Ok(false);
+        };
+        let room = self.max_buffer_size.saturating_sub(self.held());
+        if room == 0 {
+            return Err(buffer_full(py)?);
+        }
+        let chunk = read.bind(py).call1((self.read_size.min(room),))?;
+        let chunk = chunk.cast::<PyBytes>().map_err(|_| {
+            let name = chunk
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            PyTypeError::new_err(format!("file_like.read() must return bytes, not {name}"))
+        })?;
+        if chunk.as_bytes().is_empty() {
+            return Ok(false);
+        }
+        self.drop_consumed();
+        self.buffer.extend_from_slice(chunk.as_bytes());
+        Ok(true)
+    }
+
+    /// The next whole object (built, or None-for-skipped as Some(None)); None when its bytes are not
+    /// all here and the file (if any) has no more.
+    fn next_object<'py>(
+        &mut self,
+        py: Python<'py>,
+        build: bool,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let api = api(py)?;
+        // Skipping checks no limits, as msgpack-python's does not.
+        let limits = build.then_some(ContainerLimits {
+            max_array_len: self.limits.array_len,
+            max_map_len: self.limits.map_len,
+        });
+        loop {
+            if let Some(unread) = self.buffer.get(self.pos..).filter(|rest| !rest.is_empty()) {
+                let mut scanner = match self.scan.take() {
+                    Some((scanner, checked)) if checked == build => scanner,
+                    _ => Scanner::new(),
+                };
+                // An error drops the walk: the next call walks the object again and raises again.
+                match scanner
+                    .scan(unread, limits)
+                    .map_err(|e| msgpack_err(py, api, e))?
+                {
+                    None => self.scan = Some((scanner, build)),
+                    Some(len) => {
+                        let object = unread.get(..len).unwrap_or_default();
+                        let obj = if build {
+                            let mut cache = keys::lock();
+                            let keys = cache.as_mut().and_then(|c| c.as_mut());
+                            Reader::new(py, object, &self.config, self.limits, keys)?.read(0)?
+                        } else {
+                            py.None().into_bound(py)
+                        };
+                        self.pos += len;
+                        return Ok(Some(obj));
+                    }
+                }
+            }
+            if !self.read_file(py)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The size of the array or map that comes next (markers: its fix range start and its 16-bit form).
+    fn container_header(&mut self, py: Python<'_>, fix: u8, marker16: u8) -> PyResult<u32> {
+        loop {
+            if let Some(&marker) = self.buffer.get(self.pos) {
+                let expected = (fix..=fix + 0x0f).contains(&marker)
+                    || marker == marker16
+                    || marker == marker16 + 1;
+                if !expected {
+                    return Err(PyValueError::new_err("Unexpected type header on stream"));
+                }
+                match wire::read_header(&self.buffer, self.pos) {
+                    Ok((Header::Array(len) | Header::Map(len), next)) => {
+                        self.pos = next;
+                        self.scan = None;
+                        return Ok(len);
+                    }
+                    Ok(_) => return Err(PyValueError::new_err("Unexpected type header on stream")),
+                    Err(WireError::Incomplete) => {}
+                    Err(err) => return Err(msgpack_err(py, api(py)?, err)),
+                }
+            }
+            if !self.read_file(py)? {
+                return Err(out_of_data(py)?);
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+"""msgpack: a drop-in for msgpack-python 1.x (``import igcore.msgpack as msgpack``).
+
+The same functions, classes, keyword arguments, defaults and exceptions, and the same bytes out: the
+contract is in ``igcore._reference.msgpack``. Served by the backend chosen in ``igcore._backend``
+(``backend_info()["hot_paths"]["msgpack"]``); a ``Packer`` or ``Unpacker`` keeps the backend it was
+made with.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from .. import _backend
+from ._options import (
+    DEFAULT_PACK,
+    DEFAULT_UNPACK,
+    byte_view,
+    pack_options,
+    pack_options_for,
+    unpack_options_for,
+    unpacker_options,
+)
+from .exceptions import (
+    BufferFull,
+    ExtraData,
+    FormatError,
+    OutOfData,
+    PackException,
+    PackOverflowError,
+    PackValueError,
+    StackError,
+    UnpackException,
+    UnpackValueError,
+)
+from .ext import ExtType, Timestamp
+
+# The msgpack-python release whose API and behaviour this module follows (code that checks
+# `msgpack.version` keeps working).
+version = (1, 2, 4)
+
+__all__ = [
+    "BufferFull",
+    "ExtType",
+    "ExtraData",
+    "FormatError",
+    "OutOfData",
+    "PackException",
+    "PackOverflowError",
+    "PackValueError",
+    "Packer",
+    "StackError",
+    "Timestamp",
+    "UnpackException",
+    "UnpackValueError",
+    "Unpacker",
+    "dump",
+    "dumps",
+    "load",
+    "loads",
+    "pack",
+    "packb",
+    "unpack",
+    "unpackb",
+    "version",
+]
+
+
+_by_request: dict = {}  # requested backend name -> the kernels serving msgpack under it
+
+
+def _kernels():
+    """The backend serving msgpack here and now (``_backend.kernels``, remembered by requested name:
+    packb and unpackb of small messages are where a few hundred nanoseconds show)."""
+    requested = _backend._requested.get()  # looked up here: this module may load while _backend does
+    kernels = _by_request.get(requested)
+    if kernels is None:
+        kernels = _by_request[requested] = _backend.kernels("msgpack")
+    return kernels
+
+
+def packb(o, **kwargs) -> bytes:
+    """`o` packed into bytes. The keyword arguments are ``Packer``'s."""
+    if not kwargs:
+        return _kernels().packb(o, DEFAULT_PACK)
+    return _kernels().packb(o, pack_options_for(kwargs)[0])
+
+
+def unpackb(packed, **kwargs):
+    """The object packed in `packed` (any bytes-like object).
+
+    Raises ``ExtraData`` when bytes follow the object, ``ValueError`` when the input is incomplete,
+    ``FormatError`` for a byte that starts no msgpack type and ``StackError`` for nesting deeper than
+    1024; other exceptions (``UnicodeDecodeError``, ``TypeError`` for an unhashable key, a hook's own)
+    pass through. The keyword arguments are ``Unpacker``'s but ``read_size`` and ``max_buffer_size``;
+    the ``max_*_len`` limits default to the length of `packed`.
+    """
+    options = unpack_options_for(kwargs) if kwargs else DEFAULT_UNPACK
+    if type(packed) is not bytes:
+        packed = byte_view(packed)
+    return _kernels().unpackb(packed, options)
+
+
+def pack(o, stream, **kwargs) -> None:
+    """Writes `o`, packed, to `stream` (anything with ``write``)."""
+    stream.write(packb(o, **kwargs))
+
+
+def unpack(stream, **kwargs):
+    """The object packed in the whole of `stream` (anything with ``read``); see ``unpackb``."""
+    return unpackb(stream.read(), **kwargs)
+
+
+# The names of marshal, pickle and json.
+dumps, loads, dump, load = packb, unpackb, pack, unpack
+
+
+class Packer:
+    """Packs objects into msgpack bytes.
+
+    - ``default``: called with an object of a type msgpack cannot hold; what it returns is packed.
+    - ``use_single_float``: floats as float32 (default float64).
+    - ``autoreset`` (default True): each ``pack`` returns its bytes. False: they accumulate; read them
+      with ``bytes()`` / ``getbuffer()`` and empty the buffer with ``reset()``.
+    - ``use_bin_type`` (default True): bytes as bin, and str8 for strings of 32..255 bytes. False: the
+      old spec, where bytes are packed as str.
+    - ``strict_types``: only exact types (no subclasses; a tuple is no list); others go to ``default``.
+    - ``datetime``: a timezone-aware ``datetime.datetime`` as a msgpack timestamp.
+    - ``unicode_errors``: the error handler for encoding str (default strict).
+    - ``buf_size``: accepted for compatibility; the buffer grows as needed.
+    """
+
+    def __init__(
+        self,
+        *,
+        default=None,
+        use_single_float=False,
+        autoreset=True,
+        use_bin_type=True,
+        strict_types=False,
+        datetime=False,
+        unicode_errors=None,
+        buf_size=None,
+    ):
+        options, autoreset = pack_options(
+            default=default,
+            use_single_float=use_single_float,
+            autoreset=autoreset,
+            use_bin_type=use_bin_type,
+            strict_types=strict_types,
+            datetime=datetime,
+            unicode_errors=unicode_errors,
+            buf_size=buf_size,
+        )
+        self._packer = _kernels().Packer(options, autoreset)
+
+    def pack(self, obj):
+        """Packs `obj`: returns its bytes with ``autoreset``, else appends them to the buffer."""
+        return self._packer.pack(obj)
+
+    def pack_map_pairs(self, pairs):
+        """Packs a map from `pairs`, a sized iterable of (key, value): keeps their order and repeats."""
+        return self._packer.pack_map_pairs(pairs)
+
+    def pack_array_header(self, size):
+        """Packs the header of an array of `size` items (0 <= size < 2**32); pack the items next."""
+        return self._packer.pack_array_header(_size(size))
+
+    def pack_map_header(self, size):
+        """Packs the header of a map of `size` pairs (0 <= size < 2**32); pack keys and values next."""
+        return self._packer.pack_map_header(_size(size))
+
+    def pack_ext_type(self, typecode, data):
+        """Packs an ext of type `typecode` (an int in -128..127) holding `data` (bytes-like)."""
+        if not isinstance(typecode, int):
+            raise TypeError(f"typecode must be an int, not {type(typecode).__name__}")
+        return self._packer.pack_ext_type(typecode, byte_view(data))
+
+    def bytes(self) -> bytes:
+        """The bytes in the buffer (with ``autoreset=False``)."""
+        return self._packer.bytes()
+
+    def getbuffer(self) -> memoryview:
+        """A read-only view of the bytes in the buffer."""
+        return memoryview(self._packer.bytes())
+
+    def reset(self) -> None:
+        """Empties the buffer."""
+        self._packer.reset()
+
+
+def _size(size) -> int:
+    size = operator.index(size)
+    if not -(2**63) <= size < 2**63:
+        raise OverflowError("Python int too large to convert to C long")
+    return size
+
+
+class Unpacker:
+    """Unpacks a stream of msgpack objects, fed in pieces or read from a file.
+
+    ``Unpacker(file_like=None, *, read_size=0, use_list=True, raw=False, timestamp=0,
+    strict_map_key=True, object_hook=None, object_pairs_hook=None, list_hook=None,
+    unicode_errors=None, max_buffer_size=100 MiB, ext_hook=ExtType, max_str_len=-1, max_bin_len=-1,
+    max_array_len=-1, max_map_len=-1, max_ext_len=-1)``
+
+    - Without `file_like`, ``feed(bytes)`` adds data; with it, ``file_like.read(read_size)`` is called
+      whenever more bytes are needed (``read_size`` defaults to min(1 MiB, max_buffer_size)).
+    - ``unpack()`` returns the next object or raises ``OutOfData``; iterating yields objects until the
+      data runs out; ``skip()`` passes over one; ``read_array_header()`` / ``read_map_header()`` return
+      the size of the container that comes next (its items are the next objects); ``read_bytes(n)``
+      takes raw bytes; ``tell()`` is the stream offset of the next unread byte.
+    - ``max_buffer_size`` (0: 2**31-1) bounds the bytes held: ``feed`` raises ``BufferFull`` beyond it.
+      The ``max_*_len`` limits default to it (``max_map_len`` to half of it).
+    - Options as in ``unpackb``: ``use_list``, ``raw``, ``timestamp`` (0 Timestamp, 1 float, 2 int
+      nanoseconds, 3 datetime), ``strict_map_key``, the hooks, ``unicode_errors``.
+
+    An object is built once all its bytes are here (until then ``OutOfData``, and nothing is
+    consumed): msgpack-python's C extension builds it as bytes arrive. So ``tell()`` never points
+    inside an object, the hooks run once per object, and an error leaves the position at the start of
+    the object that raised it.
+    """
+
+    def __init__(self, file_like=None, **kwargs):
+        file_read, read_size, max_buffer_size, options = unpacker_options(file_like, **kwargs)
+        self._feeding = file_read is None
+        self._unpacker = _kernels().Unpacker(file_read, read_size, max_buffer_size, options)
+
+    def feed(self, next_bytes) -> None:
+        """Adds bytes to the buffer (not with a `file_like`)."""
+        if not self._feeding:
+            raise AssertionError("unpacker.feed() is not be able to use with `file_like`.")
+        self._unpacker.feed(byte_view(next_bytes))
+
+    def unpack(self):
+        """The next object; ``OutOfData`` when its bytes are not all here yet."""
+        return self._unpacker.unpack()
+
+    def skip(self) -> None:
+        """Passes over the next object; ``OutOfData`` when its bytes are not all here yet."""
+        return self._unpacker.skip()
+
+    def read_array_header(self) -> int:
+        """The size of the array that comes next (``ValueError`` if something else does)."""
+        return self._unpacker.read_array_header()
+
+    def read_map_header(self) -> int:
+        """The size of the map that comes next (``ValueError`` if something else does)."""
+        return self._unpacker.read_map_header()
+
+    def read_bytes(self, n) -> bytes:
+        """Up to `n` raw bytes of the stream."""
+        n = operator.index(n)
+        if n < 0:
+            raise ValueError("read_bytes: n must be non-negative")
+        return self._unpacker.read_bytes(n)
+
+    def tell(self) -> int:
+        """The stream offset of the next unread byte."""
+        return self._unpacker.tell()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._unpacker)
