@@ -182,3 +182,17 @@ def test_kernels_receive_int64_arrays_without_a_copy():
 
     keys = np.arange(10, dtype=np.int64)
     assert int64_array(keys, "keys") is keys
+
+
+def test_hot_paths_load_on_first_use():
+    # A web process that only wants the msgpack codec does not pay for numpy or the other hot paths.
+    code = (
+        "import sys, igcore.msgpack as m\n"
+        "assert m.unpackb(m.packb([1])) == [1]\n"
+        "print(sorted(n for n in ('numpy', 'igcore.graph', 'igcore.counters') if n in sys.modules))\n"
+        "import igcore\n"
+        "print(igcore.counters.aggregate([4, 4]).sums.tolist(), 'numpy' in sys.modules)\n"
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "[2] True"]

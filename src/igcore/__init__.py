@@ -7,8 +7,22 @@ backends behind it: Rust, Cython and a pure-Python reference that defines the be
 
 __version__ = "0.1.0"
 
-from . import codec, counters, graph, msgpack, timeline  # noqa: E402
+import importlib  # noqa: E402
+
 from ._backend import BACKENDS, HOT_PATHS, BackendUnavailable, backend_info, backends, use_backend  # noqa: E402
+
+
+def __getattr__(name: str):
+    # Hot-path modules load on first use, so that a process that only wants `igcore.msgpack` does not
+    # pay for numpy and the other hot paths at import.
+    if name in HOT_PATHS:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *HOT_PATHS])
+
 
 __all__ = [
     "BACKENDS",
