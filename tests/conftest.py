@@ -115,3 +115,33 @@ def redis_client(redis_server):
     client.config_set("hll-sparse-max-bytes", 3000)
     yield client
     client.close()
+
+
+def assert_releases_the_gil(call) -> None:
+    """Fails unless `call()` lets other Python threads run while it works.
+
+    The call is timed alone, then run in a thread while this one keeps running Python: the longest pause
+    this thread sees must be far shorter than the call (it would be the whole call if the GIL were held).
+    Give it a call that takes well over Python's switch interval (5 ms).
+    """
+    import threading
+    import time
+
+    started = time.perf_counter()
+    call()
+    alone = time.perf_counter() - started
+    done = threading.Event()
+
+    def work():
+        call()
+        done.set()
+
+    worker = threading.Thread(target=work)
+    longest_pause, last = 0.0, time.perf_counter()
+    worker.start()
+    while not done.is_set():
+        now = time.perf_counter()
+        longest_pause = max(longest_pause, now - last)
+        last = now
+    worker.join()
+    assert longest_pause < alone / 2, (longest_pause, alone)

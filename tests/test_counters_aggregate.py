@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 
 import numpy as np
@@ -14,7 +12,7 @@ from hypothesis import strategies as st
 import igcore
 from igcore.counters import Totals, aggregate
 
-from .conftest import outcome, reference
+from .conftest import assert_releases_the_gil, outcome, reference
 
 HOT_PATH = "counters"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -173,27 +171,7 @@ def test_compiled_backends_release_the_gil(backend):
     if backend == "python":
         pytest.skip("the reference is Python code and holds the GIL by nature")
     keys = np.random.default_rng(0).integers(0, 2**62, size=4_000_000, dtype=np.int64)
-    started = time.perf_counter()
-    aggregate(keys)
-    alone = time.perf_counter() - started
-
-    # While another thread aggregates, this one keeps running Python: the longest pause it sees is far
-    # shorter than the call (it would be the whole call if the GIL were held).
-    done = threading.Event()
-
-    def work():
-        aggregate(keys)
-        done.set()
-
-    worker = threading.Thread(target=work)
-    longest_pause, last = 0.0, time.perf_counter()
-    worker.start()
-    while not done.is_set():
-        now = time.perf_counter()
-        longest_pause = max(longest_pause, now - last)
-        last = now
-    worker.join()
-    assert longest_pause < alone / 2, (longest_pause, alone)
+    assert_releases_the_gil(lambda: aggregate(keys))
 
 
 # -- properties: every backend is the reference -------------------------------------------------------------
