@@ -8,6 +8,7 @@ from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 from _cy_id_index cimport IdIndex, id_index_free, id_index_init, id_index_insert
+from _cy_numbers cimport float_bits_key, key_float_bits
 
 import zlib
 
@@ -21,7 +22,6 @@ cdef Py_ssize_t CRC_BYTES = 4
 cdef Py_ssize_t SMALLEST_IDS = 2 + 1 + 4
 cdef Py_ssize_t SMALLEST_ENTRIES = 3 + 1 + 1 + 4
 cdef Py_ssize_t MAX_VARINT = 10
-cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 # Above this many bytes, encoding and decoding release the GIL.
 cdef Py_ssize_t NOGIL_FROM = 1 << 16
 
@@ -32,20 +32,6 @@ cdef inline uint64_t zigzag(int64_t value) noexcept nogil:
 
 cdef inline int64_t unzigzag(uint64_t value) noexcept nogil:
     return <int64_t>(value >> 1) ^ -<int64_t>(value & 1)
-
-
-cdef inline int64_t float_bits_key(double score) noexcept nogil:
-    """The order-preserving int64 key of a float64's bits (its own inverse)."""
-    cdef int64_t bits
-    memcpy(&bits, &score, 8)
-    return bits ^ ((bits >> 63) & INT64_MAX)
-
-
-cdef inline double key_float_bits(int64_t key) noexcept nogil:
-    cdef int64_t bits = key ^ ((key >> 63) & INT64_MAX)
-    cdef double score
-    memcpy(&score, &bits, 8)
-    return score
 
 
 cdef inline Py_ssize_t write_varint(uint8_t* out, Py_ssize_t pos, uint64_t value) noexcept nogil:

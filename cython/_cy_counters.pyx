@@ -28,6 +28,7 @@ from _cy_id_index cimport (
     id_index_insert,
     prefetch,
 )
+from _cy_numbers cimport floor_div
 
 import numpy as np
 
@@ -696,14 +697,6 @@ cdef struct Bucket:
     IdIndex index
     int64_t* counts              # counts[index.get(key)]
     size_t capacity
-
-
-cdef inline int64_t floor_div(int64_t a, int64_t b) noexcept nogil:
-    # b >= 1. C division truncates toward zero; floor it.
-    cdef int64_t q = a // b
-    if (a % b) != 0 and a < 0:
-        q -= 1
-    return q
 
 
 cdef inline size_t ring_slot(int64_t bucket, size_t buckets) noexcept nogil:

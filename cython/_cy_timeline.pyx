@@ -22,6 +22,7 @@ from cpython.pythread cimport (
 )
 
 from _cy_id_index cimport IdIndex, id_hash, id_index_free, id_index_get, id_index_init, id_index_insert, prefetch
+from _cy_numbers cimport float_bits_key, floor_div, key_float_bits
 
 import numpy as np
 
@@ -32,21 +33,6 @@ cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef size_t NOGIL_FROM = 1 << 15
 # How far ahead a pass over runs or followers asks for memory it will read (see the Rust kernels).
 cdef size_t PREFETCH_AHEAD = 8
-
-
-cdef inline int64_t float_key(double score) noexcept nogil:
-    """The feed key of a float64 score: -0.0 counts as 0.0, then the order-preserving bits key."""
-    cdef int64_t bits
-    score = score + 0.0
-    memcpy(&bits, &score, 8)
-    return bits ^ ((bits >> 63) & INT64_MAX)
-
-
-cdef inline double key_float(int64_t key) noexcept nogil:
-    cdef int64_t bits = key ^ ((key >> 63) & INT64_MAX)
-    cdef double score
-    memcpy(&score, &bits, 8)
-    return score
 
 
 cdef struct Entry:
@@ -190,6 +176,11 @@ cdef struct Run:
     const int64_t* author_ids
     const Entry* entries
     size_t length
+
+
+cdef inline int64_t float_key(double score) noexcept nogil:
+    """The feed key of a float64 score: -0.0 counts as 0.0, then the order-preserving bits key."""
+    return float_bits_key(score + 0.0)
 
 
 cdef inline int64_t run_key(const Run* run, size_t i) noexcept nogil:
@@ -582,7 +573,7 @@ cdef object page_arrays(PageData* page, bint float_scores):
         scores = np.empty(n, dtype=np.float64)
         floats_view = scores
         for i in range(n):
-            floats_view[i] = key_float(page.keys[i])
+            floats_view[i] = key_float_bits(page.keys[i])
     else:
         scores = np.empty(n, dtype=np.int64)
         ints_view = scores
@@ -692,7 +683,7 @@ cdef object entries_arrays(const TimelineData* data, bint float_scores):
         scores = np.empty(n, dtype=np.float64)
         floats_view = scores
         for i in range(n):
-            floats_view[i] = key_float(data.entries[i].key)
+            floats_view[i] = key_float_bits(data.entries[i].key)
     else:
         scores = np.empty(n, dtype=np.int64)
         ints_view = scores
@@ -1174,14 +1165,6 @@ cdef int compare_recent(const void* a, const void* b) noexcept nogil:
     if c == 0:
         c = compare(y.actor, x.actor)
     return c
-
-
-cdef inline int64_t floor_div(int64_t a, int64_t b) noexcept nogil:
-    """Floor division for b >= 1 (C division truncates toward zero)."""
-    cdef int64_t q = a // b
-    if (a % b) != 0 and a < 0:
-        q -= 1
-    return q
 
 
 def aggregate_activity(const int64_t[::1] actor_ids, const int64_t[::1] verbs, const int64_t[::1] target_ids,
