@@ -44,3 +44,31 @@ def test_bench_refuses_an_unknown_case():
     done = igcore_command("bench", "-k", "no-such-case")
     assert done.returncode == 2
     assert "no benchmark matches" in done.stderr
+
+
+def test_bench_repeats_a_fast_call_within_rounds_and_reports_seconds_per_call():
+    from igcore import bench
+
+    calls = []
+    times = bench.measure(calls.append, None, min_time=0.05, max_rounds=bench.MAX_ROUNDS)
+    # Each round repeated the call, so there were many more calls than rounds...
+    assert len(calls) > 10 * len(times) >= 30
+    # ...and each figure is the time of one call, not of the round.
+    assert max(times) < bench.ROUND_TIME
+
+
+def test_bench_times_a_slow_call_once_per_round():
+    import time
+
+    from igcore import bench
+
+    calls = []
+
+    def slow(_):
+        calls.append(None)
+        time.sleep(0.002)
+
+    times = bench.measure(slow, None, min_time=0.001, max_rounds=bench.MAX_ROUNDS)
+    # One call finds the call slow enough to time alone; then at most three rounds, a call each.
+    assert len(calls) == len(times) + 1 <= 4
+    assert min(times) >= 0.002

@@ -90,15 +90,33 @@ class Timing:
         return ordered[len(ordered) // 2]
 
 
+ROUND_TIME = 1e-3  # a round of a fast call repeats it for at least this long
+MAX_ROUNDS = 1_000
+
+
 def measure(call: Callable[[Any], Any], inputs: Any, min_time: float, max_rounds: int) -> list[float]:
-    """Times `call(inputs)`: at least 3 rounds and `min_time` seconds, unless one round alone takes
-    longer than `min_time`, then at most 3 rounds and 5 x `min_time`, and never more than `max_rounds`."""
+    """Seconds per call of `call(inputs)`, one figure per round: at least 3 rounds and `min_time`
+    seconds, unless one round alone takes longer than `min_time`, then at most 3 rounds and 5 x
+    `min_time`, and never more than `max_rounds`.
+
+    A call faster than ROUND_TIME is repeated within each round (as timeit does), so that the rounds of
+    a microsecond call still span `min_time`: a stall of a few milliseconds on a small, shared machine
+    then spoils a few rounds, not the best of all of them."""
+    loops = 1
+    while min_time > 0 and loops < 1 << 20:
+        begin = time.perf_counter()
+        for _ in range(loops):
+            call(inputs)
+        if time.perf_counter() - begin >= ROUND_TIME:
+            break
+        loops *= 4
     times: list[float] = []
     started = time.perf_counter()
     while len(times) < max_rounds:
         begin = time.perf_counter()
-        call(inputs)
-        times.append(time.perf_counter() - begin)
+        for _ in range(loops):
+            call(inputs)
+        times.append((time.perf_counter() - begin) / loops)
         spent = time.perf_counter() - started
         if len(times) >= 3 and spent >= min_time:
             break
@@ -125,7 +143,7 @@ def run_case(case: Case, scale: float, progress: Callable[[str], None] = lambda 
             if check is not None and not check(result, expected):
                 error = "answer differs from the reference"
             answer = case.answer(result, inputs) if case.answer else None
-            rounds = 3 if runner.slow else 50
+            rounds = 3 if runner.slow else MAX_ROUNDS
             times = measure(runner.call, inputs, 0 if runner.slow else min_time, rounds)
         timings.append(Timing(runner.label, runner.backend, times, error, answer))
         progress(f"{case.name}: {runner.label} {format_time(min(times))}" + (f" [{error}]" if error else ""))
