@@ -202,6 +202,14 @@ cdef int _sum_events(const int64_t* keys, const int64_t* deltas, Py_ssize_t n, S
     return 0
 
 
+cdef const int64_t* first_of(const int64_t[::1] values, Py_ssize_t n, str name) except? NULL:
+    """The address of `values` (NULL when empty), once they are checked to number `n`, as the keys do:
+    a kernel reads both to `n`. The caller keeps its own view of `values` alive while it reads them."""
+    if values.shape[0] != n:
+        raise ValueError(f"keys and {name} differ in length ({n} != {values.shape[0]})")
+    return &values[0] if n else NULL
+
+
 cdef inline int128 exact_sum(const SumTable* table, const SumTable* wraps, int64_t key) noexcept nogil:
     return <int128>table_sum(table, key) + <int128>table_sum(wraps, key) * (<int128>1 << 64)
 
@@ -212,10 +220,7 @@ def aggregate(const int64_t[::1] keys, deltas=None):
     cdef Py_ssize_t n = keys.shape[0]
     if deltas is not None:
         delta_view = deltas
-        if delta_view.shape[0] != n:
-            raise ValueError(f"keys and deltas differ in length ({n} != {delta_view.shape[0]})")
-        if n:
-            delta_ptr = &delta_view[0]
+        delta_ptr = first_of(delta_view, n, "deltas")
     cdef SumTable table, wraps
     cdef size_t j
     cdef bint failed = False, any_wrap = False
@@ -530,10 +535,7 @@ cdef class CounterTable:
         cdef Py_ssize_t n = keys.shape[0]
         if deltas is not None:
             delta_view = deltas
-            if delta_view.shape[0] != n:
-                raise ValueError(f"keys and deltas differ in length ({n} != {delta_view.shape[0]})")
-            if n:
-                delta_ptr = &delta_view[0]
+            delta_ptr = first_of(delta_view, n, "deltas")
         self._add_batch(kind, &keys[0] if n else NULL, delta_ptr, n, True, 1)
 
     def get(self, size_t kind, const int64_t[::1] keys):
@@ -603,10 +605,8 @@ cdef class CounterTable:
 
     def restore(self, size_t kind, const int64_t[::1] keys, const int64_t[::1] deltas, bint retract):
         cdef Py_ssize_t n = keys.shape[0]
-        if deltas.shape[0] != n:
-            raise ValueError(f"keys and deltas differ in length ({n} != {deltas.shape[0]})")
-        self._add_batch(kind, &keys[0] if n else NULL, &deltas[0] if n else NULL, n, False,
-                        -1 if retract else 1)
+        cdef const int64_t* delta_ptr = first_of(deltas, n, "deltas")
+        self._add_batch(kind, &keys[0] if n else NULL, delta_ptr, n, False, -1 if retract else 1)
 
     cdef Entry* _snapshot(self, size_t kind, size_t* size) noexcept nogil:
         """Every (key, total, pending) of `kind` with something non-zero, keys ascending (malloc'd)."""
@@ -882,17 +882,12 @@ cdef class WindowedCounter:
         cdef int failure = OK
         cdef bint wrapped = False
         cdef uint64_t dropped[2]
-        if timestamps.shape[0] != n:
-            raise ValueError(f"keys and timestamps differ in length ({n} != {timestamps.shape[0]})")
+        time_ptr = first_of(timestamps, n, "timestamps")
         if deltas is not None:
             delta_view = deltas
-            if delta_view.shape[0] != n:
-                raise ValueError(f"keys and deltas differ in length ({n} != {delta_view.shape[0]})")
-            if n:
-                delta_ptr = &delta_view[0]
+            delta_ptr = first_of(delta_view, n, "deltas")
         if n:
             key_ptr = &keys[0]
-            time_ptr = &timestamps[0]
         dropped[0] = dropped[1] = 0
         overflow = None
         with nogil:

@@ -412,10 +412,17 @@ cdef class Graph:
             self.readers -= 1
         return result
 
-    cdef object _intersect(self, Row* a, Row* b, size_t limit, size_t* total):
-        """Users in both rows, ascending by id: the first `limit` ids; `total` counts them all."""
-        cdef Row* smaller = a if a.length <= b.length else b
-        cdef Row* larger = b if a.length <= b.length else a
+    cdef object _in_both(self, x, bint x_out, y, bint y_out, size_t limit, size_t* total):
+        """Users in both x's row and y's (each `following` when its `_out` is set, else `followers`),
+        ascending by id: the first `limit` ids; `total` counts them all."""
+        self._ready()
+        cdef uint32_t ix = self.index(x)
+        cdef uint32_t iy = self.index(y)
+        cdef Row a, b
+        self.row(ix, x_out, &a)
+        self.row(iy, y_out, &b)
+        cdef Row* smaller = &a if a.length <= b.length else &b
+        cdef Row* larger = &b if a.length <= b.length else &a
         cdef vector[uint32_t] found
         cdef size_t k
         total[0] = 0
@@ -432,33 +439,16 @@ cdef class Graph:
         return self.ids_of(found.data(), found.size())
 
     def mutual_follows(self, user):
-        self._ready()
-        cdef uint32_t u = self.index(user)
-        cdef Row a, b
         cdef size_t total
-        self.row(u, True, &a)
-        self.row(u, False, &b)
-        return self._intersect(&a, &b, <size_t>-1, &total)
+        return self._in_both(user, True, user, False, <size_t>-1, &total)
 
     def common(self, a, b, bint out):
-        self._ready()
-        cdef uint32_t x = self.index(a)
-        cdef uint32_t y = self.index(b)
-        cdef Row ra, rb
         cdef size_t total
-        self.row(x, out, &ra)
-        self.row(y, out, &rb)
-        return self._intersect(&ra, &rb, <size_t>-1, &total)
+        return self._in_both(a, out, b, out, <size_t>-1, &total)
 
     def followed_by(self, viewer, target, size_t limit):
-        self._ready()
-        cdef uint32_t v = self.index(viewer)
-        cdef uint32_t t = self.index(target)
-        cdef Row following, followers
         cdef size_t total
-        self.row(v, True, &following)
-        self.row(t, False, &followers)
-        ids = self._intersect(&following, &followers, limit, &total)
+        ids = self._in_both(viewer, True, target, False, limit, &total)
         return ids, total
 
     # -- suggestions -----------------------------------------------------------------------------------

@@ -342,7 +342,26 @@ def _canonical_sources(sources: list, kernels, owner, after) -> list:
 # -- Timeline ----------------------------------------------------------------------------------------
 
 
-class Timeline:
+class _Native:
+    """What a Timeline and a TimelineStore share: a core object in one backend's native memory."""
+
+    __slots__ = ("_core", "_kernels")
+
+    @property
+    def max_len(self) -> int:
+        return self._core.max_len
+
+    @property
+    def score_dtype(self) -> np.dtype:
+        return np.dtype(np.float64 if self._core.float_scores else np.int64)
+
+    @property
+    def backend(self) -> str:
+        """The backend that holds it: rust, cython or python."""
+        return _backend.backend_name(self._kernels)
+
+
+class Timeline(_Native):
     """A bounded, ordered, deduplicated timeline cache: the top `max_len` entries of one feed.
 
     Always in feed order (descending by ``(score, post_id)``), each post once: inserting a post again
@@ -355,7 +374,7 @@ class Timeline:
     ``igcore.codec.encode_entries``, the same bytes from every backend.
     """
 
-    __slots__ = ("_core", "_kernels")
+    __slots__ = ()
     __hash__ = None  # mutable
 
     def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype="int64"):
@@ -369,19 +388,6 @@ class Timeline:
         timeline._core = core
         timeline._kernels = kernels
         return timeline
-
-    @property
-    def max_len(self) -> int:
-        return self._core.max_len
-
-    @property
-    def score_dtype(self) -> np.dtype:
-        return np.dtype(np.float64 if self._core.float_scores else np.int64)
-
-    @property
-    def backend(self) -> str:
-        """The backend that holds this timeline: rust, cython or python."""
-        return _backend.backend_name(self._kernels)
 
     def insert(self, score, post_id: int, author_id: int) -> bool:
         """Adds one entry; returns whether it now stands (False when the post is already there with an
@@ -486,7 +492,7 @@ class Timeline:
 # -- TimelineStore and fan-out on write ---------------------------------------------------------------
 
 
-class TimelineStore:
+class TimelineStore(_Native):
     """Timelines keyed by user id, held in native memory: the home timelines of a web tier's users.
 
     ``store[user_id] = timeline`` stores a copy; ``store[user_id]`` returns a copy (``KeyError`` when
@@ -496,25 +502,13 @@ class TimelineStore:
     ``unmerge`` update it as posts arrive and users follow and unfollow.
     """
 
-    __slots__ = ("_core", "_kernels")
+    __slots__ = ()
     __hash__ = None
 
     def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype="int64"):
         kernels = _backend.kernels(HOT_PATH)
         self._kernels = kernels
         self._core = kernels.TimelineStore(_count(max_len, "max_len"), _float_scores(score_dtype))
-
-    @property
-    def max_len(self) -> int:
-        return self._core.max_len
-
-    @property
-    def score_dtype(self) -> np.dtype:
-        return np.dtype(np.float64 if self._core.float_scores else np.int64)
-
-    @property
-    def backend(self) -> str:
-        return _backend.backend_name(self._kernels)
 
     def __len__(self) -> int:
         return len(self._core)

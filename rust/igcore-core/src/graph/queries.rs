@@ -16,6 +16,21 @@ struct ScoreSlot {
     score: f64,
 }
 
+impl ScoreSlot {
+    /// Starts the slot of candidate `c` afresh, once per pass (`seen`), and lists it in `touched`.
+    #[inline(always)]
+    fn claim(&mut self, seen: u32, c: u32, touched: &mut Vec<u32>) {
+        if self.stamp != seen {
+            *self = ScoreSlot {
+                stamp: seen,
+                count: 0,
+                score: 0.0,
+            };
+            touched.push(c);
+        }
+    }
+}
+
 /// Per-thread scratch space sized to the graph: epoch stamps instead of hash sets (a new query bumps
 /// the epoch instead of clearing the arrays).
 #[derive(Default)]
@@ -379,14 +394,7 @@ impl FollowGraph {
                     if slot.stamp == skip {
                         continue;
                     }
-                    if slot.stamp != seen {
-                        *slot = ScoreSlot {
-                            stamp: seen,
-                            count: 0,
-                            score: 0.0,
-                        };
-                        touched.push(c);
-                    }
+                    slot.claim(seen, c, touched);
                     slot.count += 1;
                     slot.score += weight;
                 }
@@ -438,14 +446,7 @@ impl FollowGraph {
                     current = followees[rng.below(followees.len())];
                     let slot = &mut slots[current as usize];
                     if slot.stamp != skip {
-                        if slot.stamp != seen {
-                            *slot = ScoreSlot {
-                                stamp: seen,
-                                count: 0,
-                                score: 0.0,
-                            };
-                            touched.push(current);
-                        }
+                        slot.claim(seen, current, touched);
                         slot.count += 1;
                     }
                     if rng.unit() < params.restart_prob {
