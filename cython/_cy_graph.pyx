@@ -617,22 +617,23 @@ cdef class Graph:
         self.new_ids.push_back(id)
         return <uint32_t>(self.n() - 1)
 
-    cdef void _own(self, uint32_t u, bint out):
-        """Copies row `u` into the overlay when it is first touched."""
+    cdef void _own(self, uint32_t u, bint out, vector[uint32_t]** row, vector[int64_t]** row_times):
+        """Row `u` of the overlay, to change (`row`, `row_times`): copied there when first touched."""
         cdef unordered_map[uint32_t, vector[uint32_t]]* rows = &self.rows_out if out else &self.rows_in
         cdef unordered_map[uint32_t, vector[int64_t]]* times = &self.times_out if out else &self.times_in
         cdef Row r
         cdef vector[uint32_t] copy
         cdef vector[int64_t] copy_times
-        if rows.count(u):
-            return
-        self.row(u, out, &r)
-        copy.assign(r.targets, r.targets + r.length)
-        if self.timed:
-            copy_times.assign(r.times, r.times + r.length)
-        dereference(rows)[u] = copy
-        dereference(times)[u] = copy_times
-        self.entries += r.length
+        if not rows.count(u):
+            self.row(u, out, &r)
+            copy.assign(r.targets, r.targets + r.length)
+            if self.timed:
+                copy_times.assign(r.times, r.times + r.length)
+            dereference(rows)[u] = copy
+            dereference(times)[u] = copy_times
+            self.entries += r.length
+        row[0] = &dereference(rows)[u]
+        row_times[0] = &dereference(times)[u]
 
     cdef bint _insert(self, uint32_t u, uint32_t v, int64_t t, bint out):
         cdef Row r
@@ -648,15 +649,9 @@ cdef class Graph:
                 high = middle
         if low < r.length and r.targets[low] == v:
             return False
-        self._own(u, out)
         cdef vector[uint32_t]* row
         cdef vector[int64_t]* times
-        if out:
-            row = &self.rows_out[u]
-            times = &self.times_out[u]
-        else:
-            row = &self.rows_in[u]
-            times = &self.times_in[u]
+        self._own(u, out, &row, &times)
         row.insert(row.begin() + low, v)
         if self.timed:
             times.insert(times.begin() + low, t)
@@ -669,15 +664,9 @@ cdef class Graph:
         cdef Py_ssize_t at = self.position(&r, v)
         if at < 0:
             return False
-        self._own(u, out)
         cdef vector[uint32_t]* row
         cdef vector[int64_t]* times
-        if out:
-            row = &self.rows_out[u]
-            times = &self.times_out[u]
-        else:
-            row = &self.rows_in[u]
-            times = &self.times_in[u]
+        self._own(u, out, &row, &times)
         row.erase(row.begin() + at)
         if self.timed:
             times.erase(times.begin() + at)
