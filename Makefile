@@ -1,7 +1,7 @@
 PYTHON ?= python
 EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: dev rust test bench lint format
+.PHONY: dev rust cython test bench lint format
 
 dev:            ## build every backend and install igcore in editable mode, with test and bench extras
 	IGCORE_REQUIRE_NATIVE=1 $(PYTHON) -m pip install -e '.[test,bench,lint]'
@@ -9,6 +9,9 @@ dev:            ## build every backend and install igcore in editable mode, with
 rust:           ## rebuild only the Rust extension into the source tree (quicker than `make dev`)
 	PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release -p igcore-py
 	cp target/release/lib_rust.so src/igcore/_rust$(EXT_SUFFIX)
+
+cython:         ## rebuild only the Cython extensions into the source tree
+	IGCORE_BUILD=cython $(PYTHON) setup.py -q build_ext --inplace -j 2
 
 test:           ## the test suite on every backend, each required
 	IGCORE_REQUIRE_BACKENDS=rust,cython,python $(PYTHON) -m pytest

@@ -152,7 +152,18 @@ def cython_extensions():
 if sysconfig.get_config_var("EXT_SUFFIX") is None:
     sys.exit("igcore: this Python does not report EXT_SUFFIX; cannot name extension modules")
 
+def extensions():
+    # IGCORE_BUILD=cython (or rust) builds only that backend, e.g. for `make cython`; unset builds both.
+    only = os.environ.get("IGCORE_BUILD", "").strip().lower()
+    if only not in ("", "cython", "rust"):
+        sys.exit(f"igcore: IGCORE_BUILD={only!r} is not one of cython, rust")
+    return [
+        *(cython_extensions() if only in ("", "cython") else []),
+        *([RustExtension("igcore._rust", RUST_CRATE)] if only in ("", "rust") else []),
+    ]
+
+
 setup(
-    ext_modules=[*cython_extensions(), RustExtension("igcore._rust", RUST_CRATE)],
+    ext_modules=extensions(),
     cmdclass={"build_ext": BuildNative},
 )
