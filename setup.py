@@ -152,6 +152,7 @@ def cython_extensions():
 if sysconfig.get_config_var("EXT_SUFFIX") is None:
     sys.exit("igcore: this Python does not report EXT_SUFFIX; cannot name extension modules")
 
+
 def extensions():
     # IGCORE_BUILD=cython (or rust) builds only that backend, e.g. for `make cython`; unset builds both.
     only = os.environ.get("IGCORE_BUILD", "").strip().lower()

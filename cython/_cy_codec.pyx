@@ -6,6 +6,7 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from _cy_id_index cimport IdIndex, id_index_free, id_index_init, id_index_insert
 from _cy_numbers cimport float_bits_key, key_float_bits
@@ -53,6 +54,16 @@ cdef inline Py_ssize_t write_deltas(uint8_t* out, Py_ssize_t pos, const int64_t*
     return pos
 
 
+cdef Py_ssize_t worst_case_len(Py_ssize_t header, Py_ssize_t per_item, Py_ssize_t n, Py_ssize_t extra) except -1:
+    """The most bytes that a header and `per_item * n + extra` varints can take: the buffer to allocate.
+
+    Every varint written must fit in it, so a size that cannot be computed is refused, never wrapped.
+    """
+    if n > (PY_SSIZE_T_MAX - header) // MAX_VARINT // per_item - extra:
+        raise MemoryError(f"too many values to encode ({n})")
+    return header + MAX_VARINT * (per_item * n + extra)
+
+
 cdef bytes seal(const uint8_t* body, Py_ssize_t size):
     """`body` followed by its CRC-32, little-endian, as bytes."""
     # A new bytes object is filled in place before anyone else sees it.
@@ -69,7 +80,8 @@ cdef bytes seal(const uint8_t* body, Py_ssize_t size):
 
 def encode_ids(const int64_t[::1] ids):
     cdef Py_ssize_t n = ids.shape[0]
-    cdef uint8_t* out = <uint8_t*>malloc(2 + MAX_VARINT * (n + 1))
+    # The count, then a delta per id.
+    cdef uint8_t* out = <uint8_t*>malloc(worst_case_len(2, 1, n, 1))
     cdef Py_ssize_t pos
     if out == NULL:
         raise MemoryError("out of memory while encoding ids")
@@ -226,8 +238,10 @@ def encode_entries(scores, const int64_t[::1] post_ids, const int64_t[::1] autho
     cdef bint is_float = scores.dtype == np.float64
     cdef const double[::1] floats
     cdef const int64_t[::1] ints
+    # The count, n score deltas, n post id deltas, the table's length, at most n authors, n indices.
+    cdef Py_ssize_t size = worst_case_len(3, 4, n, 2)
     cdef int64_t* keys = <int64_t*>malloc((n if n else 1) * sizeof(int64_t))
-    cdef uint8_t* out = <uint8_t*>malloc(3 + MAX_VARINT * (3 * n + 2))
+    cdef uint8_t* out = <uint8_t*>malloc(size)
     cdef IdIndex table
     cdef Py_ssize_t i, pos, index
     cdef bint inserted, failed = False

@@ -14,6 +14,7 @@ import igcore
 from igcore.codec import Entries, decode_entries, decode_ids, encode_entries, encode_ids
 
 from .conftest import outcome, reference
+from .isolated import assert_ran_cleanly, run_isolated
 
 HOT_PATH = "codec"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -287,3 +288,39 @@ def test_decode_ids_answers_as_the_reference_on_damaged_bytes(backend, data):
 @given(st.one_of(damaged(valid_entries), st.binary(max_size=40)))
 def test_decode_entries_answers_as_the_reference_on_damaged_bytes(backend, data):
     assert _plain(outcome(decode_entries, data)) == _plain(reference(decode_entries, data))
+
+
+# -- hostile sizes ----------------------------------------------------------------------------------------
+
+WIDEST_ENTRIES = """
+    import zlib
+    import numpy as np
+    from igcore.codec import decode_entries, encode_entries
+    from igcore.timeline import Timeline
+
+    # Values that alternate in sign near +-2**62: every delta, and every author in the table, takes a
+    # varint of ten bytes, the most any value can take.
+    n = {n}
+    signs = np.where(np.arange(n) % 2 == 0, 1, -1)
+    scores = signs * (2**62 + np.arange(n))
+    post_ids = -scores
+    author_ids = signs * (2**62 - np.arange(n))
+    data = encode_entries(scores, post_ids, author_ids)
+    back = decode_entries(data)
+    assert back.scores.tolist() == scores.tolist() and back.post_ids.tolist() == post_ids.tolist()
+    assert back.author_ids.tolist() == author_ids.tolist()
+    print(len(data), zlib.crc32(data))
+"""
+
+
+@pytest.mark.parametrize("n", [1_000, 100_000])
+def test_entries_of_the_widest_varints_fit_their_buffer(backend, n):
+    # Every delta and every author a ten-byte varint: the encoder's buffer must hold 4n + 2 of them.
+    out = assert_ran_cleanly(run_isolated(WIDEST_ENTRIES.format(n=n), backend))
+    size, crc = map(int, out.split())
+    assert size > 3 + 10 * (3 * n + 2)  # more than a buffer sized without the author indices holds
+    if n <= 1_000:  # the reference is slow on the large case; its bytes are compared on the small one
+        signs = np.where(np.arange(n) % 2 == 0, 1, -1)
+        scores = signs * (2**62 + np.arange(n))
+        expected = reference(encode_entries, scores, -scores, signs * (2**62 - np.arange(n)))[1]
+        assert (size, crc) == (len(expected), zlib.crc32(expected))

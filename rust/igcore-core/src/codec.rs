@@ -62,6 +62,15 @@ fn write_deltas(out: &mut Vec<u8>, values: impl Iterator<Item = i64>) {
     }
 }
 
+/// The most bytes that a `header` and `varints` varints can take before the checksum: the capacity to
+/// reserve so that encoding never reallocates. A count too large to compute leaves the vector to grow.
+fn worst_case_len(header: usize, varints: Option<usize>) -> usize {
+    varints
+        .and_then(|v| v.checked_mul(MAX_VARINT))
+        .and_then(|bytes| bytes.checked_add(header + CRC_BYTES))
+        .unwrap_or(0)
+}
+
 fn seal(mut out: Vec<u8>) -> Vec<u8> {
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -70,7 +79,8 @@ fn seal(mut out: Vec<u8>) -> Vec<u8> {
 
 /// An id list: `b"I" 0x01 | varint n | n zigzag varints of deltas | crc32`.
 pub fn encode_ids(ids: &[i64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + MAX_VARINT * (ids.len() + 1) + CRC_BYTES);
+    // The count, then a delta per id.
+    let mut out = Vec::with_capacity(worst_case_len(2, ids.len().checked_add(1)));
     out.extend_from_slice(&[IDS_MAGIC, VERSION]);
     write_varint(&mut out, ids.len() as u64);
     write_deltas(&mut out, ids.iter().copied());
@@ -139,7 +149,9 @@ pub fn encode_entries(
             author_ids.len()
         )));
     }
-    let mut out = Vec::with_capacity(3 + MAX_VARINT * (3 * n + 2) + CRC_BYTES);
+    // The count, n score deltas, n post id deltas, the table's length, at most n authors, n indices.
+    let varints = n.checked_mul(4).and_then(|v| v.checked_add(2));
+    let mut out = Vec::with_capacity(worst_case_len(3, varints));
     let flags = match scores {
         ScoreColumn::Int(_) => 0,
         ScoreColumn::Float(_) | ScoreColumn::FloatKeys(_) => FLOAT_SCORES,
