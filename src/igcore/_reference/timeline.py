@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import threading
 from typing import Optional
 
 import numpy as np
@@ -53,9 +54,11 @@ class Timeline:
     - ``insert_many(scores, post_ids, author_ids)``: ``insert`` of each entry, in array order.
     - ``remove_post(post_id) -> bool`` and ``remove_author(author_id) -> int`` (how many were removed);
       removing never brings back a trimmed entry.
+    - Every method is atomic with respect to the others, from any thread: a reader sees the timeline
+      before or after an update, never during one (here, each holds the timeline's lock).
     """
 
-    __slots__ = ("max_len", "float_scores", "_entries", "_ranks", "_scores")
+    __slots__ = ("max_len", "float_scores", "_entries", "_ranks", "_scores", "_lock")
 
     def __init__(self, max_len: int, float_scores: bool):
         self.max_len = max_len
@@ -63,24 +66,32 @@ class Timeline:
         self._entries: list[tuple] = []  # (score, post_id, author_id), feed order
         self._ranks: list[tuple] = []  # (-score, -post_id) of each entry: ascending, for bisect
         self._scores: dict[int, object] = {}  # post_id -> score
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def snapshot(self) -> list:
+        """The entries, (score, post_id, author_id) in feed order, as a new list."""
+        with self._lock:
+            return list(self._entries)
+
     def entries(self):
-        return _arrays(self._entries, self.float_scores)
+        return _arrays(self.snapshot(), self.float_scores)
 
     def copy(self) -> Timeline:
         twin = Timeline(self.max_len, self.float_scores)
-        twin._entries = list(self._entries)
-        twin._ranks = list(self._ranks)
-        twin._scores = dict(self._scores)
+        with self._lock:
+            twin._entries = list(self._entries)
+            twin._ranks = list(self._ranks)
+            twin._scores = dict(self._scores)
         return twin
 
     def clear(self) -> None:
-        self._entries.clear()
-        self._ranks.clear()
-        self._scores.clear()
+        with self._lock:
+            self._entries.clear()
+            self._ranks.clear()
+            self._scores.clear()
 
     def _remove_at(self, position: int) -> tuple:
         del self._ranks[position]
@@ -89,6 +100,10 @@ class Timeline:
         return entry
 
     def insert(self, score, post_id: int, author_id: int) -> bool:
+        with self._lock:
+            return self._insert(score, post_id, author_id)
+
+    def _insert(self, score, post_id: int, author_id: int) -> bool:
         score = _normal(score, self.float_scores)
         present = self._scores.get(post_id)
         if present is not None:
@@ -106,24 +121,28 @@ class Timeline:
         return True
 
     def insert_many(self, scores: np.ndarray, post_ids: np.ndarray, author_ids: np.ndarray) -> None:
-        for score, post_id, author_id in zip(scores.tolist(), post_ids.tolist(), author_ids.tolist()):
-            self.insert(score, post_id, author_id)
+        entries = list(zip(scores.tolist(), post_ids.tolist(), author_ids.tolist()))
+        with self._lock:
+            for score, post_id, author_id in entries:
+                self._insert(score, post_id, author_id)
 
     def remove_post(self, post_id: int) -> bool:
-        present = self._scores.get(post_id)
-        if present is None:
-            return False
-        self._remove_at(bisect.bisect_left(self._ranks, (-present, -post_id)))
-        return True
+        with self._lock:
+            present = self._scores.get(post_id)
+            if present is None:
+                return False
+            self._remove_at(bisect.bisect_left(self._ranks, (-present, -post_id)))
+            return True
 
     def remove_author(self, author_id: int) -> int:
-        kept = [e for e in self._entries if e[2] != author_id]
-        removed = len(self._entries) - len(kept)
-        if removed:
-            self._entries = kept
-            self._ranks = [(-e[0], -e[1]) for e in kept]
-            self._scores = {e[1]: e[0] for e in kept}
-        return removed
+        with self._lock:
+            kept = [e for e in self._entries if e[2] != author_id]
+            removed = len(self._entries) - len(kept)
+            if removed:
+                self._entries = kept
+                self._ranks = [(-e[0], -e[1]) for e in kept]
+                self._scores = {e[1]: e[0] for e in kept}
+            return removed
 
     def to_bytes(self) -> bytes:
         """The entries in the codec's entries format (``igcore._reference.codec``), in feed order."""
@@ -176,7 +195,7 @@ def _accept(sources: list, after) -> Optional[tuple[list, bool]]:
     kinds = set()
     for source in sources:
         if type(source) is Timeline:
-            runs.append((source._entries, None))
+            runs.append((source.snapshot(), None))
             kinds.add(source.float_scores)
             continue
         if not isinstance(source, tuple) or len(source) != 3:
@@ -298,12 +317,14 @@ class TimelineStore:
       So, as Mastodon's FeedManager does, once the timeline is full only entries that rank above its
       lowest entry get in, and it stays within `max_len`.
     - ``unmerge(user_id, author_id) -> int`` (on unfollow): ``remove_author``; 0 without a timeline.
+    - Every method is atomic with respect to the others, from any thread (as a Timeline's are).
     """
 
     def __init__(self, max_len: int, float_scores: bool):
         self.max_len = max_len
         self.float_scores = float_scores
         self._timelines: dict[int, Timeline] = {}
+        self._lock = threading.Lock()  # held by every method, as each Timeline holds its own
 
     def __len__(self) -> int:
         return len(self._timelines)
@@ -312,46 +333,53 @@ class TimelineStore:
         return user_id in self._timelines
 
     def users(self) -> np.ndarray:
-        return np.array(sorted(self._timelines), dtype=np.int64)
+        with self._lock:
+            return np.array(sorted(self._timelines), dtype=np.int64)
 
     def put(self, user_id: int, timeline: Timeline) -> None:
-        self._timelines[user_id] = timeline.copy()
+        copy = timeline.copy()
+        with self._lock:
+            self._timelines[user_id] = copy
 
     def get(self, user_id: int) -> Optional[Timeline]:
-        timeline = self._timelines.get(user_id)
-        return None if timeline is None else timeline.copy()
+        with self._lock:
+            timeline = self._timelines.get(user_id)
+            return None if timeline is None else timeline.copy()
 
     def discard(self, user_id: int) -> bool:
-        return self._timelines.pop(user_id, None) is not None
+        with self._lock:
+            return self._timelines.pop(user_id, None) is not None
 
     def merge(self, user_ids: np.ndarray, limit: int, after, exclude_authors, per_author_cap):
-        timelines = [self._timelines.get(u) for u in user_ids.tolist()]
-        runs = [t._entries for t in timelines if t is not None]
-        return _page(runs, self.float_scores, limit, after, exclude_authors, per_author_cap)
+        with self._lock:
+            timelines = [self._timelines.get(u) for u in user_ids.tolist()]
+            runs = [t._entries for t in timelines if t is not None]
+            return _page(runs, self.float_scores, limit, after, exclude_authors, per_author_cap)
 
     def fanout(self, post_id: int, score, author_id: int, follower_ids: np.ndarray, create_missing: bool):
         stood = 0
-        for follower in follower_ids.tolist():
-            timeline = self._timelines.get(follower)
-            if timeline is None:
-                if not create_missing:
-                    continue
-                timeline = self._timelines[follower] = Timeline(self.max_len, self.float_scores)
-            stood += timeline.insert(score, post_id, author_id)
+        with self._lock:
+            for follower in follower_ids.tolist():
+                timeline = self._timelines.get(follower)
+                if timeline is None:
+                    if not create_missing:
+                        continue
+                    timeline = self._timelines[follower] = Timeline(self.max_len, self.float_scores)
+                stood += timeline.insert(score, post_id, author_id)
         return stood
 
     def merge_into(self, user_id: int, source) -> None:
-        timeline = self._timelines.get(user_id)
-        if timeline is None:
-            timeline = self._timelines[user_id] = Timeline(self.max_len, self.float_scores)
-        if type(source) is Timeline:
-            timeline.insert_many(*source.entries())
-        else:
-            timeline.insert_many(*source)
+        entries = source.entries() if type(source) is Timeline else source
+        with self._lock:
+            timeline = self._timelines.get(user_id)
+            if timeline is None:
+                timeline = self._timelines[user_id] = Timeline(self.max_len, self.float_scores)
+            timeline.insert_many(*entries)
 
     def unmerge(self, user_id: int, author_id: int) -> int:
-        timeline = self._timelines.get(user_id)
-        return 0 if timeline is None else timeline.remove_author(author_id)
+        with self._lock:
+            timeline = self._timelines.get(user_id)
+            return 0 if timeline is None else timeline.remove_author(author_id)
 
 
 # -- aggregated activity ---------------------------------------------------------------------------------
