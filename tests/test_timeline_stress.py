@@ -15,38 +15,14 @@ import numpy as np
 import pytest
 
 import igcore
-from igcore import _backend
 from igcore.timeline import Timeline, TimelineStore, fanout, merge, merge_into, unmerge
+
+from .threads import run_threads
 
 HOT_PATH = "timeline"
 WRITERS = 3
 # Large enough, on the compiled backends, for the calls that release the GIL on long work to do so.
 LONG = {"rust": 40_000, "cython": 40_000, "python": 3_000}
-
-
-def run_threads(targets) -> None:
-    """Starts one thread per target at once, each under the backend of this thread (a backend is chosen
-    per thread); re-raises the first failure of any of them."""
-    failures: list[BaseException] = []
-    start = threading.Barrier(len(targets))
-    backend = _backend.current(HOT_PATH)
-
-    def guarded(target):
-        try:
-            start.wait()
-            with igcore.use_backend(backend):
-                target()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(t,)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-        assert not thread.is_alive(), "a thread did not finish: a deadlock?"
-    if failures:
-        raise failures[0]
 
 
 def assert_feed(scores, post_ids) -> None:
@@ -105,11 +81,11 @@ def test_a_timeline_shared_by_writers_and_readers(backend):
 
     def writers_then_done():
         try:
-            run_threads([lambda w=w: write(w) for w in range(WRITERS)])
+            run_threads([lambda w=w: write(w) for w in range(WRITERS)], HOT_PATH)
         finally:
             done.set()
 
-    run_threads([writers_then_done, read, read])
+    run_threads([writers_then_done, read, read], HOT_PATH)
     assert reads
 
     with igcore.use_backend("python"):
@@ -163,11 +139,11 @@ def test_a_timeline_store_shared_by_fanout_merges_and_follows(backend):
 
     def writers_then_done():
         try:
-            run_threads([lambda w=w: fan_out(w) for w in range(WRITERS)] + [follow_and_unfollow])
+            run_threads([lambda w=w: fan_out(w) for w in range(WRITERS)] + [follow_and_unfollow], HOT_PATH)
         finally:
             done.set()
 
-    run_threads([writers_then_done, read, read])
+    run_threads([writers_then_done, read, read], HOT_PATH)
     assert pages
 
     posts = sorted((w * 1_000 + i for w in range(WRITERS) for i in range(posts_per_writer)), reverse=True)
@@ -206,11 +182,11 @@ def test_timelines_merged_while_each_is_rewritten(backend, threads):
 
     def writers_then_done():
         try:
-            run_threads([lambda i=i: rewrite(i) for i in range(threads)])
+            run_threads([lambda i=i: rewrite(i) for i in range(threads)], HOT_PATH)
         finally:
             done.set()
 
-    run_threads([writers_then_done, read, read])
+    run_threads([writers_then_done, read, read], HOT_PATH)
     for index, timeline in enumerate(timelines):
         assert timeline.entries().scores.tolist() == list(range(rounds + 48, rounds - 2, -1))
         assert len(timeline) == 50 and set(timeline.entries().author_ids.tolist()) == {index}
