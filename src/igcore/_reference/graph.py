@@ -158,9 +158,9 @@ def _locked(method):
     The compiled backends let queries run at once (a read-write lock); one lock is enough here."""
 
     @functools.wraps(method)
-    def locked(self, *args):
+    def locked(self, *args, **kwargs):
         with self._lock:
-            return method(self, *args)
+            return method(self, *args, **kwargs)
 
     return locked
 
