@@ -240,7 +240,7 @@ impl FollowGraph {
             ));
         };
         let order = view.time_order(&row);
-        // A position beyond the row (a mapped file changed under the graph) reads the row's first.
+        // A position beyond the row (a mapped file changed under the graph) reads nothing: i64::MIN.
         let time = |k: u32| times.get(k as usize).copied().unwrap_or(i64::MIN);
         let target = |k: u32| {
             row.targets
