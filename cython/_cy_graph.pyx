@@ -5,6 +5,7 @@ file format) in igcore/_graph_file.py; the design is the one of rust/igcore-core
 ascending id order as dense uint32 indices, each direction as compressed sparse rows, one id table, and
 updates in an overlay of rewritten rows until compact() folds them in."""
 
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cython.operator cimport dereference
 from libc.math cimport log
 from libc.stdint cimport int64_t, uint32_t, uint64_t
@@ -26,8 +27,47 @@ from igcore import _graph_file
 cdef extern from *:
     """
     #include <algorithm>
+    #include <condition_variable>
     #include <cstdint>
+    #include <mutex>
     #include <vector>
+
+    // A graph's read-write lock. Queries share it, updates hold it alone. It prefers writers: once an
+    // update waits, new queries wait behind it, so a stream of queries cannot keep updates out. Its
+    // mutex is only ever held for a few instructions, never while waiting for the GIL.
+    struct IgRwLock {
+        std::mutex mutex;
+        std::condition_variable changed;
+        size_t readers = 0, writers_waiting = 0;
+        bool writing = false;
+        bool try_read() {
+            std::lock_guard<std::mutex> hold(mutex);
+            if (writing || writers_waiting) return false;
+            readers++;
+            return true;
+        }
+        void read() {
+            std::unique_lock<std::mutex> hold(mutex);
+            changed.wait(hold, [&] { return !writing && !writers_waiting; });
+            readers++;
+        }
+        void read_done() {
+            std::lock_guard<std::mutex> hold(mutex);
+            if (--readers == 0) changed.notify_all();
+        }
+        void write() {
+            std::unique_lock<std::mutex> hold(mutex);
+            writers_waiting++;
+            changed.wait(hold, [&] { return !writing && readers == 0; });
+            writers_waiting--;
+            writing = true;
+        }
+        void write_done() {
+            std::lock_guard<std::mutex> hold(mutex);
+            writing = false;
+            changed.notify_all();
+        }
+    };
 
     // Per-thread scratch sized to the graph: epoch stamps instead of hash sets, one score per user.
     struct IgScratch {
@@ -49,17 +89,22 @@ cdef extern from *:
         s->touched.clear();
         return first;
     }
-    // The id of index x: base users first, then users new since the base.
-    static inline int64_t ig_id(const int64_t* ids, size_t base_n, const int64_t* new_ids, uint32_t x) {
-        return x < base_n ? ids[x] : new_ids[x - base_n];
+    // The id of index x: base users first, then users new since the base. An index beyond both (from
+    // a mapped file changed under the graph) reads nothing and gives INT64_MIN.
+    static inline int64_t ig_id(const int64_t* ids, size_t base_n, const int64_t* new_ids, size_t new_n,
+                                uint32_t x) {
+        if (x < base_n) return ids[x];
+        return (size_t)(x - base_n) < new_n ? new_ids[x - base_n] : INT64_MIN;
     }
+    // One offset of a mapped section, read once: a check and the use that follows it see one value.
+    static inline uint64_t ig_read_once(const uint64_t* p) { return *(const volatile uint64_t*)p; }
     // Sorts the best `limit` candidates first: by score, highest first, ties by the smaller id.
     static size_t ig_rank(std::vector<uint32_t>& cand, const double* score, const int64_t* ids,
-                          size_t base_n, const int64_t* new_ids, bool sorted, size_t limit) {
+                          size_t base_n, const int64_t* new_ids, size_t new_n, bool sorted, size_t limit) {
         auto cmp = [&](uint32_t a, uint32_t b) {
             if (score[a] != score[b]) return score[a] > score[b];
             if (sorted) return a < b;
-            return ig_id(ids, base_n, new_ids, a) < ig_id(ids, base_n, new_ids, b);
+            return ig_id(ids, base_n, new_ids, new_n, a) < ig_id(ids, base_n, new_ids, new_n, b);
         };
         size_t top = std::min(limit, cand.size());
         std::partial_sort(cand.begin(), cand.begin() + top, cand.end(), cmp);
@@ -72,12 +117,18 @@ cdef extern from *:
     }
     // Sorts a row's indices by their ids (rows that name users new since the base).
     static void ig_sort_by_id(uint32_t* begin, uint32_t* end, const int64_t* ids, size_t base_n,
-                              const int64_t* new_ids) {
+                              const int64_t* new_ids, size_t new_n) {
         std::sort(begin, end, [&](uint32_t a, uint32_t b) {
-            return ig_id(ids, base_n, new_ids, a) < ig_id(ids, base_n, new_ids, b);
+            return ig_id(ids, base_n, new_ids, new_n, a) < ig_id(ids, base_n, new_ids, new_n, b);
         });
     }
     """
+    cppclass IgRwLock:
+        bint try_read()
+        void read() nogil
+        void read_done()
+        void write() nogil
+        void write_done()
     cppclass IgScratch:
         vector[uint32_t] stamp
         uint32_t epoch
@@ -85,12 +136,13 @@ cdef extern from *:
         vector[uint32_t] touched
     IgScratch* ig_scratch() nogil
     uint32_t ig_fresh(IgScratch* s, size_t n, uint32_t count) nogil
-    int64_t ig_id(const int64_t* ids, size_t base_n, const int64_t* new_ids, uint32_t x) nogil
+    int64_t ig_id(const int64_t* ids, size_t base_n, const int64_t* new_ids, size_t new_n, uint32_t x) nogil
+    uint64_t ig_read_once(const uint64_t* p) nogil
     size_t ig_rank(vector[uint32_t]& cand, const double* score, const int64_t* ids, size_t base_n,
-                   const int64_t* new_ids, cbool sorted, size_t limit) nogil
+                   const int64_t* new_ids, size_t new_n, cbool sorted, size_t limit) nogil
     void ig_time_order(const int64_t* times, size_t length, uint32_t* out) nogil
     void ig_sort_by_id(uint32_t* begin, uint32_t* end, const int64_t* ids, size_t base_n,
-                       const int64_t* new_ids) nogil
+                       const int64_t* new_ids, size_t new_n) nogil
 
 cdef uint32_t EMPTY_SLOT = 0xFFFFFFFFu
 cdef uint64_t INT64_MAX_U = 0x7FFFFFFFFFFFFFFFu
@@ -116,6 +168,7 @@ cdef struct Base:
     const uint32_t* slots
     const uint64_t* offsets[2]     # [0]: followers, [1]: following
     const uint32_t* targets[2]
+    size_t m[2]                    # the length of each targets section
     const int64_t* times[2]
     const uint32_t* by_time[2]
 
@@ -145,17 +198,27 @@ cdef class Graph:
     cdef vector[int64_t] new_ids
     cdef unordered_map[int64_t, uint32_t] new_index
     cdef size_t entries
-    # Queries running without the GIL right now: updates refuse to change rows under them.
-    cdef int readers
+    # Queries (and save, verify) share it; follow, unfollow and compact hold it alone. Every public
+    # method takes it once, and the methods they call take it no more.
+    cdef IgRwLock* lock
 
     def __cinit__(self):
         self.verified = None
         self.entries = 0
-        self.readers = 0
+        self.lock = new IgRwLock()
 
-    cdef int _writable(self) except -1:
-        if self.readers:
-            raise RuntimeError("the graph is being read by another thread; update it between queries")
+    def __dealloc__(self):
+        del self.lock
+
+    cdef inline int _read(self) except -1:
+        if not self.lock.try_read():
+            with nogil:  # the writer may need the GIL to finish
+                self.lock.read()
+        return 0
+
+    cdef inline int _write(self) except -1:
+        with nogil:
+            self.lock.write()
         return 0
 
     cdef void _bind(self, list arrays, bint timed):
@@ -173,8 +236,10 @@ cdef class Graph:
         self.base.slots = <const uint32_t*>_data(arrays[1])
         self.base.offsets[1] = <const uint64_t*>_data(arrays[2])
         self.base.targets[1] = <const uint32_t*>_data(arrays[3])
+        self.base.m[1] = len(arrays[3])
         self.base.offsets[0] = <const uint64_t*>_data(arrays[4])
         self.base.targets[0] = <const uint32_t*>_data(arrays[5])
+        self.base.m[0] = len(arrays[5])
         self.base.times[1] = <const int64_t*>_data(arrays[6]) if timed else NULL
         self.base.by_time[1] = <const uint32_t*>_data(arrays[7]) if timed else NULL
         self.base.times[0] = <const int64_t*>_data(arrays[8]) if timed else NULL
@@ -183,6 +248,13 @@ cdef class Graph:
     # -- checking ------------------------------------------------------------------------------------
 
     def verify(self):
+        self._read()
+        try:
+            self._verify()
+        finally:
+            self.lock.read_done()
+
+    cdef int _verify(self) except -1:
         if self.verified is None:
             try:
                 _graph_file.check_crcs(self.layout, self.arrays[: 10 if self.timed else 6])
@@ -192,10 +264,11 @@ cdef class Graph:
             self.verified = True if message is None else message
         if self.verified is not True:
             raise ValueError(self.verified)
+        return 0
 
     cdef inline int _ready(self) except -1:
         if self.verified is not True:
-            self.verify()
+            self._verify()
         return 0
 
     # -- rows and ids ----------------------------------------------------------------------------------
@@ -204,7 +277,7 @@ cdef class Graph:
         return self.base.n + self.new_ids.size()
 
     cdef inline int64_t id(self, uint32_t x) noexcept nogil:
-        return ig_id(self.base.ids, self.base.n, self.new_ids.data(), x)
+        return ig_id(self.base.ids, self.base.n, self.new_ids.data(), self.new_ids.size(), x)
 
     cdef inline bint sorted_indices(self) noexcept nogil:
         return self.new_ids.size() == 0
@@ -213,16 +286,18 @@ cdef class Graph:
         """The index of `id`, or -1."""
         cdef size_t mask = self.base.num_slots - 1
         cdef size_t pos = <size_t>(id_hash(id) >> self.base.shift)
+        cdef size_t probe
         cdef uint32_t index
         cdef unordered_map[int64_t, uint32_t].iterator found
-        if self.base.num_slots:
-            while True:
-                index = self.base.slots[pos]
-                if index == EMPTY_SLOT:
-                    break
-                if self.base.ids[index] == id:
-                    return index
-                pos = (pos + 1) & mask
+        # At most one probe per slot: a table without a free slot (a mapped file changed under the
+        # graph) ends the search too.
+        for probe in range(self.base.num_slots):
+            index = self.base.slots[pos]
+            if index == EMPTY_SLOT:
+                break
+            if index < self.base.n and self.base.ids[index] == id:
+                return index
+            pos = (pos + 1) & mask
         if self.new_ids.size():
             found = self.new_index.find(id)
             if found != self.new_index.end():
@@ -239,7 +314,7 @@ cdef class Graph:
         cdef unordered_map[uint32_t, vector[uint32_t]]* rows = &self.rows_out if out else &self.rows_in
         cdef unordered_map[uint32_t, vector[int64_t]]* times = &self.times_out if out else &self.times_in
         cdef unordered_map[uint32_t, vector[uint32_t]].iterator found
-        cdef uint64_t start
+        cdef size_t start
         r.times = NULL
         r.by_time = NULL
         if not rows.empty():
@@ -252,16 +327,11 @@ cdef class Graph:
                     r.times = dereference(times)[u].data()
                 return
         r.by_index = True
-        if u < self.base.n:
-            start = self.base.offsets[out][u]
-            r.targets = self.base.targets[out] + start
-            r.length = <size_t>(self.base.offsets[out][u + 1] - start)
-            if self.timed:
-                r.times = self.base.times[out] + start
-                r.by_time = self.base.by_time[out] + start
-        else:
-            r.targets = NULL
-            r.length = 0
+        r.length = _base_row(&self.base, out, u, &start)
+        r.targets = self.base.targets[out] + start if r.length else NULL
+        if self.timed and r.length:
+            r.times = self.base.times[out] + start
+            r.by_time = self.base.by_time[out] + start
 
     cdef inline Py_ssize_t position(self, Row* r, uint32_t v) noexcept nogil:
         """Where `v` sits in the row (ascending by id), or -1."""
@@ -290,34 +360,53 @@ cdef class Graph:
         result = np.empty(count, dtype=np.int64)
         cdef int64_t[::1] view = result
         cdef size_t i
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                for i in range(count):
-                    view[i] = self.id(xs[i])
-        finally:
-            self.readers -= 1
+        with nogil:
+            for i in range(count):
+                view[i] = self.id(xs[i])
         return result
 
     # -- sizes -----------------------------------------------------------------------------------------
 
     def num_users(self):
-        return self.n()
+        self._read()
+        try:
+            return self.n()
+        finally:
+            self.lock.read_done()
 
     def num_follows(self):
+        self._read()
+        try:
+            return self._num_follows()
+        finally:
+            self.lock.read_done()
+
+    cdef size_t _num_follows(self) except? 0xFFFFFFFFFFFFFFFF:
         self._ready()
-        cdef size_t total = len(self.arrays[3])
+        cdef size_t total = self.base.m[1], start, base_length
         cdef pair[uint32_t, vector[uint32_t]] item
         for item in self.rows_out:
-            if item.first < self.base.n:
-                total -= <size_t>(self.base.offsets[1][item.first + 1] - self.base.offsets[1][item.first])
+            base_length = _base_row(&self.base, True, item.first, &start)
+            total -= min(total, base_length)
             total += item.second.size()
         return total
 
     def nbytes(self):
-        return sum(a.nbytes for a in self.arrays) + self.entries * (12 if self.timed else 4) + self.new_ids.size() * 24
+        self._read()
+        try:
+            return (sum(a.nbytes for a in self.arrays) + self.entries * (12 if self.timed else 4)
+                    + self.new_ids.size() * 24)
+        finally:
+            self.lock.read_done()
 
     def user_ids(self):
+        self._read()
+        try:
+            return self._user_ids()
+        finally:
+            self.lock.read_done()
+
+    cdef object _user_ids(self):
         self._ready()
         ids = np.array(self.arrays[0], dtype=np.int64)
         if self.new_ids.size():
@@ -325,27 +414,43 @@ cdef class Graph:
         return ids
 
     def contains(self, user):
-        self._ready()
-        return self.lookup(user) >= 0
+        self._read()
+        try:
+            self._ready()
+            return self.lookup(user) >= 0
+        finally:
+            self.lock.read_done()
 
     # -- queries ----------------------------------------------------------------------------------------
 
     def neighbours(self, user, bint out, since, until, Py_ssize_t offset, limit):
+        self._read()
+        try:
+            return self._neighbours(user, out, since, until, offset,
+                                    PY_SSIZE_T_MAX if limit is None else <Py_ssize_t>limit)
+        finally:
+            self.lock.read_done()
+
+    cdef object _neighbours(self, user, bint out, since, until, Py_ssize_t offset, Py_ssize_t limit):
         self._ready()
         cdef Row r
         self.row(self.index(user), out, &r)
         cdef Py_ssize_t length = <Py_ssize_t>r.length
         cdef Py_ssize_t first, last, start, stop
         cdef Py_ssize_t k
+        cdef uint32_t position
         cdef vector[uint32_t] order
+        # offset and limit may be as large as int64 allows: the page is bounded by differences.
         if not self.timed:
             start = min(offset, length)
-            stop = length if limit is None else min(length, start + limit)
+            stop = start + min(limit, length - start)
             return self.ids_of(r.targets + start, <size_t>(stop - start)), None
         order.resize(r.length)
         if r.by_time != NULL:
             for k in range(length):
-                order[k] = r.by_time[k]
+                # A position beyond the row (a mapped file changed under the graph) reads nothing.
+                position = r.by_time[k]
+                order[k] = position if position < r.length else <uint32_t>k
         else:
             ig_time_order(r.times, r.length, order.data())
         # Newest first: skip the follows at or after `until`, stop at the first before `since`.
@@ -358,8 +463,8 @@ cdef class Graph:
             last = first
             while last < length and r.times[order[last]] >= <int64_t>since:
                 last += 1
-        start = min(first + offset, last)
-        stop = last if limit is None else min(last, start + limit)
+        start = first + min(offset, last - first)
+        stop = start + min(limit, last - start)
         ids = np.empty(stop - start, dtype=np.int64)
         times = np.empty(stop - start, dtype=np.int64)
         cdef int64_t[::1] id_view = ids, time_view = times
@@ -369,10 +474,21 @@ cdef class Graph:
         return ids, times
 
     def degree(self, user, bint out):
-        self._ready()
-        return self._degree(self.index(user), out)
+        self._read()
+        try:
+            self._ready()
+            return self._degree(self.index(user), out)
+        finally:
+            self.lock.read_done()
 
     def counts(self, const int64_t[::1] users, bint out):
+        self._read()
+        try:
+            return self._counts(users, out)
+        finally:
+            self.lock.read_done()
+
+    cdef object _counts(self, const int64_t[::1] users, bint out):
         self._ready()
         result = np.empty(users.shape[0], dtype=np.int64)
         cdef int64_t[::1] view = result
@@ -387,6 +503,13 @@ cdef class Graph:
         return result
 
     def is_following(self, const int64_t[::1] a, const int64_t[::1] b):
+        self._read()
+        try:
+            return self._is_following(a, b)
+        finally:
+            self.lock.read_done()
+
+    cdef object _is_following(self, const int64_t[::1] a, const int64_t[::1] b):
         self._ready()
         if a.shape[0] != b.shape[0]:
             raise ValueError(f"a and b differ in length ({a.shape[0]} != {b.shape[0]})")
@@ -394,27 +517,30 @@ cdef class Graph:
         cdef cbool[::1] view = result
         cdef Py_ssize_t i, x, y
         cdef Row following, followers
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                for i in range(a.shape[0]):
-                    x = self.lookup(a[i])
-                    y = self.lookup(b[i])
-                    if x < 0 or y < 0:
-                        continue
-                    self.row(<uint32_t>x, True, &following)
-                    self.row(<uint32_t>y, False, &followers)
-                    if following.length <= followers.length:
-                        view[i] = self.position(&following, <uint32_t>y) >= 0
-                    else:
-                        view[i] = self.position(&followers, <uint32_t>x) >= 0
-        finally:
-            self.readers -= 1
+        with nogil:
+            for i in range(a.shape[0]):
+                x = self.lookup(a[i])
+                y = self.lookup(b[i])
+                if x < 0 or y < 0:
+                    continue
+                self.row(<uint32_t>x, True, &following)
+                self.row(<uint32_t>y, False, &followers)
+                if following.length <= followers.length:
+                    view[i] = self.position(&following, <uint32_t>y) >= 0
+                else:
+                    view[i] = self.position(&followers, <uint32_t>x) >= 0
         return result
 
     cdef object _in_both(self, x, bint x_out, y, bint y_out, size_t limit, size_t* total):
         """Users in both x's row and y's (each `following` when its `_out` is set, else `followers`),
         ascending by id: the first `limit` ids; `total` counts them all."""
+        self._read()
+        try:
+            return self._in_both_locked(x, x_out, y, y_out, limit, total)
+        finally:
+            self.lock.read_done()
+
+    cdef object _in_both_locked(self, x, bint x_out, y, bint y_out, size_t limit, size_t* total):
         self._ready()
         cdef uint32_t ix = self.index(x)
         cdef uint32_t iy = self.index(y)
@@ -426,16 +552,12 @@ cdef class Graph:
         cdef vector[uint32_t] found
         cdef size_t k
         total[0] = 0
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                for k in range(smaller.length):
-                    if self.position(larger, smaller.targets[k]) >= 0:
-                        if found.size() < limit:
-                            found.push_back(smaller.targets[k])
-                        total[0] += 1
-        finally:
-            self.readers -= 1
+        with nogil:
+            for k in range(smaller.length):
+                if self.position(larger, smaller.targets[k]) >= 0:
+                    if found.size() < limit:
+                        found.push_back(smaller.targets[k])
+                    total[0] += 1
         return self.ids_of(found.data(), found.size())
 
     def mutual_follows(self, user):
@@ -455,13 +577,9 @@ cdef class Graph:
 
     cdef object _ranked(self, IgScratch* scratch, size_t limit):
         cdef size_t top, k
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                top = ig_rank(scratch.touched, scratch.score.data(), self.base.ids, self.base.n,
-                              self.new_ids.data(), self.sorted_indices(), limit)
-        finally:
-            self.readers -= 1
+        with nogil:
+            top = ig_rank(scratch.touched, scratch.score.data(), self.base.ids, self.base.n,
+                          self.new_ids.data(), self.new_ids.size(), self.sorted_indices(), limit)
         ids = self.ids_of(scratch.touched.data(), top)
         scores = np.empty(top, dtype=np.float64)
         cdef double[::1] view = scores
@@ -477,10 +595,18 @@ cdef class Graph:
                 scratch.stamp[x] = stamp
 
     def suggest(self, user, size_t limit, bint adamic_adar, const int64_t[::1] exclude):
+        self._read()
+        try:
+            return self._suggest(user, limit, adamic_adar, exclude)
+        finally:
+            self.lock.read_done()
+
+    cdef object _suggest(self, user, size_t limit, bint adamic_adar, const int64_t[::1] exclude):
         self._ready()
         cdef uint32_t u = self.index(user)
         cdef IgScratch* scratch = ig_scratch()
-        cdef uint32_t skip = ig_fresh(scratch, self.n(), 2)
+        cdef size_t n = self.n()
+        cdef uint32_t skip = ig_fresh(scratch, n, 2)
         cdef uint32_t seen = skip + 1
         cdef Row followed, row
         cdef size_t i, k
@@ -489,31 +615,28 @@ cdef class Graph:
         self.row(u, True, &followed)
         scratch.stamp[u] = skip
         for i in range(followed.length):
-            scratch.stamp[followed.targets[i]] = skip
+            if followed.targets[i] < n:
+                scratch.stamp[followed.targets[i]] = skip
         self._mark(scratch, skip, exclude)
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                # Terms are added in ascending id order of f, the order the reference adds them in.
-                for i in range(followed.length):
-                    f = followed.targets[i]
-                    self.row(f, True, &row)
-                    if row.length == 0:
+        with nogil:
+            # Terms are added in ascending id order of f, the order the reference adds them in.
+            for i in range(followed.length):
+                f = followed.targets[i]
+                self.row(f, True, &row)
+                if row.length == 0:
+                    continue
+                weight = 1.0
+                if adamic_adar:
+                    weight = 1.0 / log(<double>(row.length + self._degree(f, False)))
+                for k in range(row.length):
+                    c = row.targets[k]
+                    if c >= n or scratch.stamp[c] == skip:  # c >= n: a mapped file changed
                         continue
-                    weight = 1.0
-                    if adamic_adar:
-                        weight = 1.0 / log(<double>(row.length + self._degree(f, False)))
-                    for k in range(row.length):
-                        c = row.targets[k]
-                        if scratch.stamp[c] == skip:
-                            continue
-                        if scratch.stamp[c] != seen:
-                            scratch.stamp[c] = seen
-                            scratch.score[c] = 0.0
-                            scratch.touched.push_back(c)
-                        scratch.score[c] += weight
-        finally:
-            self.readers -= 1
+                    if scratch.stamp[c] != seen:
+                        scratch.stamp[c] = seen
+                        scratch.score[c] = 0.0
+                        scratch.touched.push_back(c)
+                    scratch.score[c] += weight
         return self._ranked(scratch, limit)
 
     cdef inline size_t _degree(self, uint32_t u, bint out) noexcept nogil:
@@ -523,14 +646,23 @@ cdef class Graph:
 
     def random_walk_suggest(self, user, uint64_t walks, uint64_t walk_length, double restart_prob,
                             uint64_t seed, size_t limit, const int64_t[::1] exclude):
+        self._read()
+        try:
+            return self._random_walk_suggest(user, walks, walk_length, restart_prob, seed, limit, exclude)
+        finally:
+            self.lock.read_done()
+
+    cdef object _random_walk_suggest(self, user, uint64_t walks, uint64_t walk_length, double restart_prob,
+                                     uint64_t seed, size_t limit, const int64_t[::1] exclude):
         self._ready()
         cdef uint32_t u = self.index(user)
         cdef Row start, row
         self.row(u, True, &start)
-        if start.length == 0:
+        if start.length == 0 or walks == 0 or walk_length == 0:
             return np.empty(0, np.int64), np.empty(0, np.float64)
         cdef IgScratch* scratch = ig_scratch()
-        cdef uint32_t skip = ig_fresh(scratch, self.n(), 2)
+        cdef size_t n = self.n()
+        cdef uint32_t skip = ig_fresh(scratch, n, 2)
         cdef uint32_t seen = skip + 1
         cdef size_t i
         cdef uint64_t walk, step
@@ -538,38 +670,44 @@ cdef class Graph:
         cdef uint64_t state = seed
         scratch.stamp[u] = skip
         for i in range(start.length):
-            scratch.stamp[start.targets[i]] = skip
+            if start.targets[i] < n:
+                scratch.stamp[start.targets[i]] = skip
         self._mark(scratch, skip, exclude)
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                for walk in range(walks):
-                    current = u
-                    for step in range(walk_length):
-                        self.row(current, True, &row)
-                        if row.length == 0:
-                            row = start
-                        current = row.targets[_below(&state, row.length)]
-                        if scratch.stamp[current] != skip:
-                            if scratch.stamp[current] != seen:
-                                scratch.stamp[current] = seen
-                                scratch.score[current] = 0.0
-                                scratch.touched.push_back(current)
-                            scratch.score[current] += 1.0
-                        if _unit(&state) < restart_prob:
-                            current = u
-        finally:
-            self.readers -= 1
+        with nogil:
+            for walk in range(walks):
+                current = u
+                for step in range(walk_length):
+                    self.row(current, True, &row)
+                    if row.length == 0:
+                        row = start
+                    current = row.targets[_below(&state, row.length)]
+                    if current >= n:  # a mapped file changed under the graph: start over
+                        current = u
+                    elif scratch.stamp[current] != skip:
+                        if scratch.stamp[current] != seen:
+                            scratch.stamp[current] = seen
+                            scratch.score[current] = 0.0
+                            scratch.touched.push_back(current)
+                        scratch.score[current] += 1.0
+                    if _unit(&state) < restart_prob:
+                        current = u
         return self._ranked(scratch, limit)
 
     # -- traversal -------------------------------------------------------------------------------------
 
     def bfs(self, user, uint64_t max_depth, max_nodes, bint out):
+        self._read()
+        try:
+            return self._bfs(user, max_depth, <size_t>-1 if max_nodes is None else <size_t>max_nodes, out)
+        finally:
+            self.lock.read_done()
+
+    cdef object _bfs(self, user, uint64_t max_depth, size_t limit, bint out):
         self._ready()
         cdef uint32_t u = self.index(user)
-        cdef size_t limit = <size_t>-1 if max_nodes is None else <size_t>max_nodes
         cdef IgScratch* scratch = ig_scratch()
-        cdef uint32_t visited = ig_fresh(scratch, self.n(), 1)
+        cdef size_t n = self.n()
+        cdef uint32_t visited = ig_fresh(scratch, n, 1)
         cdef vector[uint32_t] order
         cdef vector[int64_t] depths
         cdef size_t level_start = 0, level_end, i, k
@@ -577,31 +715,28 @@ cdef class Graph:
         cdef Row r
         cdef uint32_t v
         cdef bint full = False
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                order.push_back(u)
-                depths.push_back(0)
-                scratch.stamp[u] = visited
-                while depth < max_depth and level_start < order.size() and not full:
-                    depth += 1
-                    level_end = order.size()
-                    for i in range(level_start, level_end):
-                        self.row(order[i], out, &r)
-                        for k in range(r.length):
-                            v = r.targets[k]
-                            if scratch.stamp[v] != visited:
-                                if order.size() == limit:
-                                    full = True
-                                    break
-                                scratch.stamp[v] = visited
-                                order.push_back(v)
-                                depths.push_back(<int64_t>depth)
-                        if full:
-                            break
-                    level_start = level_end
-        finally:
-            self.readers -= 1
+        with nogil:
+            order.push_back(u)
+            depths.push_back(0)
+            scratch.stamp[u] = visited
+            # Ends when a level reaches no one new, however deep max_depth allows.
+            while depth < max_depth and level_start < order.size() and not full:
+                depth += 1
+                level_end = order.size()
+                for i in range(level_start, level_end):
+                    self.row(order[i], out, &r)
+                    for k in range(r.length):
+                        v = r.targets[k]
+                        if v < n and scratch.stamp[v] != visited:
+                            if order.size() == limit:
+                                full = True
+                                break
+                            scratch.stamp[v] = visited
+                            order.push_back(v)
+                            depths.push_back(<int64_t>depth)
+                    if full:
+                        break
+                level_start = level_end
         ids = self.ids_of(order.data(), order.size())
         return ids, np.array(<int64_t[:depths.size()]>depths.data(), dtype=np.int64)
 
@@ -673,8 +808,14 @@ cdef class Graph:
         return True
 
     def follow(self, const int64_t[::1] src, const int64_t[::1] dst, times):
+        self._write()
+        try:
+            return self._follow(src, dst, times)
+        finally:
+            self.lock.write_done()
+
+    cdef object _follow(self, const int64_t[::1] src, const int64_t[::1] dst, times):
         self._ready()
-        self._writable()
         cdef const int64_t[::1] time_view
         if times is not None:
             time_view = times
@@ -693,8 +834,14 @@ cdef class Graph:
         return added
 
     def unfollow(self, const int64_t[::1] src, const int64_t[::1] dst):
+        self._write()
+        try:
+            return self._unfollow(src, dst)
+        finally:
+            self.lock.write_done()
+
+    cdef object _unfollow(self, const int64_t[::1] src, const int64_t[::1] dst):
         self._ready()
-        self._writable()
         cdef Py_ssize_t i, a, b
         cdef size_t removed = 0
         for i in range(src.shape[0]):
@@ -710,8 +857,8 @@ cdef class Graph:
 
     cdef _maybe_compact(self):
         # When the overlay holds as many neighbours as the base, fold it in: memory stays bounded.
-        if self.entries > max(1 << 16, 2 * len(self.arrays[3])):
-            self.compact()
+        if self.entries > max(1 << 16, 2 * self.base.m[1]):
+            self._compact()
 
     cdef bint _dirty(self):
         return self.new_ids.size() or not self.rows_out.empty() or not self.rows_in.empty()
@@ -720,12 +867,18 @@ cdef class Graph:
         self._ready()
         if not self._dirty():
             return self
-        src, dst, times = self.edges()
-        graph, _, _, _ = _build(src, dst, times, self.user_ids())
+        src, dst, times = self._edges()
+        graph, _, _, _ = _build(src, dst, times, self._user_ids())
         return graph
 
     def compact(self):
-        self._writable()
+        self._write()
+        try:
+            self._compact()
+        finally:
+            self.lock.write_done()
+
+    cdef _compact(self):
         cdef Graph graph = self._compacted()
         if graph is self:
             return
@@ -744,8 +897,15 @@ cdef class Graph:
     # -- whole graph ---------------------------------------------------------------------------------
 
     def edges(self):
+        self._read()
+        try:
+            return self._edges()
+        finally:
+            self.lock.read_done()
+
+    cdef object _edges(self):
         self._ready()
-        cdef size_t total = self.num_follows(), at = 0, k
+        cdef size_t total = self._num_follows(), at = 0, k
         cdef vector[uint32_t] order
         cdef uint32_t u
         cdef size_t i
@@ -754,91 +914,114 @@ cdef class Graph:
         dst = np.empty(total, dtype=np.int64)
         times = np.empty(total if self.timed else 0, dtype=np.int64)
         cdef int64_t[::1] s = src, d = dst, t = times
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                order.resize(self.n())
-                for i in range(self.n()):
-                    order[i] = <uint32_t>i
-                if not self.sorted_indices():
-                    ig_sort_by_id(order.data(), order.data() + order.size(), self.base.ids, self.base.n,
-                                  self.new_ids.data())
-                for i in range(order.size()):
-                    u = order[i]
-                    self.row(u, True, &r)
-                    for k in range(r.length):
-                        s[at] = self.id(u)
-                        d[at] = self.id(r.targets[k])
-                        if r.times != NULL:
-                            t[at] = r.times[k]
-                        at += 1
-        finally:
-            self.readers -= 1
+        with nogil:
+            order.resize(self.n())
+            for i in range(self.n()):
+                order[i] = <uint32_t>i
+            if not self.sorted_indices():
+                ig_sort_by_id(order.data(), order.data() + order.size(), self.base.ids, self.base.n,
+                              self.new_ids.data(), self.new_ids.size())
+            for i in range(order.size()):
+                u = order[i]
+                self.row(u, True, &r)
+                # at < total: rows of a mapped file changed under the graph may hold more
+                for k in range(min(r.length, total - at)):
+                    s[at] = self.id(u)
+                    d[at] = self.id(r.targets[k])
+                    if r.times != NULL:
+                        t[at] = r.times[k]
+                    at += 1
+        if at < total:  # rows of a mapped file changed under the graph held fewer
+            src, dst, times = src[:at], dst[:at], times[:at] if self.timed else times
         return src, dst, (times if self.timed else None)
 
     def components(self, bint strong):
+        self._read()
+        try:
+            return self._components(strong)
+        finally:
+            self.lock.read_done()
+
+    cdef object _components(self, bint strong):
         cdef Graph graph = self._compacted()
         cdef size_t n = graph.base.n
         roots = np.empty(n, dtype=np.uint32)
         cdef uint32_t[::1] root = roots
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                if strong:
-                    _strong(&graph.base, &root[0] if n else NULL)
-                else:
-                    _weak(&graph.base, &root[0] if n else NULL)
-        finally:
-            self.readers -= 1
         labels = np.empty(n, dtype=np.int64)
         cdef int64_t[::1] label = labels
         cdef vector[int64_t] number
         cdef int64_t next_label = 0
         cdef size_t u
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                number.assign(n, -1)
-                for u in range(n):  # components numbered by their smallest user (= index)
-                    if number[root[u]] < 0:
-                        number[root[u]] = next_label
-                        next_label += 1
-                    label[u] = number[root[u]]
-        finally:
-            self.readers -= 1
+        with nogil:
+            if strong:
+                _strong(&graph.base, &root[0] if n else NULL)
+            else:
+                _weak(&graph.base, &root[0] if n else NULL)
+            number.assign(n, -1)
+            for u in range(n):  # components numbered by their smallest user (= index)
+                if number[root[u]] < 0:
+                    number[root[u]] = next_label
+                    next_label += 1
+                label[u] = number[root[u]]
         return labels
 
     def triangle_count(self):
+        self._read()
+        try:
+            return self._triangle_count()
+        finally:
+            self.lock.read_done()
+
+    cdef object _triangle_count(self):
         cdef Graph graph = self._compacted()
         cdef uint64_t count
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                count = _triangles(&graph.base)
-        finally:
-            self.readers -= 1
+        with nogil:
+            count = _triangles(&graph.base)
         return count
 
     def degree_histogram(self, bint out):
+        self._read()
+        try:
+            return self._degree_histogram(out)
+        finally:
+            self.lock.read_done()
+
+    cdef object _degree_histogram(self, bint out):
         self._ready()
         cdef vector[int64_t] histogram
         cdef size_t u, d
-        self.readers += 1  # updates refuse to run while a query reads without the GIL
-        try:
-            with nogil:
-                for u in range(self.n()):
-                    d = self._degree(<uint32_t>u, out)
-                    if d >= histogram.size():
-                        histogram.resize(d + 1, 0)
-                    histogram[d] += 1
-        finally:
-            self.readers -= 1
+        with nogil:
+            for u in range(self.n()):
+                d = self._degree(<uint32_t>u, out)
+                if d >= histogram.size():
+                    histogram.resize(d + 1, 0)
+                histogram[d] += 1
         return np.array(<int64_t[:histogram.size()]>histogram.data(), dtype=np.int64) if histogram.size() else np.empty(0, np.int64)
 
     def save(self, path):
-        cdef Graph graph = self._compacted()
-        sections = graph.arrays[: 10 if graph.timed else 6]
-        _graph_file.write_file(path, graph.base.n, len(graph.arrays[3]), graph.timed, sections)
+        self._read()
+        try:
+            graph = self._compacted()
+            sections = graph.arrays[: 10 if graph.timed else 6]
+            _graph_file.write_file(path, graph.base.n, graph.base.m[1], graph.timed, sections)
+        finally:
+            self.lock.read_done()
+
+
+cdef inline size_t _base_row(const Base* base, bint out, size_t u, size_t* start) noexcept nogil:
+    """The length of row `u` of the base (0 for a user new since the base), and where it starts. A
+    row that lies outside its section (a mapped file changed under the graph) is empty: no read
+    leaves the sections."""
+    cdef uint64_t first, end
+    start[0] = 0
+    if u >= base.n:
+        return 0
+    first = ig_read_once(base.offsets[out] + u)
+    end = ig_read_once(base.offsets[out] + u + 1)
+    if first > end or end > base.m[out]:
+        return 0
+    start[0] = <size_t>first
+    return <size_t>(end - first)
 
 
 # -- random numbers: splitmix64, as the reference defines it ---------------------------------------------
@@ -879,14 +1062,18 @@ cdef inline uint32_t _root(uint32_t* parent, uint32_t x) noexcept nogil:
 
 cdef void _weak(const Base* base, uint32_t* root) noexcept nogil:
     """Union-find over follows either way; a component's root is its smallest index."""
-    cdef size_t n = base.n, u, k
-    cdef uint32_t a, b
+    cdef size_t n = base.n, u, k, start, length
+    cdef uint32_t a, b, v
     for u in range(n):
         root[u] = <uint32_t>u
     for u in range(n):
-        for k in range(base.offsets[1][u], base.offsets[1][u + 1]):
+        length = _base_row(base, True, u, &start)
+        for k in range(start, start + length):
+            v = base.targets[1][k]
+            if v >= n:  # a mapped file changed under the graph
+                continue
             a = _root(root, <uint32_t>u)
-            b = _root(root, base.targets[1][k])
+            b = _root(root, v)
             if a != b:
                 root[max(a, b)] = min(a, b)
     for u in range(n):
@@ -900,10 +1087,10 @@ cdef void _strong(const Base* base, uint32_t* component) noexcept nogil:
     cdef vector[uint32_t] index, low, stack
     cdef vector[unsigned char] on_stack
     cdef vector[uint32_t] call_user     # the depth-first search's stack of calls: the user ...
-    cdef vector[uint64_t] call_next     # ... and the position of the next follow to look at
+    cdef vector[uint64_t] call_next     # ... and the position in its row of the next follow to look at
     cdef uint32_t counter = 0, u, v, w, parent
     cdef uint64_t next_edge
-    cdef size_t start
+    cdef size_t start, row_start, length
     index.assign(n, UNSEEN)
     low.assign(n, 0)
     on_stack.assign(n, False)
@@ -911,7 +1098,7 @@ cdef void _strong(const Base* base, uint32_t* component) noexcept nogil:
         if index[start] != UNSEEN:
             continue
         call_user.push_back(<uint32_t>start)
-        call_next.push_back(base.offsets[1][start])
+        call_next.push_back(0)
         index[start] = counter
         low[start] = counter
         counter += 1
@@ -920,9 +1107,12 @@ cdef void _strong(const Base* base, uint32_t* component) noexcept nogil:
         while call_user.size():
             u = call_user.back()
             next_edge = call_next.back()
-            if next_edge < base.offsets[1][u + 1]:
+            length = _base_row(base, True, u, &row_start)
+            if next_edge < length:
                 call_next[call_next.size() - 1] = next_edge + 1
-                v = base.targets[1][next_edge]
+                v = base.targets[1][row_start + next_edge]
+                if v >= n:  # a mapped file changed under the graph
+                    continue
                 if index[v] == UNSEEN:
                     index[v] = counter
                     low[v] = counter
@@ -930,7 +1120,7 @@ cdef void _strong(const Base* base, uint32_t* component) noexcept nogil:
                     stack.push_back(v)
                     on_stack[v] = True
                     call_user.push_back(v)
-                    call_next.push_back(base.offsets[1][v])
+                    call_next.push_back(0)
                 elif on_stack[v]:
                     low[u] = min(low[u], index[v])
                 continue
@@ -952,7 +1142,7 @@ cdef void _strong(const Base* base, uint32_t* component) noexcept nogil:
 cdef uint64_t _triangles(const Base* base) noexcept nogil:
     """Triangles of the undirected simple graph: edges oriented from lower (degree, index) rank to
     higher, each triangle found once from its lowest corner."""
-    cdef size_t n = base.n, u, i, j, k
+    cdef size_t n = base.n, u, i, j, k, start
     cdef vector[vector[uint32_t]] forward
     cdef vector[uint32_t] merged
     cdef vector[size_t] degree
@@ -965,10 +1155,10 @@ cdef uint64_t _triangles(const Base* base) noexcept nogil:
     degree.resize(n)
     forward.resize(n)
     for u in range(n):  # undirected degree: |following ∪ followers|
-        a = base.targets[1] + base.offsets[1][u]
-        la = base.offsets[1][u + 1] - base.offsets[1][u]
-        b = base.targets[0] + base.offsets[0][u]
-        lb = base.offsets[0][u + 1] - base.offsets[0][u]
+        la = _base_row(base, True, u, &start)
+        a = base.targets[1] + start
+        lb = _base_row(base, False, u, &start)
+        b = base.targets[0] + start
         i = j = k = 0
         while i < la or j < lb:
             if j >= lb or (i < la and a[i] < b[j]):
@@ -981,10 +1171,10 @@ cdef uint64_t _triangles(const Base* base) noexcept nogil:
             k += 1
         degree[u] = k
     for u in range(n):
-        a = base.targets[1] + base.offsets[1][u]
-        la = base.offsets[1][u + 1] - base.offsets[1][u]
-        b = base.targets[0] + base.offsets[0][u]
-        lb = base.offsets[0][u + 1] - base.offsets[0][u]
+        la = _base_row(base, True, u, &start)
+        a = base.targets[1] + start
+        lb = _base_row(base, False, u, &start)
+        b = base.targets[0] + start
         i = j = 0
         while i < la or j < lb:
             if j >= lb or (i < la and a[i] < b[j]):
@@ -997,6 +1187,8 @@ cdef uint64_t _triangles(const Base* base) noexcept nogil:
                 x = a[i]
                 i += 1
                 j += 1
+            if x >= n:  # a mapped file changed under the graph
+                continue
             if degree[x] > degree[u] or (degree[x] == degree[u] and x > u):
                 forward[u].push_back(x)
     mark.assign(n, 0xFFFFFFFFu)
@@ -1015,10 +1207,12 @@ cdef uint64_t _triangles(const Base* base) noexcept nogil:
 # -- checking a file's structure ------------------------------------------------------------------------
 
 cdef int _check_structure(const Base* base, size_t m_out, size_t m_in, bint timed) noexcept nogil:
-    """0 when the arrays hold together; otherwise which check failed (1..7, as MESSAGES)."""
-    cdef size_t n = base.n, i, u, filled = 0, mask, pos, k, d
+    """0 when the arrays hold together; otherwise which check failed (1..7, as MESSAGES). Every value
+    is checked where it is used, so a mapped file that changes meanwhile reads nothing out of bounds."""
+    cdef size_t n = base.n, i, u, filled = 0, mask, pos, k, d, probe
     cdef int direction
     cdef uint64_t start, end, at
+    cdef uint32_t v, p, q
     cdef const uint32_t* row
     cdef const int64_t* times
     cdef const uint32_t* order
@@ -1036,23 +1230,25 @@ cdef int _check_structure(const Base* base, size_t m_out, size_t m_in, bint time
     mask = base.num_slots - 1
     for i in range(n):
         pos = <size_t>(id_hash(base.ids[i]) >> base.shift)
+        probe = 0
         while base.slots[pos] != i:
-            if base.slots[pos] == EMPTY_SLOT:
+            probe += 1
+            if base.slots[pos] == EMPTY_SLOT or probe == base.num_slots:
                 return 3
             pos = (pos + 1) & mask
     for direction in range(2):
-        if base.offsets[direction][0] != 0 or base.offsets[direction][n] != (m_out if direction else m_in):
+        if base.offsets[direction][0] != 0 or base.offsets[direction][n] != base.m[direction]:
             return 4
         for u in range(n):
-            if base.offsets[direction][u] > base.offsets[direction][u + 1]:
+            start = ig_read_once(base.offsets[direction] + u)
+            end = ig_read_once(base.offsets[direction] + u + 1)
+            if start > end or end > base.m[direction]:
                 return 4
-        for u in range(n):
-            start = base.offsets[direction][u]
-            end = base.offsets[direction][u + 1]
             row = base.targets[direction] + start
             d = <size_t>(end - start)
             for k in range(d):
-                if row[k] >= n or row[k] == u or (k and row[k - 1] >= row[k]):
+                v = row[k]
+                if v >= n or v == u or (k and row[k - 1] >= v):
                     return 5
             if timed:
                 times = base.times[direction] + start
@@ -1061,18 +1257,24 @@ cdef int _check_structure(const Base* base, size_t m_out, size_t m_in, bint time
                     if order[k] >= d:
                         return 6
                 for k in range(1, d):
-                    if not (times[order[k - 1]] > times[order[k]]
-                            or (times[order[k - 1]] == times[order[k]] and row[order[k - 1]] < row[order[k]])):
+                    p = order[k - 1]
+                    q = order[k]
+                    if p >= d or q >= d:
+                        return 6
+                    if not (times[p] > times[q] or (times[p] == times[q] and row[p] < row[q])):
                         return 6
     if m_out != m_in:
         return 7
     cursor.assign(base.offsets[0], base.offsets[0] + n)
     for u in range(n):
-        for k in range(base.offsets[1][u], base.offsets[1][u + 1]):
-            i = base.targets[1][k]
-            at = cursor[i]
-            cursor[i] += 1
-            if at >= base.offsets[0][i + 1] or base.targets[0][at] != u:
+        d = _base_row(base, True, u, &i)
+        for k in range(i, i + d):
+            v = base.targets[1][k]
+            if v >= n:
+                return 7
+            at = cursor[v]
+            cursor[v] += 1
+            if at >= base.offsets[0][v + 1] or at >= m_in or base.targets[0][at] != u:
                 return 7
             if timed and base.times[1][k] != base.times[0][at]:
                 return 7
@@ -1308,6 +1510,8 @@ def load(path, layout, bint mmap):
             buffer = _mmap.mmap(file.fileno(), 0, access=_mmap.ACCESS_READ) if layout.file_size else b""
         else:
             buffer = file.read()
+    if buffer[: _graph_file.HEADER_SIZE] != layout.header:
+        raise ValueError(_graph_file.REPLACED)
     if len(buffer) < layout.file_size:
         raise ValueError("corrupted: a section lies outside the file")
     arrays = []

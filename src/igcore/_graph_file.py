@@ -101,6 +101,7 @@ class Layout:
     lengths: tuple[int, ...]  # in bytes
     crcs: tuple[int, ...]
     file_size: int
+    header: bytes  # the header's bytes: a load compares the file it opens with them
 
     def present(self) -> list[int]:
         """The positions (in SECTIONS) of the sections this file holds."""
@@ -160,6 +161,42 @@ def write_file(path: str, num_users: int, num_follows: int, timed: bool, section
             position = offset + len(view)
 
 
+def new_partial(path: str) -> str:
+    """The name of a new, empty file beside `path`, created here and nowhere else (exclusively, under a
+    random name), for one save to write before renaming it over `path`."""
+    folder, name = os.path.split(path)
+    while True:
+        partial = os.path.join(folder, f"{name}.{os.urandom(8).hex()}.partial")
+        try:
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return partial
+
+
+def sync(path: str) -> None:
+    """Flushes a written file to disk: a rename must not make a file visible before its bytes."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_folder(path: str) -> None:
+    """Flushes the folder of `path` (its new entry) to disk, where the system allows it."""
+    try:
+        fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def read_header(path: str) -> Layout:
     """Reads and checks the header of a graph file: ``ValueError`` for anything but a well-formed one."""
     with open(path, "rb") as file:
@@ -204,7 +241,13 @@ def read_header(path: str) -> Layout:
         lengths=tuple(lengths),
         crcs=tuple(e[2] for e in entries),
         file_size=file_size,
+        header=bytes(header),
     )
+
+
+# What a backend's load raises when the file it opened has another header than the one read before
+# (a save renamed a new file over the path in between): the load then starts again.
+REPLACED = "the file was replaced while it was loaded"
 
 
 def check_crcs(layout: Layout, sections: list) -> None:

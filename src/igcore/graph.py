@@ -12,6 +12,7 @@ contract of every method is in ``igcore._reference.graph`` and the file format i
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import operator
 import os
@@ -131,6 +132,12 @@ class FollowGraph:
     Build one with ``FollowGraph.from_edges`` or ``FollowGraph.load``. The compiled backends keep it in a
     compact layout: each direction as compressed sparse rows of 32-bit internal indices, one id table,
     under 16 bytes per follow for both directions together (``nbytes``).
+
+    Threads may share one graph. Each graph has a read-write lock: queries, ``save`` and ``verify``
+    share it (they run at once, without the GIL on the compiled backends); ``follow``, ``unfollow``
+    and ``compact`` hold it alone. So a query never fails, nor sees part of an update, because another
+    thread changed the graph: it sees the graph as it was before the update, or after it. Waiting for
+    the lock releases the GIL.
     """
 
     __slots__ = ("_graph", "_backend", "build_report")
@@ -173,34 +180,52 @@ class FollowGraph:
         its pages. Only the header is checked here; the rest is checked by ``verify()``, which the
         first query runs (call it before forking web workers, so that none of them repeats it). With
         ``mmap=False`` the file is read into memory and checked at once. A truncated, corrupted or
-        foreign file raises ``ValueError``.
+        foreign file raises ``ValueError``; one too big for memory (``mmap=False``), ``MemoryError``.
+
+        A mapped file must not be changed in place while it is mapped: replace it by writing a new
+        file beside it and renaming that over it, as ``save`` does. A file overwritten in place gives
+        wrong answers (never a read outside its sections); one truncated in place ends the process
+        with SIGBUS on the next read of a lost page, as with any mapped file.
         """
         path = os.fspath(path)
-        try:
-            layout = _graph_file.read_header(path)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
         module = _backend.kernels("graph")
-        try:
-            graph = module.load(path, layout, bool(mmap))
-            if not mmap:
-                graph.verify()
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        for attempt in range(3):
+            try:
+                layout = _graph_file.read_header(path)
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from None
+            try:
+                graph = module.load(path, layout, bool(mmap))
+                if not mmap:
+                    graph.verify()
+                break
+            except ValueError as exc:
+                if str(exc) == _graph_file.REPLACED and attempt < 2:
+                    continue  # a save renamed a new file over this one: read the new one
+                raise ValueError(f"{path}: {exc}") from None
+            except MemoryError:
+                raise MemoryError(
+                    f"{path}: not enough memory to read {layout.file_size:,} bytes (load it with mmap=True)"
+                ) from None
         return cls._wrap(graph, module, None)
 
     def save(self, path) -> None:
         """Writes the graph to `path` in igcore's versioned format (see ``igcore._graph_file``),
-        pending updates included. It writes a new file beside `path` and renames it over `path`, so a
-        process that has the old file mapped keeps reading the old graph, never a half-written one."""
+        pending updates included. It writes a new file beside `path` (a name of its own, so that saves
+        to one path at once do not share it), flushes it to disk and renames it over `path`: a process
+        that has the old file mapped keeps reading the old graph, and a reader never meets a
+        half-written one."""
         path = os.fspath(path)
-        partial = f"{path}.{os.getpid()}.partial"
+        partial = _graph_file.new_partial(path)
         try:
             self._graph.save(partial)
+            _graph_file.sync(partial)
             os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
+        except BaseException:
+            with contextlib.suppress(OSError):
                 os.remove(partial)
+            raise
+        _graph_file.sync_folder(path)
 
     def verify(self) -> None:
         """Checks a loaded graph's body: every section's checksum and structure. ``ValueError`` when the
@@ -356,6 +381,9 @@ class FollowGraph:
         exclude = np.empty(0, np.int64) if exclude is None else int64_array(exclude, "exclude")
         seed = operator.index(seed) & (2**64 - 1)
         walks, walk_length = _count(walks, "walks"), _count(walk_length, "walk_length")
+        for value, name in ((walks, "walks"), (walk_length, "walk_length")):
+            if value > MAX_WALK_STEPS:
+                raise ValueError(f"{name} must be at most {MAX_WALK_STEPS:,}")
         if walks * walk_length > MAX_WALK_STEPS:
             raise ValueError(f"walks * walk_length must be at most {MAX_WALK_STEPS:,}")
         ids, scores = self._graph.random_walk_suggest(
@@ -386,9 +414,8 @@ class FollowGraph:
         users; self-follows are ignored; a follow that exists keeps its time. A timed graph needs
         `timestamps`, an untimed one takes none. Queries see the follows at once.
 
-        Updates need the graph to themselves: on the compiled backends, which query without the GIL,
-        an update while another thread is querying the same graph raises ``RuntimeError`` (hold a lock
-        around updates where threads share a graph)."""
+        Threads may share a graph (see ``FollowGraph``): an update waits for the queries running
+        on it to end, and queries that start meanwhile wait for the update."""
         src, dst = _pairs(src, dst)
         if self.has_timestamps and timestamps is None:
             raise ValueError("this graph has timestamps: follow() needs them")

@@ -11,6 +11,9 @@ pub enum Error {
     /// A result that does not fit in its integer type. Python: `OverflowError`.
     #[error("{0}")]
     Overflow(String),
+    /// An allocation too big for the memory available (a size read from input). Python: `MemoryError`.
+    #[error("{0}")]
+    OutOfMemory(String),
     /// An id that names no user (of a graph). Python: `KeyError(id)`.
     #[error("unknown id {0}")]
     UnknownId(i64),

@@ -2,13 +2,14 @@
 
 use igcore_core::Error;
 use numpy::AsSliceError;
-use pyo3::exceptions::{PyKeyError, PyOverflowError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyMemoryError, PyOverflowError, PyValueError};
 use pyo3::PyErr;
 
 pub(crate) fn py_err(err: Error) -> PyErr {
     match err {
         Error::InvalidInput(msg) => PyValueError::new_err(msg),
         Error::Overflow(msg) => PyOverflowError::new_err(msg),
+        Error::OutOfMemory(msg) => PyMemoryError::new_err(msg),
         Error::UnknownId(id) => PyKeyError::new_err(id),
     }
 }

@@ -1,6 +1,8 @@
 //! `igcore._rust.graph`: the follow graph's Rust backend. A thin layer: arguments arrive checked by
 //! `igcore.graph`; long work runs with the GIL released.
 
+use std::sync::{PoisonError, RwLock, TryLockError};
+
 use igcore_core::graph::{self as core, file::Layout, FollowGraph, WalkParams};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -16,9 +18,40 @@ fn slice<'a>(array: &'a Ids<'_>, name: &'static str) -> PyResult<&'a [i64]> {
 }
 
 /// A follow graph held by the Rust backend. See `igcore._reference.graph.Graph`.
-#[pyclass(module = "igcore._rust.graph", name = "Graph")]
+#[pyclass(module = "igcore._rust.graph", name = "Graph", frozen)]
 struct Graph {
-    inner: FollowGraph,
+    /// Queries, `save` and `verify` share the lock; `follow`, `unfollow` and `compact` hold it alone.
+    /// Every wait for it happens with the GIL released, and nothing holding it takes the GIL, so
+    /// the two locks cannot deadlock. (A panic cannot poison it: no code here panics while holding it.)
+    inner: RwLock<FollowGraph>,
+}
+
+impl Graph {
+    fn new(graph: FollowGraph) -> Self {
+        Graph {
+            inner: RwLock::new(graph),
+        }
+    }
+
+    /// Runs `f` on the graph, shared with other readers, without the GIL.
+    fn read<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&FollowGraph) -> R + Send) -> R {
+        py.detach(|| f(&self.inner.read().unwrap_or_else(PoisonError::into_inner)))
+    }
+
+    /// For calls quicker than releasing the GIL: reads with it held when no writer holds or waits for
+    /// the lock, and waits without it otherwise.
+    fn read_quick<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&FollowGraph) -> R + Send) -> R {
+        match self.inner.try_read() {
+            Ok(graph) => f(&graph),
+            Err(TryLockError::Poisoned(graph)) => f(&graph.into_inner()),
+            Err(TryLockError::WouldBlock) => self.read(py, f),
+        }
+    }
+
+    /// Runs `f` on the graph, held alone, without the GIL.
+    fn write<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut FollowGraph) -> R + Send) -> R {
+        py.detach(|| f(&mut self.inner.write().unwrap_or_else(PoisonError::into_inner)))
+    }
 }
 
 type Pair<'py> = (Int64Array<'py>, Int64Array<'py>);
@@ -26,33 +59,33 @@ type Pair<'py> = (Int64Array<'py>, Int64Array<'py>);
 #[pymethods]
 impl Graph {
     #[getter]
-    fn timed(&self) -> bool {
-        self.inner.timed()
+    fn timed(&self, py: Python<'_>) -> bool {
+        self.read_quick(py, |g| g.timed())
     }
 
-    fn num_users(&self) -> usize {
-        self.inner.num_users()
+    fn num_users(&self, py: Python<'_>) -> usize {
+        self.read_quick(py, |g| g.num_users())
     }
 
-    fn num_follows(&self) -> PyResult<usize> {
-        self.inner.num_follows().map_err(py_err)
+    fn num_follows(&self, py: Python<'_>) -> PyResult<usize> {
+        self.read(py, |g| g.num_follows()).map_err(py_err)
     }
 
-    fn nbytes(&self) -> usize {
-        self.inner.nbytes()
+    fn nbytes(&self, py: Python<'_>) -> usize {
+        self.read_quick(py, |g| g.nbytes())
     }
 
     fn verify(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.inner.verify()).map_err(py_err)
+        self.read(py, |g| g.verify()).map_err(py_err)
     }
 
     fn user_ids<'py>(&self, py: Python<'py>) -> PyResult<Int64Array<'py>> {
-        let ids = py.detach(|| self.inner.user_ids()).map_err(py_err)?;
+        let ids = self.read(py, |g| g.user_ids()).map_err(py_err)?;
         Ok(ids.into_pyarray(py))
     }
 
-    fn contains(&self, user: i64) -> PyResult<bool> {
-        self.inner.contains(user).map_err(py_err)
+    fn contains(&self, py: Python<'_>, user: i64) -> PyResult<bool> {
+        self.read_quick(py, |g| g.contains(user)).map_err(py_err)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -66,17 +99,14 @@ impl Graph {
         offset: usize,
         limit: Option<usize>,
     ) -> PyResult<(Int64Array<'py>, Option<Int64Array<'py>>)> {
-        let (ids, times) = py
-            .detach(|| {
-                self.inner
-                    .neighbours(user, out, since, until, offset, limit)
-            })
+        let (ids, times) = self
+            .read(py, |g| g.neighbours(user, out, since, until, offset, limit))
             .map_err(py_err)?;
         Ok((ids.into_pyarray(py), times.map(|t| t.into_pyarray(py))))
     }
 
-    fn degree(&self, user: i64, out: bool) -> PyResult<usize> {
-        self.inner.degree(user, out).map_err(py_err)
+    fn degree(&self, py: Python<'_>, user: i64, out: bool) -> PyResult<usize> {
+        self.read_quick(py, |g| g.degree(user, out)).map_err(py_err)
     }
 
     fn counts<'py>(
@@ -86,9 +116,7 @@ impl Graph {
         out: bool,
     ) -> PyResult<Int64Array<'py>> {
         let users = slice(&users, "users")?;
-        let counts = py
-            .detach(|| self.inner.counts(users, out))
-            .map_err(py_err)?;
+        let counts = self.read(py, |g| g.counts(users, out)).map_err(py_err)?;
         Ok(counts.into_pyarray(py))
     }
 
@@ -99,21 +127,17 @@ impl Graph {
         b: Ids<'py>,
     ) -> PyResult<Bound<'py, PyArray1<bool>>> {
         let (a, b) = (slice(&a, "a")?, slice(&b, "b")?);
-        let found = py
-            .detach(|| self.inner.is_following(a, b))
-            .map_err(py_err)?;
+        let found = self.read(py, |g| g.is_following(a, b)).map_err(py_err)?;
         Ok(found.into_pyarray(py))
     }
 
     fn mutual_follows<'py>(&self, py: Python<'py>, user: i64) -> PyResult<Int64Array<'py>> {
-        let ids = py
-            .detach(|| self.inner.mutual_follows(user))
-            .map_err(py_err)?;
+        let ids = self.read(py, |g| g.mutual_follows(user)).map_err(py_err)?;
         Ok(ids.into_pyarray(py))
     }
 
     fn common<'py>(&self, py: Python<'py>, a: i64, b: i64, out: bool) -> PyResult<Int64Array<'py>> {
-        let ids = py.detach(|| self.inner.common(a, b, out)).map_err(py_err)?;
+        let ids = self.read(py, |g| g.common(a, b, out)).map_err(py_err)?;
         Ok(ids.into_pyarray(py))
     }
 
@@ -124,8 +148,8 @@ impl Graph {
         target: i64,
         limit: usize,
     ) -> PyResult<(Int64Array<'py>, usize)> {
-        let (ids, total) = py
-            .detach(|| self.inner.followed_by(viewer, target, limit))
+        let (ids, total) = self
+            .read(py, |g| g.followed_by(viewer, target, limit))
             .map_err(py_err)?;
         Ok((ids.into_pyarray(py), total))
     }
@@ -139,8 +163,8 @@ impl Graph {
         exclude: Ids<'py>,
     ) -> PyResult<(Int64Array<'py>, Bound<'py, PyArray1<f64>>)> {
         let exclude = slice(&exclude, "exclude")?;
-        let (ids, scores) = py
-            .detach(|| self.inner.suggest(user, limit, adamic_adar, exclude))
+        let (ids, scores) = self
+            .read(py, |g| g.suggest(user, limit, adamic_adar, exclude))
             .map_err(py_err)?;
         Ok((ids.into_pyarray(py), scores.into_pyarray(py)))
     }
@@ -165,8 +189,8 @@ impl Graph {
             seed,
             limit,
         };
-        let (ids, scores) = py
-            .detach(|| self.inner.random_walk_suggest(user, params, exclude))
+        let (ids, scores) = self
+            .read(py, |g| g.random_walk_suggest(user, params, exclude))
             .map_err(py_err)?;
         Ok((ids.into_pyarray(py), scores.into_pyarray(py)))
     }
@@ -179,14 +203,14 @@ impl Graph {
         max_nodes: Option<usize>,
         out: bool,
     ) -> PyResult<Pair<'py>> {
-        let (ids, depths) = py
-            .detach(|| self.inner.bfs(user, max_depth, max_nodes, out))
+        let (ids, depths) = self
+            .read(py, |g| g.bfs(user, max_depth, max_nodes, out))
             .map_err(py_err)?;
         Ok((ids.into_pyarray(py), depths.into_pyarray(py)))
     }
 
     fn follow(
-        &mut self,
+        &self,
         py: Python<'_>,
         src: Ids<'_>,
         dst: Ids<'_>,
@@ -197,26 +221,24 @@ impl Graph {
             Some(t) => Some(slice(t, "timestamps")?),
             None => None,
         };
-        let inner = &mut self.inner;
-        py.detach(|| inner.follow(src, dst, times)).map_err(py_err)
+        self.write(py, |g| g.follow(src, dst, times))
+            .map_err(py_err)
     }
 
-    fn unfollow(&mut self, py: Python<'_>, src: Ids<'_>, dst: Ids<'_>) -> PyResult<usize> {
+    fn unfollow(&self, py: Python<'_>, src: Ids<'_>, dst: Ids<'_>) -> PyResult<usize> {
         let (src, dst) = (slice(&src, "src")?, slice(&dst, "dst")?);
-        let inner = &mut self.inner;
-        py.detach(|| inner.unfollow(src, dst)).map_err(py_err)
+        self.write(py, |g| g.unfollow(src, dst)).map_err(py_err)
     }
 
-    fn compact(&mut self, py: Python<'_>) -> PyResult<()> {
-        let inner = &mut self.inner;
-        py.detach(|| inner.compact()).map_err(py_err)
+    fn compact(&self, py: Python<'_>) -> PyResult<()> {
+        self.write(py, |g| g.compact()).map_err(py_err)
     }
 
     fn edges<'py>(
         &self,
         py: Python<'py>,
     ) -> PyResult<(Int64Array<'py>, Int64Array<'py>, Option<Int64Array<'py>>)> {
-        let (src, dst, times) = py.detach(|| self.inner.edges()).map_err(py_err)?;
+        let (src, dst, times) = self.read(py, |g| g.edges()).map_err(py_err)?;
         Ok((
             src.into_pyarray(py),
             dst.into_pyarray(py),
@@ -225,25 +247,21 @@ impl Graph {
     }
 
     fn components<'py>(&self, py: Python<'py>, strong: bool) -> PyResult<Int64Array<'py>> {
-        let labels = py
-            .detach(|| self.inner.components(strong))
-            .map_err(py_err)?;
+        let labels = self.read(py, |g| g.components(strong)).map_err(py_err)?;
         Ok(labels.into_pyarray(py))
     }
 
     fn triangle_count(&self, py: Python<'_>) -> PyResult<u64> {
-        py.detach(|| self.inner.triangle_count()).map_err(py_err)
+        self.read(py, |g| g.triangle_count()).map_err(py_err)
     }
 
     fn degree_histogram<'py>(&self, py: Python<'py>, out: bool) -> PyResult<Int64Array<'py>> {
-        let histogram = py
-            .detach(|| self.inner.degree_histogram(out))
-            .map_err(py_err)?;
+        let histogram = self.read(py, |g| g.degree_histogram(out)).map_err(py_err)?;
         Ok(histogram.into_pyarray(py))
     }
 
     fn save(&self, py: Python<'_>, path: &str) -> PyResult<()> {
-        py.detach(|| self.inner.save(path)).map_err(py_err)
+        self.read(py, |g| g.save(path)).map_err(py_err)
     }
 }
 
@@ -263,7 +281,7 @@ fn build<'py>(
     };
     let built = py.detach(|| core::build(src, dst, times)).map_err(py_err)?;
     Ok((
-        Graph { inner: built.graph },
+        Graph::new(built.graph),
         built.duplicates,
         built.self_follows,
         built.self_followers.into_pyarray(py),
@@ -280,11 +298,12 @@ fn load(py: Python<'_>, path: &str, layout: &Bound<'_, PyAny>, mmap: bool) -> Py
         offsets: layout.getattr("offsets")?.extract()?,
         lengths: layout.getattr("lengths")?.extract()?,
         crcs: layout.getattr("crcs")?.extract()?,
+        header: layout.getattr("header")?.extract()?,
     };
     let inner = py
         .detach(|| core::file::load(path, layout, mmap))
         .map_err(py_err)?;
-    Ok(Graph { inner })
+    Ok(Graph::new(inner))
 }
 
 /// See `igcore._reference.graph.parse_edgelist`.

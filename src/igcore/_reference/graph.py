@@ -22,7 +22,9 @@ int64 range, flags as bools), and return numpy arrays.
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 
 import numpy as np
 
@@ -136,6 +138,8 @@ def load(path: str, layout: _graph_file.Layout, mmap: bool) -> Graph:
     ignored) and checks all of it at once, as ``verify()`` does."""
     with open(path, "rb") as file:
         data = file.read()
+    if data[: _graph_file.HEADER_SIZE] != layout.header:
+        raise ValueError(_graph_file.REPLACED)
     sections = []
     for i in layout.present():
         name, itemsize = _graph_file.SECTIONS[i]
@@ -149,8 +153,21 @@ def _corrupt(what: str) -> ValueError:
     return ValueError(f"corrupted: {what}")
 
 
+def _locked(method):
+    """Runs a method under the graph's lock: threads that share a graph never see one half-updated.
+    The compiled backends let queries run at once (a read-write lock); one lock is enough here."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Graph:
     def __init__(self, timed: bool):
+        self._lock = threading.RLock()
         self.timed = timed
         self.following: dict[int, dict[int, int]] = {}  # user -> {followee: time (0 when untimed)}
         self.followers: dict[int, dict[int, int]] = {}  # user -> {follower: time}
@@ -170,12 +187,15 @@ class Graph:
 
     # -- sizes -------------------------------------------------------------------------------------------
 
+    @_locked
     def num_users(self) -> int:
         return len(self.following)
 
+    @_locked
     def num_follows(self) -> int:
         return sum(len(out) for out in self.following.values())
 
+    @_locked
     def nbytes(self) -> int:
         """The size of the compact layout this graph stands for (the arrays a compiled backend holds)."""
         n, m = self.num_users(), self.num_follows()
@@ -187,17 +207,21 @@ class Graph:
             + (24 * m if self.timed else 0)
         )
 
+    @_locked
     def verify(self) -> None:
         """Nothing to do: the reference checks a file entirely when it loads it."""
 
+    @_locked
     def user_ids(self) -> np.ndarray:
         return _ids(sorted(self.following))
 
+    @_locked
     def contains(self, user: int) -> bool:
         return user in self.following
 
     # -- queries -----------------------------------------------------------------------------------------
 
+    @_locked
     def neighbours(self, user: int, out: bool, since, until, offset: int, limit):
         """Whom `user` follows (`out`) or who follows `user`: ``(ids, times)``, times None when untimed.
 
@@ -218,32 +242,38 @@ class Graph:
         ids = _ids(v for v, _ in page)
         return ids, (_ids(t for _, t in page) if self.timed else None)
 
+    @_locked
     def degree(self, user: int, out: bool) -> int:
         """How many users `user` follows (`out`) or is followed by."""
         self._known(user)
         return len(self._adjacency(out)[user])
 
+    @_locked
     def counts(self, users: np.ndarray, out: bool) -> np.ndarray:
         """How many users each of `users` follows (`out`) or is followed by."""
         adjacency = self._adjacency(out)
         self._known(*users.tolist())
         return _ids(len(adjacency[u]) for u in users.tolist())
 
+    @_locked
     def is_following(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """For each pair, whether a[i] follows b[i] (False for unknown users)."""
         return np.array([v in self.following.get(u, ()) for u, v in zip(a.tolist(), b.tolist())], dtype=bool)
 
+    @_locked
     def mutual_follows(self, user: int) -> np.ndarray:
         """Users that `user` follows and that follow `user` back, ascending."""
         self._known(user)
         return _ids(sorted(v for v in self.following[user] if v in self.followers[user]))
 
+    @_locked
     def common(self, a: int, b: int, out: bool) -> np.ndarray:
         """Users both `a` and `b` follow (`out`), or users who follow both; ascending."""
         self._known(a, b)
         adjacency = self._adjacency(out)
         return _ids(sorted(adjacency[a].keys() & adjacency[b].keys()))
 
+    @_locked
     def followed_by(self, viewer: int, target: int, limit: int):
         """Accounts `viewer` follows that follow `target`: the first `limit` by ascending id, and how
         many there are in all."""
@@ -257,6 +287,7 @@ class Graph:
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return _ids(c for c, _ in ranked), np.array([s for _, s in ranked], dtype=np.float64)
 
+    @_locked
     def suggest(self, user: int, limit: int, adamic_adar: bool, exclude: np.ndarray):
         """Friends of friends: users followed by the accounts `user` follows.
 
@@ -280,6 +311,7 @@ class Graph:
                     scores[candidate] = scores.get(candidate, 0.0) + weight
         return self._ranked(scores, limit)
 
+    @_locked
     def random_walk_suggest(
         self, user: int, walks: int, walk_length: int, restart_prob: float, seed: int, limit: int, exclude
     ):
@@ -290,12 +322,12 @@ class Graph:
         ``following[rng.below(len(following))]`` of the current user (its followees in ascending id
         order) and counts a visit there, unless that is `user`, an account `user` follows or one in
         `exclude`; then, if ``rng.unit() < restart_prob``, it goes back to `user`. A user who follows no
-        one gets no suggestions (and draws nothing). Returns ``(ids, visits)`` (visits as float64): the
-        `limit` most visited, ties broken by the smaller id.
+        one gets no suggestions (and draws nothing), nor do walks of no steps. Returns ``(ids, visits)``
+        (visits as float64): the `limit` most visited, ties broken by the smaller id.
         """
         self._known(user)
         start = sorted(self.following[user])
-        if not start:
+        if not start or not walks or not walk_length:
             return self._ranked({}, limit)
         skip = set(start) | {user} | set(exclude.tolist())
         rng = SplitMix64(seed)
@@ -318,6 +350,7 @@ class Graph:
 
     # -- traversal ---------------------------------------------------------------------------------------
 
+    @_locked
     def bfs(self, user: int, max_depth: int, max_nodes, out: bool):
         """Breadth-first from `user` along follows (`out`) or against them, to `max_depth` hops.
 
@@ -330,7 +363,9 @@ class Graph:
         frontier = [user]
         if max_nodes is not None and max_nodes < 1:
             return _ids([]), _ids([])
-        for level in range(1, max_depth + 1):
+        level = 0
+        while frontier and level < max_depth:  # nothing new is reached once a level adds no one
+            level += 1
             reached = []
             for current in frontier:
                 for neighbour in sorted(adjacency[current]):
@@ -344,6 +379,7 @@ class Graph:
 
     # -- updates -----------------------------------------------------------------------------------------
 
+    @_locked
     def follow(self, src: np.ndarray, dst: np.ndarray, times: np.ndarray | None) -> int:
         """Adds the follows in order; returns how many were new. Unseen ids become users (a self-follow
         too, which is then ignored); a follow that exists already keeps its time."""
@@ -357,6 +393,7 @@ class Graph:
                 added += 1
         return added
 
+    @_locked
     def unfollow(self, src: np.ndarray, dst: np.ndarray) -> int:
         """Removes the follows; returns how many there were. Users stay, even without follows."""
         removed = 0
@@ -367,11 +404,13 @@ class Graph:
                 removed += 1
         return removed
 
+    @_locked
     def compact(self) -> None:
         """Nothing to fold: the reference has no separate layer of updates."""
 
     # -- whole graph -------------------------------------------------------------------------------------
 
+    @_locked
     def edges(self):
         """Every follow as ``(src, dst, times)``, ordered by source id, then target id."""
         pairs = sorted((a, b, t) for a, out in self.following.items() for b, t in out.items())
@@ -381,6 +420,7 @@ class Graph:
             (_ids(p[2] for p in pairs) if self.timed else None),
         )
 
+    @_locked
     def components(self, strong: bool) -> np.ndarray:
         """A component label per user, aligned with ``user_ids()``: components are numbered 0, 1, ... in
         the order of their smallest user id. Weak: follows taken in either direction. Strong: users who
@@ -443,6 +483,7 @@ class Graph:
                         todo.append(v)
         return component
 
+    @_locked
     def triangle_count(self) -> int:
         """Triangles of the undirected simple graph: direction dropped, each pair of users joined by a
         follow either way is one edge."""
@@ -452,6 +493,7 @@ class Graph:
         }
         return sum(len(later[u] & later[v]) for u in later for v in later[u])
 
+    @_locked
     def degree_histogram(self, out: bool) -> np.ndarray:
         """``h[k]``: how many users follow (`out`) or are followed by exactly k users; up to the largest
         degree (empty for a graph without users)."""
@@ -463,6 +505,7 @@ class Graph:
 
     # -- persistence -------------------------------------------------------------------------------------
 
+    @_locked
     def sections(self) -> list[np.ndarray]:
         """The arrays of the compact layout, in the file's order (see ``igcore._graph_file``)."""
         users = sorted(self.following)
@@ -488,6 +531,7 @@ class Graph:
             times += [np.array(list_times, dtype="<i8"), np.array(by_time, dtype="<u4")]
         return sections + times if self.timed else sections
 
+    @_locked
     def save(self, path: str) -> None:
         _graph_file.write_file(path, self.num_users(), self.num_follows(), self.timed, self.sections())
 

@@ -4,6 +4,18 @@
 use super::{Base, EdgeArrays, FollowGraph};
 use crate::error::Result;
 
+/// Row `u` of a direction, without neighbours beyond the users (which only a mapped file changed
+/// under the graph holds).
+fn neighbours<'a>(base: &Base<'a>, u: u32, out: bool) -> impl Iterator<Item = u32> + 'a {
+    let n = base.n();
+    let csr = if out { base.out } else { base.inn };
+    csr.row(u)
+        .targets
+        .iter()
+        .copied()
+        .filter(move |&v| (v as usize) < n)
+}
+
 impl FollowGraph {
     /// Every follow as `(src, dst, times)`, ordered by source id, then target id.
     pub fn edges(&self) -> Result<EdgeArrays> {
@@ -69,7 +81,7 @@ fn weak_components(base: &Base<'_>) -> Vec<u32> {
         x
     }
     for u in 0..n as u32 {
-        for &v in base.out.row(u).targets {
+        for v in neighbours(base, u, true) {
             let (a, b) = (root(&mut parent, u), root(&mut parent, v));
             if a != b {
                 parent[a.max(b) as usize] = a.min(b);
@@ -106,6 +118,9 @@ fn strong_components(base: &Base<'_>) -> Vec<u32> {
             let row = base.out.row(u).targets;
             if let Some(&v) = row.get(*next) {
                 *next += 1;
+                if v as usize >= n {
+                    continue; // a mapped file changed under the graph
+                }
                 if index[v as usize] == UNSEEN {
                     index[v as usize] = counter;
                     low[v as usize] = counter;
@@ -172,7 +187,9 @@ fn triangles(base: &Base<'_>) -> u64 {
                 }
                 (None, None) => break,
             };
-            merged.push(next);
+            if (next as usize) < n {
+                merged.push(next); // beyond the users only in a mapped file changed under the graph
+            }
         }
         neighbours.push(merged);
     }

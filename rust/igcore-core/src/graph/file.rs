@@ -28,7 +28,14 @@ pub struct Layout {
     pub offsets: [usize; SECTIONS],
     pub lengths: [usize; SECTIONS],
     pub crcs: [u32; SECTIONS],
+    /// The header's bytes: `load` checks that the file it opens still starts with them.
+    pub header: Vec<u8>,
 }
+
+/// What `load` reports when the file it opened has another header than the one read before (a save
+/// renamed a new file over the path in between); the caller then loads again. The same words as
+/// `igcore._graph_file.REPLACED`.
+pub const REPLACED: &str = "the file was replaced while it was loaded";
 
 fn corrupted(what: &str) -> Error {
     Error::InvalidInput(format!("corrupted: {what}"))
@@ -181,8 +188,10 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
     let mask = slots.len() - 1;
     for (i, &id) in base.ids.iter().enumerate() {
         let mut pos = (id_hash(id) >> shift) as usize;
+        let mut probes = 0;
         while slots[pos] != i as u32 {
-            if slots[pos] == EMPTY_SLOT {
+            probes += 1;
+            if slots[pos] == EMPTY_SLOT || probes == slots.len() {
                 return Err(corrupted("the id table does not find every user"));
             }
             pos = (pos + 1) & mask;
@@ -208,13 +217,16 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
             }
             if let (Some(times), Some(order)) = (row.times, row.by_time) {
                 let d = row.targets.len();
+                let key = |k: u32| {
+                    let k = k as usize;
+                    Some((std::cmp::Reverse(*times.get(k)?), *row.targets.get(k)?))
+                };
                 let mut seen_ok = order.iter().all(|&k| (k as usize) < d);
                 if seen_ok {
                     // Newest first, ties by the smaller neighbour; strictly, so no position twice.
-                    seen_ok = order.windows(2).all(|w| {
-                        let (a, b) = (w[0] as usize, w[1] as usize);
-                        (std::cmp::Reverse(times[a]), row.targets[a])
-                            < (std::cmp::Reverse(times[b]), row.targets[b])
+                    seen_ok = order.windows(2).all(|w| match (key(w[0]), key(w[1])) {
+                        (Some(a), Some(b)) => a < b,
+                        _ => false,
                     });
                 }
                 if !seen_ok {
@@ -227,24 +239,41 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
         return Err(corrupted("followers do not mirror following"));
     }
     // Walk following in order: follower rows must fill up exactly as the transpose would fill them.
-    let mut cursor: Vec<u64> = base.inn.offsets[..n].to_vec();
-    for u in 0..n as u32 {
+    // Every value is checked where it is used: a mapped file may change while this runs.
+    let mut cursor = try_vec(n)?;
+    cursor.extend_from_slice(&base.inn.offsets[..n]);
+    let mirrors = |u: u32, k: usize, v: u32, cursor: &mut [u64]| -> Option<bool> {
+        let at = *cursor.get(v as usize)?;
+        cursor[v as usize] += 1;
         let row = base.out.row(u);
-        for (k, &v) in row.targets.iter().enumerate() {
-            let at = cursor[v as usize];
-            cursor[v as usize] += 1;
-            let matches = at < base.inn.offsets[v as usize + 1]
-                && base.inn.targets[at as usize] == u
+        Some(
+            at < *base.inn.offsets.get(v as usize + 1)?
+                && *base.inn.targets.get(at as usize)? == u
                 && match (row.times, base.inn.times) {
-                    (Some(out_t), Some(in_t)) => out_t[k] == in_t[at as usize],
+                    (Some(out_t), Some(in_t)) => out_t.get(k)? == in_t.get(at as usize)?,
                     _ => true,
-                };
-            if !matches {
+                },
+        )
+    };
+    for u in 0..n as u32 {
+        for (k, &v) in base.out.row(u).targets.iter().enumerate() {
+            if mirrors(u, k, v, &mut cursor) != Some(true) {
                 return Err(corrupted("followers do not mirror following"));
             }
         }
     }
     Ok(())
+}
+
+fn out_of_memory() -> Error {
+    Error::OutOfMemory("not enough memory for the graph".into())
+}
+
+/// An empty vector with room for `items`, or `OutOfMemory`: for sizes that come from a file.
+fn try_vec<T>(items: usize) -> Result<Vec<T>> {
+    let mut vec = Vec::new();
+    vec.try_reserve_exact(items).map_err(|_| out_of_memory())?;
+    Ok(vec)
 }
 
 /// Maps (or reads) a graph file whose header the caller has checked.
@@ -257,13 +286,19 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
     let io = |e: std::io::Error| Error::InvalidInput(format!("cannot read the file: {e}"));
     let mut file = File::open(path).map_err(io)?;
     let region = if mmap {
-        // SAFETY: the map is read-only; `save` replaces files by renaming a new one over them, so a
-        // mapped file's bytes do not change while it is mapped (a file changed in place by another
-        // program is outside what igcore can guard against, as for any mapped file).
+        // SAFETY: the map is read-only, and `save` replaces files by renaming a new one over them, so
+        // igcore never changes a mapped file's bytes. Another program may still write the file in
+        // place: every value the kernels read from the map is then treated as untrusted (each index
+        // is checked against its section before use, see `Csr::range` and `Base::lookup`), so such a
+        // change gives wrong answers, never a read outside the map. Truncating the file in place
+        // raises SIGBUS on the next read of a lost page, as for any mapped file (documented at
+        // `FollowGraph.load`).
         Region::Map(unsafe { Mmap::map(&file) }.map_err(io)?)
     } else {
-        let size = file.metadata().map_err(io)?.len() as usize;
-        let mut words = vec![0_u64; size.div_ceil(8)];
+        let size =
+            usize::try_from(file.metadata().map_err(io)?.len()).map_err(|_| out_of_memory())?;
+        let mut words = try_vec(size.div_ceil(8))?;
+        words.resize(size.div_ceil(8), 0_u64);
         let bytes = {
             // SAFETY: the buffer is `words.len() * 8` initialised bytes, borrowed only in this block.
             unsafe {
@@ -273,6 +308,9 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
         file.read_exact(&mut bytes[..size]).map_err(io)?;
         Region::Heap(words)
     };
+    if region.bytes().get(..HEADER_SIZE) != Some(&layout.header[..]) {
+        return Err(Error::InvalidInput(REPLACED.into()));
+    }
     // The header was checked, but the file may have changed since: check every section lies within
     // the bytes we hold, aligned for its type.
     let total = region.bytes().len();

@@ -54,10 +54,17 @@ pub(crate) struct Csr<'a> {
 }
 
 impl<'a> Csr<'a> {
+    /// Where row `u` lies in `targets`. A row outside the section (a mapped file changed under the
+    /// graph) is empty: whatever the file holds, no read leaves a section.
     #[inline]
     fn range(&self, u: u32) -> std::ops::Range<usize> {
         let u = u as usize;
-        self.offsets[u] as usize..self.offsets[u + 1] as usize
+        match (self.offsets.get(u), self.offsets.get(u + 1)) {
+            (Some(&start), Some(&end)) if start <= end && end <= self.targets.len() as u64 => {
+                start as usize..end as usize
+            }
+            _ => 0..0,
+        }
     }
 
     #[inline]
@@ -73,8 +80,7 @@ impl<'a> Csr<'a> {
 
     #[inline]
     pub fn degree(&self, u: u32) -> usize {
-        let u = u as usize;
-        (self.offsets[u + 1] - self.offsets[u]) as usize
+        self.range(u).len()
     }
 }
 
@@ -88,22 +94,25 @@ pub(crate) struct Base<'a> {
 }
 
 impl Base<'_> {
-    /// The index of `id` in the id table.
+    /// The index of `id` in the id table. At most one probe per slot, and indices beyond the ids
+    /// skipped: a table changed under the graph (a mapped file) cannot make it loop or read out of
+    /// bounds.
     #[inline]
     pub fn lookup(&self, id: i64) -> Option<u32> {
-        let mask = self.slots.len() - 1;
+        let mask = self.slots.len().wrapping_sub(1);
         let shift = 64 - self.slots.len().trailing_zeros();
-        let mut pos = (id_hash(id) >> shift) as usize;
-        loop {
-            let index = self.slots[pos];
+        let mut pos = (id_hash(id).checked_shr(shift).unwrap_or(0)) as usize;
+        for _ in 0..self.slots.len() {
+            let index = *self.slots.get(pos)?;
             if index == EMPTY_SLOT {
                 return None;
             }
-            if self.ids[index as usize] == id {
+            if self.ids.get(index as usize) == Some(&id) {
                 return Some(index);
             }
             pos = (pos + 1) & mask;
         }
+        None
     }
 
     pub fn n(&self) -> usize {
@@ -283,7 +292,8 @@ impl FollowGraph {
         let mut total = base.targets.len();
         for (&u, row) in &self.overlay.out {
             if (u as usize) < view.base.n() {
-                total -= base.degree(u);
+                // Saturating: rows of a mapped file changed under the graph may overlap.
+                total = total.saturating_sub(base.degree(u));
             }
             total += row.targets.len();
         }
@@ -355,12 +365,17 @@ impl<'a> View<'a> {
         self.base.n() + self.overlay.new_users.len()
     }
 
+    /// The id of user `index`; `i64::MIN` for an index beyond every user, which only a mapped file
+    /// changed under the graph holds.
     #[inline]
     pub fn id(&self, index: u32) -> i64 {
         let base_n = self.base.n();
         match self.base.ids.get(index as usize) {
             Some(&id) => id,
-            None => self.overlay.new_users.ids()[index as usize - base_n],
+            None => (index as usize)
+                .checked_sub(base_n)
+                .and_then(|i| self.overlay.new_users.ids().get(i))
+                .map_or(i64::MIN, |&id| id),
         }
     }
 

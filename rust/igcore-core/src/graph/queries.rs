@@ -240,23 +240,25 @@ impl FollowGraph {
             ));
         };
         let order = view.time_order(&row);
+        // A position beyond the row (a mapped file changed under the graph) reads nothing: i64::MIN.
+        let time = |k: u32| times.get(k as usize).copied().unwrap_or(i64::MIN);
+        let target = |k: u32| {
+            row.targets
+                .get(k as usize)
+                .map_or(i64::MIN, |&v| view.id(v))
+        };
         // Newest first: the follows before `until` start where times drop below it, and those from
         // `since` on end where times drop below `since`.
-        let first = until.map_or(0, |until| {
-            order.partition_point(|&k| times[k as usize] >= until)
-        });
+        let first = until.map_or(0, |until| order.partition_point(|&k| time(k) >= until));
         let last = since.map_or(order.len(), |since| {
-            order.partition_point(|&k| times[k as usize] >= since)
+            order.partition_point(|&k| time(k) >= since)
         });
         let window = &order[first..last.max(first)];
         let range = page(window.len());
         let chosen = &window[range];
         Ok((
-            chosen
-                .iter()
-                .map(|&k| view.id(row.targets[k as usize]))
-                .collect(),
-            Some(chosen.iter().map(|&k| times[k as usize]).collect()),
+            chosen.iter().map(|&k| target(k)).collect(),
+            Some(chosen.iter().map(|&k| time(k)).collect()),
         ))
     }
 
@@ -351,13 +353,18 @@ impl FollowGraph {
         let view = self.view()?;
         let u = view.index(user)?;
         let followed = view.row(u, true);
+        let n = view.n();
         Ok(with_scratch(|scratch| {
-            let skip = scratch.fresh_scores(view.n());
+            let skip = scratch.fresh_scores(n);
             let seen = skip + 1;
             let Scratch { slots, touched, .. } = scratch;
+            // Neighbours >= n come only from a mapped file changed under the graph: skipped.
+            let slots = &mut slots[..n];
             slots[u as usize].stamp = skip;
             for &f in followed.targets {
-                slots[f as usize].stamp = skip;
+                if let Some(slot) = slots.get_mut(f as usize) {
+                    slot.stamp = skip;
+                }
             }
             for &id in exclude {
                 if let Some(x) = view.lookup(id) {
@@ -390,7 +397,9 @@ impl FollowGraph {
                     if let Some(&ahead) = row.get(k + PREFETCH_AHEAD) {
                         prefetch_read(slots.as_ptr().wrapping_add(ahead as usize));
                     }
-                    let slot = &mut slots[c as usize];
+                    let Some(slot) = slots.get_mut(c as usize) else {
+                        continue;
+                    };
                     if slot.stamp == skip {
                         continue;
                     }
@@ -401,6 +410,7 @@ impl FollowGraph {
             }
             let slots = &*slots;
             let ahead = |c: u32| prefetch_read(slots.as_ptr().wrapping_add(c as usize));
+            // Touched candidates are below n, so these reads are in bounds.
             if adamic_adar {
                 view.ranked(touched, |c| slots[c as usize].score, ahead, limit)
             } else {
@@ -419,16 +429,20 @@ impl FollowGraph {
         let view = self.view()?;
         let u = view.index(user)?;
         let start = view.row(u, true).targets;
-        if start.is_empty() {
+        if start.is_empty() || params.walks == 0 || params.walk_length == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
+        let n = view.n();
         Ok(with_scratch(|scratch| {
-            let skip = scratch.fresh_scores(view.n());
+            let skip = scratch.fresh_scores(n);
             let seen = skip + 1;
             let Scratch { slots, touched, .. } = scratch;
+            let slots = &mut slots[..n];
             slots[u as usize].stamp = skip;
             for &f in start {
-                slots[f as usize].stamp = skip;
+                if let Some(slot) = slots.get_mut(f as usize) {
+                    slot.stamp = skip;
+                }
             }
             for &id in exclude {
                 if let Some(x) = view.lookup(id) {
@@ -444,10 +458,14 @@ impl FollowGraph {
                         followees = start;
                     }
                     current = followees[rng.below(followees.len())];
-                    let slot = &mut slots[current as usize];
-                    if slot.stamp != skip {
-                        slot.claim(seen, current, touched);
-                        slot.count += 1;
+                    match slots.get_mut(current as usize) {
+                        Some(slot) if slot.stamp != skip => {
+                            slot.claim(seen, current, touched);
+                            slot.count += 1;
+                        }
+                        Some(_) => {}
+                        // Beyond every user: a mapped file changed under the graph; start over.
+                        None => current = u,
                     }
                     if rng.unit() < params.restart_prob {
                         current = u;
@@ -481,8 +499,9 @@ impl FollowGraph {
         }
         // Visited users as a bitset: 1 bit per user stays in cache where a stamp array would not;
         // only the bits of the users reached are cleared afterwards.
+        let n = view.n();
         let (order, depths) = with_scratch(|scratch| {
-            let words = view.n().div_ceil(64);
+            let words = n.div_ceil(64);
             let seen = &mut scratch.visited;
             if seen.len() < words {
                 seen.resize(words, 0);
@@ -492,6 +511,7 @@ impl FollowGraph {
             seen[u as usize / 64] |= 1 << (u % 64);
             let mut level_start = 0;
             let mut depth = 0;
+            // Ends when a level reaches no one new, however deep max_depth allows.
             'levels: while depth < max_depth && level_start < order.len() {
                 depth += 1;
                 let level_end = order.len();
@@ -500,6 +520,9 @@ impl FollowGraph {
                         view.prefetch_row(ahead, out);
                     }
                     for &v in view.row(order[i], out).targets {
+                        if v as usize >= n {
+                            continue; // a mapped file changed under the graph
+                        }
                         let (word, bit) = (v as usize / 64, 1_u64 << (v % 64));
                         if seen[word] & bit == 0 {
                             if order.len() == max_nodes {

@@ -151,6 +151,7 @@ fn saved(graph: &FollowGraph, name: &str) -> (String, Layout) {
         offsets: [0; 10],
         lengths: [0; 10],
         crcs: [0; 10],
+        header: bytes[..file::HEADER_SIZE].to_vec(),
     };
     for i in 0..10 {
         layout.offsets[i] = word(40 + 24 * i);
