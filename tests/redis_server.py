@@ -44,6 +44,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 <= 65535:
+            try:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                pass
+    raise RuntimeError("found no port with a free cluster bus port")
+
+
 class RedisServer:
     """One ``redis-server`` process; `stop`, `pause`, `resume` and `restart` are for the fault tests."""
 
@@ -52,7 +66,7 @@ class RedisServer:
         self.directory = directory
         self.append_only = append_only
         self.cluster = cluster  # a Redis Cluster of this one node, holding every slot
-        self.port = free_port()
+        self.port = free_cluster_port() if cluster else free_port()
         self.process: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
