@@ -115,7 +115,7 @@ def flush_until_settled(flusher, attempts=10):
     raise AssertionError(f"still sending after {attempts} flushes; {flusher.in_doubt} parts in doubt")
 
 
-# -- finding: a part failing midway ---------------------------------------------------------------------------
+# -- a part failing midway -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,8 @@ def test_a_hash_of_another_type_sets_its_fields_aside(redis_client, write_behind
     redis_client.set("igcore:{1}:likes", "not a hash")
     table.add([1, 3, 2], [5, 6, 7], kind="likes")
     table.add([1], [8], kind="views")
-    with pytest.raises(flush_error, match=r"refused 2 fields.*likes of key 1 \(igcore:\{1\}:likes\): WRONGTYPE"):
+    message = r"refused 2 fields.*likes of key 1 \(igcore:\{1\}:likes\): WRONGTYPE"
+    with pytest.raises(flush_error, match=message):
         flusher.flush()
     assert flusher.refused == {"likes": {1: 5, 3: 6}}
     assert not redis_client.exists("igcore:{1}:views")  # the rest of the part waits for the next flush
@@ -175,11 +176,13 @@ def test_a_hash_of_another_type_sets_its_fields_aside(redis_client, write_behind
     assert_redis_holds_the_table(flusher, table, [1, 2, 3])
 
 
-# -- finding: replies lost after Redis ran the command, under both decodings ---------------------------------
+# -- replies lost after Redis ran the command, under both decodings ------------------------------------------
 
 
 @pytest.mark.parametrize("decode_responses", DECODINGS)
-def test_a_reply_lost_after_redis_ran_the_batch_counts_once(own_server, write_behind, redis, decode_responses):
+def test_a_reply_lost_after_redis_ran_the_batch_counts_once(
+    own_server, write_behind, redis, decode_responses
+):
     faults = Faults()
     client = faulty_client(redis, own_server, faults, decode_responses)
     table = CounterTable()
@@ -232,7 +235,7 @@ def test_a_lost_settling_reply_is_settled_again(own_server, write_behind, redis,
     assert flusher.totals("shares", [1, 2, 3]).tolist() == [4, 5, 6]
 
 
-# -- finding: anything raised after the drain ------------------------------------------------------------------
+# -- anything raised after the drain -------------------------------------------------------------------------
 
 
 class EvalRaises:
@@ -323,7 +326,7 @@ def test_a_cluster_client_is_refused_before_anything_is_drained(tmp_path, write_
         server.stop()
 
 
-# -- Redis killed or paused mid-flush, with threads adding meanwhile ------------------------------------------
+# -- Redis killed or paused mid-flush, with threads adding meanwhile -----------------------------------------
 
 
 @pytest.mark.parametrize("decode_responses", DECODINGS)
