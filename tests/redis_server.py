@@ -44,14 +44,29 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 <= 65535:
+            try:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port + 10000))
+                return port
+            except OSError:
+                pass
+    raise RuntimeError("found no port with a free cluster bus port")
+
+
 class RedisServer:
     """One ``redis-server`` process; `stop`, `pause`, `resume` and `restart` are for the fault tests."""
 
-    def __init__(self, directory: Path, append_only: bool = False):
+    def __init__(self, directory: Path, append_only: bool = False, cluster: bool = False):
         self.executable = require_redis()
         self.directory = directory
         self.append_only = append_only
-        self.port = free_port()
+        self.cluster = cluster  # a Redis Cluster of this one node, holding every slot
+        self.port = free_cluster_port() if cluster else free_port()
         self.process: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
@@ -66,6 +81,8 @@ class RedisServer:
             "--logfile", str(self.directory / "redis.log"),
             "--protected-mode", "yes",
         ]  # fmt: skip
+        if self.cluster:
+            command += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{self.port}.conf"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -73,10 +90,31 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited at start: {self.process.stderr.read().decode()}")
             try:
                 if self.client().ping():
-                    return self
+                    return self._own_every_slot() if self.cluster else self
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(0.02)
         raise RuntimeError(f"redis-server did not answer on port {self.port} within 10 s")
+
+    def _own_every_slot(self) -> RedisServer:
+        client = self.client()
+        if b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the one-node cluster did not come up within 10 s")
+            time.sleep(0.02)
+        client.close()
+        return self
+
+    def quick_client(self, timeout: float = 0.5, **options):
+        """A client that gives up fast and never retries by itself, so that a fault reaches the caller."""
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        return self.client(
+            socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0), **options
+        )
 
     def client(self, **options):
         import redis

@@ -333,7 +333,11 @@ class HyperLogLog:
 
     def to_bytes(self) -> bytes:
         """The string Redis keeps for these registers: dense encoding, cached cardinality filled in."""
-        return _hll_format.to_dense(self._impl.registers(), self._impl.count())
+        registers = self._impl.registers()
+        # Counted from this copy, not from the sketch: another thread may add between the two calls.
+        snapshot = type(self._impl)()
+        snapshot.load(registers)
+        return _hll_format.to_dense(registers, snapshot.count())
 
     @classmethod
     def from_bytes(cls, data) -> HyperLogLog:

@@ -4,15 +4,20 @@ A web tier counts events in process and calls ``WriteBehind.flush()`` every few 
 one write per key and kind per interval instead of one per event. Nothing is lost and nothing counts
 twice:
 
-- A flush drains the table and sends the deltas as a batch of *parts*, one Lua script call per part,
-  pipelined. A part applies its ``HINCRBY`` and records a *marker* key in the same atomic script, and
-  skips everything if its marker exists: sent twice, it still counts once.
-- If the flush fails (Redis down, a timeout, a broken connection), every delta not known to be applied
-  goes back into the table (``CounterTable.restore``) and the exception propagates. Parts whose reply
-  never came are *in doubt*: they may have run. The next flush first settles each one with a second
-  script that, atomically, reads its marker or, if absent, writes a "fenced" marker so that the part can
-  never run later. A part found applied has its deltas taken back out of the table
-  (``CounterTable.retract``); a fenced one's deltas stay there and go out with the new batch.
+- A flush drains the table into the deltas the flusher *holds* and sends them as a batch of *parts*,
+  one Lua script call per part, pipelined. A part applies its ``HINCRBY`` and records a *marker* key in
+  the same atomic script, and skips everything if its marker exists: sent twice, it still counts once.
+- Held deltas are let go only once Redis has answered that their part ran. Whatever fails after the
+  drain (Redis down, a timeout, a broken connection, any exception at all) leaves them held for the
+  next flush, and the exception propagates. Parts whose reply never came are *in doubt*: they may have
+  run. The next flush first settles each one with a second script that, atomically, reads its marker
+  or, if absent, writes a "fenced" marker so that the part can never run later. A part found applied
+  has its deltas let go; a fenced one's go out with the new batch.
+- A part applies wholly or not at all. When Redis refuses a field (its hash holds another type, its
+  value is not an integer, or its total would leave int64), the script puts back every field it had
+  changed and writes no marker. The flush sets the refused fields' deltas aside (``refused``: not sent
+  again until ``retry_refused()``), keeps the rest of the part for the next flush, and raises
+  ``FlushError``.
 
 Key layout (``prefix`` defaults to ``igcore``; ``shard = key mod shards``, 0 <= shard < shards)::
 
@@ -21,17 +26,18 @@ Key layout (``prefix`` defaults to ``igcore``; ``shard = key mod shards``, 0 <= 
                                        "fenced"), expiring after batch_ttl seconds
 
 The braces make ``{17}`` the Redis Cluster hash tag: every key of a shard lives in one slot, so each
-script touches a single slot, as Redis Cluster requires, and the shards spread over the cluster's
-nodes. To read a total: ``HGET igcore:{<key mod shards>}:<kind> <key>`` (or ``WriteBehind.totals``).
+script touches a single slot. (A ``RedisCluster`` client is refused for now: its pipeline cannot run
+the scripts.) To read a total: ``HGET igcore:{<key mod shards>}:<kind> <key>`` (or
+``WriteBehind.totals``).
 
 Limits: a part in doubt must be settled (by the next flush) within ``batch_ttl`` seconds, while its
-marker lives. One ``WriteBehind`` per table flushes it (flushes are serialised by a lock). A hash that
-Redis holds as another type fails its part before any write; a field that is not an integer, or a total
-beyond int64 in Redis, fails its part midway, as a bare ``HINCRBY`` would.
+marker lives. One ``WriteBehind`` per table flushes it (flushes are serialised by a lock). What the
+table and the flusher hold lives in the process: a process that dies loses it.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 import uuid
 from dataclasses import dataclass
@@ -45,21 +51,35 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "igcore.counters.redis needs the Python client `redis`: pip install 'igcore[redis]'"
     ) from exc
 
-from .._arrays import int64_array
+from .._arrays import INT64_MAX, INT64_MIN, int64_array
 from . import CounterTable, Deltas
 
 # KEYS[1]: the part's marker; KEYS[2..]: the shard's hash of each kind in the part.
 # ARGV[1]: the marker's time to live; then triples (position of the hash in KEYS, field, delta).
+# Returns 1 once applied, 0 if the marker says it already was; or, when Redis refuses fields, the list
+# (field's number in the part, Redis's error, ...) after putting back what it had changed: a part
+# applies wholly or not at all. Each value put back is the string read before, so no arithmetic is
+# done in Lua (whose numbers are doubles).
 APPLY_PART = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i = 2, #KEYS do
-  local held = redis.call('TYPE', KEYS[i])['ok']
-  if held ~= 'hash' and held ~= 'none' then
-    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. held .. ', not a hash')
+local changed, refused = {}, {}
+for i = 2, #ARGV, 3 do
+  local hash, field = KEYS[tonumber(ARGV[i])], ARGV[i + 1]
+  local before = redis.pcall('HGET', hash, field)
+  local reply = redis.pcall('HINCRBY', hash, field, ARGV[i + 2])
+  if type(reply) == 'table' and reply.err then
+    refused[#refused + 1] = (i - 2) / 3
+    refused[#refused + 1] = reply.err
+  else
+    changed[#changed + 1] = {hash, field, before}
   end
 end
-for i = 2, #ARGV, 3 do
-  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+if #refused > 0 then
+  for j = #changed, 1, -1 do
+    local hash, field, before = changed[j][1], changed[j][2], changed[j][3]
+    if before then redis.call('HSET', hash, field, before) else redis.call('HDEL', hash, field) end
+  end
+  return refused
 end
 redis.call('SET', KEYS[1], 'applied', 'EX', ARGV[1])
 return 1
@@ -75,8 +95,8 @@ return 'fenced'
 
 
 class FlushError(redis.RedisError):
-    """Redis refused part of a flush (e.g. a key of the layout holds another type); the refused deltas
-    are back in the table."""
+    """Redis refused fields of a flush (set aside in ``WriteBehind.refused``), or answered parts with an
+    error (in doubt, settled by the next flush). Everything else of the flush was applied or is held."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +104,7 @@ class Flushed:
     """What one flush did."""
 
     batch: str  # the batch id (part of each marker key)
-    fields: int  # hash fields incremented: one per kind and key with a non-zero delta
+    fields: int  # hash fields sent: one per kind and key with a non-zero delta
     parts: int  # script calls sent (one per shard, more for shards with over part_size fields)
     settled: int  # parts of earlier failed flushes settled first
     settled_applied: int  # of those, the ones that had run after all
@@ -95,15 +115,19 @@ class _Part:
     marker: str
     hashes: list[str]
     arguments: list
-    deltas: dict[str, Deltas]  # what the part carries, to restore or retract
+    entries: list[tuple[str, int, int]]  # (kind, key, delta) of each field, in the order sent
+
+
+# Deltas per kind as the flusher keeps them: {kind: {key: delta}}, exact Python ints.
+Held = dict[str, dict[int, int]]
 
 
 class WriteBehind:
     """Flushes a ``CounterTable``'s drained deltas to Redis (see the module's docstring).
 
-    `client` is a ``redis.Redis`` (its retries on connection errors are safe: parts are idempotent).
-    `shards` spreads the keys over that many hashes per kind; `part_size` bounds the fields one script
-    call increments, so that no call holds Redis for long.
+    `client` is a ``redis.Redis`` (its retries on connection errors are safe: parts are idempotent),
+    replying bytes or str (``decode_responses``). `shards` spreads the keys over that many hashes per
+    kind; `part_size` bounds the fields one script call increments, so that no call holds Redis long.
     """
 
     def __init__(
@@ -118,6 +142,7 @@ class WriteBehind:
     ):
         if not isinstance(table, CounterTable):
             raise TypeError(f"table must be an igcore CounterTable, not {type(table).__name__}")
+        _check_client(client)
         for name, value, low in (
             ("shards", shards, 1),
             ("part_size", part_size, 1),
@@ -133,7 +158,11 @@ class WriteBehind:
         self.shards = shards
         self.part_size = part_size
         self.batch_ttl = batch_ttl
+        # The state is replaced, never changed in place, each piece in one assignment: an exception at
+        # any point leaves either the old state or the new one. Readers need no lock.
+        self._held: list = []  # chunks of deltas not known to be in Redis: drain() dicts or Held
         self._in_doubt: list[_Part] = []
+        self._refused: Held = {}
         self._lock = threading.Lock()
 
     # -- the key layout ----------------------------------------------------------------------------------
@@ -161,28 +190,50 @@ class WriteBehind:
             totals[positions] = [int(v) if v is not None else 0 for v in values]
         return totals
 
-    # -- flushing --------------------------------------------------------------------------------------------
+    # -- what the flusher holds ----------------------------------------------------------------------------
 
     @property
     def in_doubt(self) -> int:
         """Parts of failed flushes not settled yet (the next flush settles them first)."""
         return len(self._in_doubt)
 
-    def flush(self) -> Flushed:
-        """Settles earlier parts in doubt, then drains the table and writes the deltas to Redis.
+    @property
+    def held(self) -> Held:
+        """Deltas drained from the table that Redis is not known to hold, ``{kind: {key: delta}}``: the
+        next flush sends them (less those of parts in doubt that turn out to have run)."""
+        return _merged(self._held)
 
-        On failure the deltas are back in the table and the exception (a ``redis.RedisError``, or
-        ``FlushError`` when Redis refused a part) propagates; call ``flush`` again later.
+    @property
+    def refused(self) -> Held:
+        """Deltas of fields Redis refused, ``{kind: {key: delta}}``, kept aside and not sent again: repair
+        the values in Redis, then call ``retry_refused``."""
+        return {kind: dict(deltas) for kind, deltas in self._refused.items()}
+
+    def retry_refused(self) -> None:
+        """Hands the refused deltas back to be sent by the next flush."""
+        with self._lock:
+            self._held, self._refused = [*self._held, self._refused], {}
+
+    # -- flushing --------------------------------------------------------------------------------------------
+
+    def flush(self) -> Flushed:
+        """Settles earlier parts in doubt, then drains the table and writes what it holds to Redis.
+
+        On failure the deltas not known to be in Redis stay held for the next flush and the exception
+        (a ``redis.RedisError``, ``FlushError`` when Redis refused fields, or whatever was raised)
+        propagates; call ``flush`` again later.
         """
         with self._lock:
             settled, settled_applied = self._settle_in_doubt()
+            self._held = [*self._held, self.table.drain()]
+            # From here on the drained deltas are held: whatever is raised, the next flush sends them.
+            held = _merged(self._held)
+            self._held = [held]
             batch = uuid.uuid4().hex
-            drained = self.table.drain()
-            parts = self._parts(drained, batch)
-            fields = sum(len(d.keys) for d in drained.values())
+            parts, beyond = self._parts(held, batch)
             if parts:
-                self._send(parts, drained)
-            return Flushed(batch, fields, len(parts), settled, settled_applied)
+                self._send(parts, beyond)
+            return Flushed(batch, sum(len(p.entries) for p in parts), len(parts), settled, settled_applied)
 
     def _settle_in_doubt(self) -> tuple[int, int]:
         if not self._in_doubt:
@@ -191,16 +242,16 @@ class WriteBehind:
         for part in self._in_doubt:
             pipe.eval(SETTLE_PART, 1, part.marker, self.batch_ttl)
         states = pipe.execute()  # on failure nothing changes here: the parts stay in doubt
-        applied = 0
-        for part, state in zip(self._in_doubt, states):
-            if state == b"applied":
-                self.table.retract(part.deltas)
-                applied += 1
-        settled = len(self._in_doubt)
-        self._in_doubt = []
-        return settled, applied
+        if len(states) != len(self._in_doubt):
+            raise redis.RedisError(f"expected {len(self._in_doubt)} replies, got {len(states)}")
+        applied = [part for part, state in zip(self._in_doubt, states) if _text(state) == "applied"]
+        let_go: Held = {}
+        for part in applied:
+            _add(let_go, part.entries, sign=-1)
+        self._held, self._in_doubt = [*self._held, let_go], []
+        return len(states), len(applied)
 
-    def _send(self, parts: list[_Part], drained: dict[str, Deltas]) -> None:
+    def _send(self, parts: list[_Part], beyond: Held) -> None:
         pipe = self.client.pipeline(transaction=False)
         for part in parts:
             # EVAL rather than EVALSHA: no NOSCRIPT after a restart, and no round trip to check for the
@@ -208,61 +259,124 @@ class WriteBehind:
             pipe.eval(APPLY_PART, 1 + len(part.hashes), part.marker, *part.hashes, *part.arguments)
         try:
             replies = pipe.execute(raise_on_error=False)
+            held, refused, in_doubt, problems = self._outcome(parts, replies, beyond)
         except BaseException:
-            # No reply: any part may have run. All deltas go back; the parts wait to be settled.
-            self.table.restore(drained)
-            self._in_doubt.extend(parts)
+            # No full answer: any part may have run. The deltas stay held; the parts wait to be settled.
+            self._in_doubt = [*self._in_doubt, *parts]
             raise
-        refused = [(part, reply) for part, reply in zip(parts, replies) if isinstance(reply, Exception)]
-        if refused:
-            # The script checks before it writes: a refused part did not run.
-            for part, _ in refused:
-                self.table.restore(part.deltas)
-            raise FlushError(f"Redis refused {len(refused)} of {len(parts)} parts: {refused[0][1]}")
+        self._held, self._refused, self._in_doubt = held, refused, in_doubt
+        if problems:
+            raise FlushError("; ".join(problems))
 
-    def _parts(self, drained: dict[str, Deltas], batch: str) -> list[_Part]:
-        """The drained deltas grouped by shard, in parts of at most `part_size` fields."""
-        by_shard: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {}
-        for kind, deltas in drained.items():
-            if not len(deltas.keys):
-                continue
-            shards = deltas.keys % self.shards
-            order = np.argsort(shards, kind="stable")
-            bounds = np.flatnonzero(np.diff(shards[order])) + 1
-            for positions in np.split(order, bounds):
-                shard = int(shards[positions[0]])
-                by_shard.setdefault(shard, []).append(
-                    (kind, deltas.keys[positions], deltas.deltas[positions])
-                )
+    def _outcome(self, parts: list[_Part], replies: list, beyond: Held):
+        """The state after `replies`: what stays held, refused and in doubt, and what to complain of."""
+        if len(replies) != len(parts):
+            raise redis.RedisError(f"expected {len(parts)} replies, got {len(replies)}")
+        kept = {kind: dict(deltas) for kind, deltas in beyond.items()}
+        refused = {kind: dict(deltas) for kind, deltas in self._refused.items()}
+        in_doubt = list(self._in_doubt)
+        refusals, errors = [], []
+        for part, reply in zip(parts, replies):
+            if isinstance(reply, list):  # refused fields by number, each with Redis's error
+                reasons = {int(n): _text(error) for n, error in zip(reply[::2], reply[1::2])}
+                for number, entry in enumerate(part.entries):
+                    if number in reasons:
+                        _add(refused, [entry])
+                        refusals.append((entry, reasons[number]))
+                    else:
+                        _add(kept, [entry])
+            elif isinstance(reply, Exception) or reply not in (0, 1):
+                # Not the script's answer (an error before it ran, or one it did not catch): settle it.
+                in_doubt.append(part)
+                _add(kept, part.entries)
+                errors.append(reply)
+        problems = []
+        if refusals:
+            (kind, key, _), reason = refusals[0]
+            s = "s" if len(refusals) > 1 else ""
+            problems.append(
+                f"Redis refused {len(refusals)} field{s}, set aside in WriteBehind.refused: {kind} of "
+                f"key {key} ({self.location(kind, key)[0]}): {reason}"
+            )
+        if errors:
+            problems.append(
+                f"Redis answered {len(errors)} of {len(parts)} parts with an error (in doubt, settled "
+                f"by the next flush): {errors[0]}"
+            )
+        return ([kept] if kept else []), refused, in_doubt, problems
+
+    def _parts(self, held: Held, batch: str) -> tuple[list[_Part], Held]:
+        """The held deltas grouped by shard, in parts of at most `part_size` fields, and what is beyond
+        int64 in a field (a sum of held deltas), left for a later flush."""
+        order = {kind: i for i, kind in enumerate(self.table.kinds)}
+        by_shard: dict[int, list[tuple[str, int, int]]] = {}
+        beyond: Held = {}
+        for kind, deltas in held.items():
+            for key, delta in deltas.items():
+                sent = min(max(delta, INT64_MIN), INT64_MAX)
+                if sent != delta:
+                    beyond.setdefault(kind, {})[key] = delta - sent
+                by_shard.setdefault(key % self.shards, []).append((kind, key, sent))
         parts = []
         for shard in sorted(by_shard):
-            entries = [
-                (kind, key, delta)
-                for kind, keys, deltas in by_shard[shard]
-                for key, delta in zip(keys.tolist(), deltas.tolist())
-            ]
+            entries = sorted(by_shard[shard], key=lambda entry: (order[entry[0]], entry[1]))
             for number, start in enumerate(range(0, len(entries), self.part_size)):
                 parts.append(self._part(shard, batch, number, entries[start : start + self.part_size]))
-        return parts
+        return parts, beyond
 
     def _part(self, shard: int, batch: str, number: int, entries: list[tuple[str, int, int]]) -> _Part:
         kinds = list(dict.fromkeys(kind for kind, _, _ in entries))
         position = {kind: i + 2 for i, kind in enumerate(kinds)}  # KEYS[1] is the marker
         arguments: list = [self.batch_ttl]
-        carried: dict[str, tuple[list[int], list[int]]] = {kind: ([], []) for kind in kinds}
         for kind, key, delta in entries:
             arguments += [position[kind], key, delta]
-            carried[kind][0].append(key)
-            carried[kind][1].append(delta)
         return _Part(
             marker=f"{self.prefix}:{{{shard}}}:batch:{batch}:{number}",
             hashes=[self.hash_name(kind, shard) for kind in kinds],
             arguments=arguments,
-            deltas={
-                kind: Deltas(np.array(keys, dtype=np.int64), np.array(deltas, dtype=np.int64))
-                for kind, (keys, deltas) in carried.items()
-            },
+            entries=entries,
         )
+
+
+def _check_client(client) -> None:
+    try:
+        from redis.cluster import RedisCluster
+    except ImportError:  # pragma: no cover - clients older than cluster support
+        RedisCluster = ()
+    if isinstance(client, RedisCluster):
+        raise TypeError(
+            "WriteBehind does not support Redis Cluster clients yet (a RedisCluster pipeline cannot run "
+            "its scripts): give it a redis.Redis of a single node"
+        )
+    if inspect.iscoroutinefunction(getattr(client, "execute_command", None)):
+        raise TypeError("WriteBehind needs a synchronous client (redis.Redis), not an asyncio one")
+
+
+def _text(reply) -> str:
+    """A reply as str, whether the client decodes replies or not."""
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
+def _add(into: Held, entries, sign: int = 1) -> None:
+    for kind, key, delta in entries:
+        deltas = into.setdefault(kind, {})
+        deltas[key] = deltas.get(key, 0) + sign * delta
+
+
+def _merged(chunks: list) -> Held:
+    """The sum of chunks of deltas (``drain()`` dicts or Held), without the keys that sum to zero."""
+    merged: Held = {}
+    for chunk in chunks:
+        for kind, deltas in chunk.items():
+            if isinstance(deltas, Deltas):
+                deltas = zip(deltas.keys.tolist(), deltas.deltas.tolist())
+            else:
+                deltas = deltas.items()
+            into = merged.setdefault(kind, {})
+            for key, delta in deltas:
+                into[key] = into.get(key, 0) + delta
+    merged = {kind: {k: d for k, d in deltas.items() if d} for kind, deltas in merged.items()}
+    return {kind: deltas for kind, deltas in merged.items() if deltas}
 
 
 __all__ = ["FlushError", "Flushed", "WriteBehind"]
