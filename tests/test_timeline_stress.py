@@ -53,7 +53,6 @@ def test_a_timeline_shared_by_writers_and_readers(backend):
     shared = Timeline(max_len=capacity)
     other = Timeline(max_len=10)
     other.insert(-1, -1, -1)
-    done = threading.Event()
     reads = []
 
     def write(writer):
@@ -67,7 +66,7 @@ def test_a_timeline_shared_by_writers_and_readers(backend):
             assert shared.remove_post(int(post_ids[i]))
         assert shared.remove_author(writer * 100 + 6) > 0  # and one of its authors unfollowed
 
-    def read():
+    def read(done):
         while not done.is_set():
             page = shared.page(limit=100)
             assert_feed(page.scores, page.post_ids)
@@ -79,13 +78,7 @@ def test_a_timeline_shared_by_writers_and_readers(backend):
             assert_feed(back.scores, back.post_ids)
             reads.append(len(back.post_ids))
 
-    def writers_then_done():
-        try:
-            run_threads([lambda w=w: write(w) for w in range(WRITERS)], HOT_PATH)
-        finally:
-            done.set()
-
-    run_threads([writers_then_done, read, read], HOT_PATH)
+    run_threads([lambda done, w=w: write(w) for w in range(WRITERS)], [read, read])
     assert reads
 
     with igcore.use_backend("python"):
@@ -103,7 +96,6 @@ def test_a_timeline_store_shared_by_fanout_merges_and_follows(backend):
     followers = np.arange(1, LONG[backend] + 1, dtype=np.int64)
     posts_per_writer = 12
     store = TimelineStore(max_len=1_000)
-    done = threading.Event()
     pages = []
 
     def fan_out(writer):
@@ -111,7 +103,7 @@ def test_a_timeline_store_shared_by_fanout_merges_and_follows(backend):
             post_id = writer * 1_000 + i
             fanout(store, post_id, post_id, 7_000 + writer, followers, create_missing=True)
 
-    def follow_and_unfollow():
+    def follow_and_unfollow(_done):
         # Users of their own, away from the followers: merge_into on follow, unmerge on unfollow,
         # whole timelines put, read back and dropped.
         for user in range(10):
@@ -124,7 +116,7 @@ def test_a_timeline_store_shared_by_fanout_merges_and_follows(backend):
             assert store[2 * 10**9 + user] == timeline
             del store[2 * 10**9 + user]
 
-    def read():
+    def read(done):
         rng = np.random.default_rng(threading.get_ident() % 2**32)
         while not done.is_set():
             some = rng.choice(followers, size=50)
@@ -137,13 +129,7 @@ def test_a_timeline_store_shared_by_fanout_merges_and_follows(backend):
                 assert_feed(entries.scores, entries.post_ids)
                 assert set(entries.author_ids.tolist()) <= {7_000 + w for w in range(WRITERS)}
 
-    def writers_then_done():
-        try:
-            run_threads([lambda w=w: fan_out(w) for w in range(WRITERS)] + [follow_and_unfollow], HOT_PATH)
-        finally:
-            done.set()
-
-    run_threads([writers_then_done, read, read], HOT_PATH)
+    run_threads([lambda done, w=w: fan_out(w) for w in range(WRITERS)] + [follow_and_unfollow], [read, read])
     assert pages
 
     posts = sorted((w * 1_000 + i for w in range(WRITERS) for i in range(posts_per_writer)), reverse=True)
@@ -163,7 +149,6 @@ def test_timelines_merged_while_each_is_rewritten(backend, threads):
     # every timeline it reads for the whole merge, in one order, so merges and writers cannot deadlock.
     timelines = [Timeline(max_len=500) for _ in range(threads)]
     rounds = 200 if backend == "python" else 1_000
-    done = threading.Event()
 
     def rewrite(index):
         timeline = timelines[index]
@@ -175,18 +160,12 @@ def test_timelines_merged_while_each_is_rewritten(backend, threads):
                 np.full(50, index, dtype=np.int64),
             )
 
-    def read():
+    def read(done):
         while not done.is_set():
             page = merge(timelines + timelines[::-1], limit=200)
             assert_feed(page.scores, page.post_ids)
 
-    def writers_then_done():
-        try:
-            run_threads([lambda i=i: rewrite(i) for i in range(threads)], HOT_PATH)
-        finally:
-            done.set()
-
-    run_threads([writers_then_done, read, read], HOT_PATH)
+    run_threads([lambda done, i=i: rewrite(i) for i in range(threads)], [read, read])
     for index, timeline in enumerate(timelines):
         assert timeline.entries().scores.tolist() == list(range(rounds + 48, rounds - 2, -1))
         assert len(timeline) == 50 and set(timeline.entries().author_ids.tolist()) == {index}

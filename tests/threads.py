@@ -2,33 +2,49 @@
 
 from __future__ import annotations
 
+import contextvars
+import sys
 import threading
 
-import igcore
-from igcore import _backend
+TIMEOUT = 120  # seconds for all the threads of a test: far beyond what they need; a hang fails
 
 
-def run_threads(targets, hot_path: str, timeout: float = 120) -> None:
-    """Runs each target on a thread of its own, all released at once, under the backend that serves
-    `hot_path` in the calling thread (a backend is chosen per thread, so a new thread would otherwise
-    get the default one). Re-raises the first failure of any thread; fails on a thread that hangs."""
-    failures: list[BaseException] = []
-    start = threading.Barrier(len(targets))
-    backend = _backend.current(hot_path)
+def run_threads(workers, watchers=(), timeout=TIMEOUT):
+    """Runs `workers` and `watchers` (callables taking the `done` event) at once; `done` is set when the
+    workers have returned. Raises the first exception of any thread; fails if one is still running at
+    the deadline (a deadlock)."""
+    done = threading.Event()
+    errors = []
+    everyone = threading.Barrier(len(workers) + len(watchers))
 
-    def guarded(target):
-        try:
-            start.wait()
-            with igcore.use_backend(backend):
-                target()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-            failures.append(exc)
+    def guarded(call):
+        def run():
+            try:
+                everyone.wait(timeout)  # all start together
+                call(done)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test below
+                errors.append(exc)
+                done.set()
+                everyone.abort()
 
-    threads = [threading.Thread(target=guarded, args=(t,), daemon=True) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=timeout)
-        assert not thread.is_alive(), f"a thread did not finish within {timeout} s: a deadlock?"
-    if failures:
-        raise failures[0]
+        # In a copy of this thread's context, so that what a thread makes is of the backend under test.
+        return threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
+
+    working = [guarded(call) for call in workers]
+    watching = [guarded(call) for call in watchers]
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads holding the GIL take turns far more often: more interleavings
+    try:
+        for thread in working + watching:
+            thread.start()
+        for thread in working:
+            thread.join(timeout)
+        done.set()
+        for thread in watching:
+            thread.join(timeout)
+    finally:
+        sys.setswitchinterval(switching)
+    stuck = [t for t in working + watching if t.is_alive()]
+    if errors:
+        raise errors[0]
+    assert not stuck, f"{len(stuck)} threads still running after {timeout} s: a deadlock?"
