@@ -1,7 +1,7 @@
 PYTHON ?= python
 EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: dev rust cython test bench lint format
+.PHONY: dev rust cython test memcheck bench lint format
 
 dev:            ## build every backend and install igcore in editable mode, with test and bench extras
 	IGCORE_REQUIRE_NATIVE=1 $(PYTHON) -m pip install -e '.[test,bench,lint]'
@@ -16,6 +16,9 @@ cython:         ## rebuild only the Cython extensions into the source tree
 test:           ## the test suite on every backend, each required
 	IGCORE_REQUIRE_BACKENDS=rust,cython,python $(PYTHON) -m pytest
 	cargo test -p igcore-core
+
+memcheck:       ## the test suite under AddressSanitizer, on each compiled backend (BACKENDS=rust or cython for one)
+	PYTHON=$(PYTHON) bash .ci/memcheck $(BACKENDS)
 
 bench:          ## the benchmark table (add ARGS=--quick for a short run)
 	igcore bench $(ARGS)

@@ -132,12 +132,23 @@ class BuildNative(build_ext):
 
 def cython_extensions():
     optimize = [] if sys.platform == "win32" else ["-O3"]
+    link = []
+    # IGCORE_SANITIZE=address builds them with AddressSanitizer, for `make memcheck` (.ci/memcheck): it
+    # goes on after a report, so that one run finds every error of the suite.
+    sanitizer = os.environ.get("IGCORE_SANITIZE", "").strip().lower()
+    if sanitizer not in ("", "address"):
+        sys.exit(f"igcore: IGCORE_SANITIZE={sanitizer!r} is not 'address'")
+    if sanitizer:
+        optimize = ["-fsanitize=address", "-fsanitize-recover=address", "-fno-omit-frame-pointer"]
+        optimize += ["-O1", "-g"]
+        link = ["-fsanitize=address"]
     sources = sorted(glob.glob(os.path.join("cython", "_cy_*.pyx")))
     extensions = [
         Extension(
             "igcore." + os.path.splitext(os.path.basename(path))[0],
             [path],
             extra_compile_args=optimize,
+            extra_link_args=link,
         )
         for path in sources
     ]
