@@ -144,11 +144,8 @@ def test_table_from_threads_adding_draining_restoring_merging_and_reading(backen
     assert list(zip(top.keys.tolist(), top.sums.tolist())) == [(key, -total) for total, key in ranked]
 
 
-def test_two_tables_merging_into_each_other_from_two_threads(backend):
-    first, second = CounterTable(kinds=("likes",)), CounterTable(kinds=("likes",))
-    first.add([1, 2], [1, 2])
-    second.add([2, 3], [5, 7])
-    rounds = scale(backend, 40, 20)  # at most Fibonacci growth: far below int64
+def merge_both_ways(first, second, rounds: int) -> None:
+    """`first.merge(second)` and `second.merge(first)`, `rounds` times each, on two threads at once."""
 
     def merging(into, other):
         def run(done):
@@ -158,6 +155,15 @@ def test_two_tables_merging_into_each_other_from_two_threads(backend):
         return run
 
     run_threads([merging(first, second), merging(second, first)])
+
+
+def test_two_tables_merging_into_each_other_from_two_threads(backend):
+    first, second = CounterTable(kinds=("likes",)), CounterTable(kinds=("likes",))
+    first.add([1, 2], [1, 2])
+    second.add([2, 3], [5, 7])
+    rounds = scale(backend, 40, 20)  # at most Fibonacci growth: far below int64
+
+    merge_both_ways(first, second, rounds)
     # Each merge adds the other's totals and its pending deltas alike: both stay equal, key for key.
     for table in (first, second):
         drained = table.drain()["likes"]
@@ -299,13 +305,6 @@ def test_two_sketches_merging_into_each_other_from_two_threads(backend):
     union = np.maximum(first.registers(), second.registers())
     rounds = scale(backend, 200, 30)
 
-    def merging(into, other):
-        def run(done):
-            for _ in range(rounds):
-                into.merge(other)
-
-        return run
-
-    run_threads([merging(first, second), merging(second, first)])
+    merge_both_ways(first, second, rounds)
     # Each reads a state of the other between its own start and the union: after one merge, the union.
     assert first.registers().tolist() == second.registers().tolist() == union.tolist()
