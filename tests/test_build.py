@@ -14,10 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import SANITIZER
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (ROOT / "setup.py").exists(), reason="needs the source tree (a checkout)"),
+    # The wheels built here hold extensions of their own, built without the sanitizer: under one, these
+    # tests would check nothing that the sanitizer sees, and they are the slowest of the suite.
+    pytest.mark.skipif(bool(SANITIZER), reason="builds its own wheels, none of them sanitized"),
 ]
 
 
