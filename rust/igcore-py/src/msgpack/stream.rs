@@ -211,7 +211,7 @@ impl Unpacker {
                         let obj = if build {
                             let mut cache = keys::lock();
                             let keys = cache.as_mut().and_then(|c| c.as_mut());
-                            Reader::new(py, object, &self.config, self.limits, keys)?.read(0)?
+                            Reader::new(py, object, &self.config, self.limits, keys)?.read()?
                         } else {
                             py.None().into_bound(py)
                         };
