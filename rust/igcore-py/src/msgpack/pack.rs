@@ -72,8 +72,7 @@ impl Packer {
         py: Python<'py>,
         obj: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let written =
-            Writer::new(py, &mut self.buffer, &self.config).and_then(|mut w| w.pack(obj));
+        let written = Writer::new(py, &mut self.buffer, &self.config).and_then(|mut w| w.pack(obj));
         self.finish(py, written)
     }
 
@@ -234,7 +233,12 @@ struct Frame<'py> {
 
 /// Opens a container on the stack, written in place (see `Frame`).
 #[inline(always)]
-fn push<'py>(open: &mut Vec<Frame<'py>>, kind: FrameKind, container: Bound<'py, PyAny>, len: usize) {
+fn push<'py>(
+    open: &mut Vec<Frame<'py>>,
+    kind: FrameKind,
+    container: Bound<'py, PyAny>,
+    len: usize,
+) {
     open.reserve(1);
     let at = open.len();
     // SAFETY: `reserve` made room for one more frame at index `at`, which is written whole before the
@@ -307,7 +311,11 @@ impl<'a, 'py> Writer<'a, 'py> {
     /// needs more (a container, a type for `default`, ...), taken as an owned reference; None once its
     /// items are all written.
     #[inline(always)]
-    fn next_item(&mut self, top: &mut Frame<'py>, depth: usize) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn next_item(
+        &mut self,
+        top: &mut Frame<'py>,
+        depth: usize,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let ptr = top.container.as_ptr();
         match top.kind {
             FrameKind::List => {

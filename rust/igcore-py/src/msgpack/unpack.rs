@@ -11,8 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::buffer::ByteView;
-use super::reuse::Lent;
 use super::keys::{self, KeyCache};
+use super::reuse::Lent;
 use super::{api, type_name, Api, Limits, UnpackConfig};
 use crate::error::msgpack_err;
 
@@ -213,8 +213,9 @@ impl<'a, 'py> Reader<'a, 'py> {
                     if let Some(dict) = &top.dict {
                         // SAFETY: three live objects; PyDict_SetItem takes its own references and
                         // returns -1 with an error set (an unhashable key) on failure.
-                        let status =
-                            unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), obj.as_ptr()) };
+                        let status = unsafe {
+                            ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), obj.as_ptr())
+                        };
                         if status != 0 {
                             return Err(PyErr::fetch(self.py));
                         }
@@ -261,9 +262,7 @@ impl<'a, 'py> Reader<'a, 'py> {
             // SAFETY: as above.
             Header::F64(value) => unsafe { owned(py, ffi::PyFloat_FromDouble(value))? },
             // SAFETY: as above.
-            Header::F32(value) => unsafe {
-                owned(py, ffi::PyFloat_FromDouble(f64::from(value)))?
-            },
+            Header::F32(value) => unsafe { owned(py, ffi::PyFloat_FromDouble(f64::from(value)))? },
             Header::Str(len) => {
                 let bytes = self.payload(len)?;
                 self.check_len(len, self.limits.str_len, "max_str_len")?;
