@@ -661,11 +661,21 @@ cdef class Packer:
     """See igcore._reference.msgpack.Packer."""
     cdef _Writer writer
     cdef bint autoreset
+    cdef bint busy  # a call is in progress (see enter)
 
     def __init__(self, options, bint autoreset):
         self.writer = _Writer()
         self.writer.configure(options)
         self.autoreset = autoreset
+        self.busy = False
+
+    cdef int enter(self) except -1:
+        """One call at a time: a call made while another is in progress on this packer (another
+        thread's, or one from a `default` that the first runs) raises; the GIL keeps check and set whole."""
+        if self.busy:
+            raise RuntimeError("Packer cannot be called while another call on it is in progress")
+        self.busy = True
+        return 0
 
     cdef finish(self):
         if self.autoreset:
@@ -673,57 +683,85 @@ cdef class Packer:
         return None
 
     def pack(self, obj):
+        self.enter()
         try:
-            self.writer.pack(obj, 0)
-        except BaseException:
-            self.writer.out.len = 0
-            raise
-        return self.finish()
+            try:
+                self.writer.pack(obj, 0)
+            except BaseException:
+                self.writer.out.len = 0
+                raise
+            return self.finish()
+        finally:
+            self.busy = False
 
     def pack_map_pairs(self, pairs):
+        self.enter()
         try:
-            n = len(pairs)
-            if n > ITEM_LIMIT:
-                raise ValueError("map too large")
-            write_container_header(&self.writer.out, n, 0x80, 0xDE)
-            for key, value in pairs:
-                self.writer.pack(key, 0)
-                self.writer.pack(value, 0)
-        except BaseException:
-            self.writer.out.len = 0
-            raise
-        return self.finish()
+            try:
+                n = len(pairs)
+                if n > ITEM_LIMIT:
+                    raise ValueError("map too large")
+                write_container_header(&self.writer.out, n, 0x80, 0xDE)
+                for key, value in pairs:
+                    self.writer.pack(key, 0)
+                    self.writer.pack(value, 0)
+            except BaseException:
+                self.writer.out.len = 0
+                raise
+            return self.finish()
+        finally:
+            self.busy = False
 
     def pack_array_header(self, long long size):
-        if size < 0:
-            raise ValueError("array size must be non-negative")
-        if size > ITEM_LIMIT:
-            raise ValueError("array too large")
-        write_container_header(&self.writer.out, size, 0x90, 0xDC)
-        return self.finish()
+        self.enter()
+        try:
+            if size < 0:
+                raise ValueError("array size must be non-negative")
+            if size > ITEM_LIMIT:
+                raise ValueError("array too large")
+            write_container_header(&self.writer.out, size, 0x90, 0xDC)
+            return self.finish()
+        finally:
+            self.busy = False
 
     def pack_map_header(self, long long size):
-        if size < 0:
-            raise ValueError("map size must be non-negative")
-        if size > ITEM_LIMIT:
-            raise ValueError("map too large")
-        write_container_header(&self.writer.out, size, 0x80, 0xDE)
-        return self.finish()
+        self.enter()
+        try:
+            if size < 0:
+                raise ValueError("map size must be non-negative")
+            if size > ITEM_LIMIT:
+                raise ValueError("map too large")
+            write_container_header(&self.writer.out, size, 0x80, 0xDE)
+            return self.finish()
+        finally:
+            self.busy = False
 
     def pack_ext_type(self, long long code, data):
         cdef const unsigned char[::1] view = memoryview(data).cast("B")
-        if view.shape[0] > ITEM_LIMIT:
-            raise ValueError("ext data too large")
-        write_ext_header(&self.writer.out, code, view.shape[0])
-        if view.shape[0]:
-            out_write(&self.writer.out, &view[0], view.shape[0])
-        return self.finish()
+        self.enter()
+        try:
+            if view.shape[0] > ITEM_LIMIT:
+                raise ValueError("ext data too large")
+            write_ext_header(&self.writer.out, code, view.shape[0])
+            if view.shape[0]:
+                out_write(&self.writer.out, &view[0], view.shape[0])
+            return self.finish()
+        finally:
+            self.busy = False
 
     def bytes(self):
-        return self.writer.take(False)
+        self.enter()
+        try:
+            return self.writer.take(False)
+        finally:
+            self.busy = False
 
     def reset(self):
-        self.writer.out.len = 0
+        self.enter()
+        try:
+            self.writer.out.len = 0
+        finally:
+            self.busy = False
 
 
 # -- the wire format: headers --------------------------------------------------------------------------------------

@@ -79,18 +79,39 @@ _NANOS = 10**9
 # -- packing -------------------------------------------------------------------------------------------------
 
 
+def _one_call_at_a_time(method):
+    """The Packer or Unpacker method, refusing to start while another call on the same object is in
+    progress (another thread's, or one from a hook that the first runs): ``RuntimeError``."""
+
+    @functools.wraps(method)
+    def guarded(self, *args):
+        if not self._busy.acquire(blocking=False):
+            name = type(self).__name__
+            raise RuntimeError(f"{name} cannot be called while another call on it is in progress")
+        try:
+            return method(self, *args)
+        finally:
+            self._busy.release()
+
+    return guarded
+
+
 def packb(obj, options) -> bytes:
     """`obj` packed with `options` (a ``PackOptions``)."""
     return Packer(options, True).pack(obj)
 
 
 class Packer:
-    """Packs objects into an internal buffer; with `autoreset` each call returns its bytes and empties it."""
+    """Packs objects into an internal buffer; with `autoreset` each call returns its bytes and empties it.
+
+    One call at a time: a call made while another is in progress on the same packer (another thread's,
+    or one from a `default` that the first runs) raises ``RuntimeError``."""
 
     def __init__(self, options, autoreset: bool):
         self._options = options
         self._autoreset = autoreset
         self._buffer = bytearray()
+        self._busy = threading.Lock()  # held for each call (see _one_call_at_a_time)
 
     def _done(self) -> bytes | None:
         if self._autoreset:
@@ -107,9 +128,11 @@ class Packer:
             raise
         return self._done()
 
+    @_one_call_at_a_time
     def pack(self, obj) -> bytes | None:
         return self._guarded(lambda: _Writer(self._buffer, self._options).pack(obj, 0))
 
+    @_one_call_at_a_time
     def pack_map_pairs(self, pairs) -> bytes | None:
         """A map of `pairs` (a sized iterable of (key, value)); keys and values start at depth 0."""
 
@@ -125,6 +148,7 @@ class Packer:
 
         return self._guarded(write)
 
+    @_one_call_at_a_time
     def pack_array_header(self, size: int) -> bytes | None:
         """The header of an array of `size` items (the items are packed by later calls)."""
         if size < 0:
@@ -134,6 +158,7 @@ class Packer:
         _Writer(self._buffer, self._options).array_header(size)
         return self._done()
 
+    @_one_call_at_a_time
     def pack_map_header(self, size: int) -> bytes | None:
         """The header of a map of `size` pairs (keys and values are packed by later calls)."""
         if size < 0:
@@ -143,6 +168,7 @@ class Packer:
         _Writer(self._buffer, self._options).map_header(size)
         return self._done()
 
+    @_one_call_at_a_time
     def pack_ext_type(self, code: int, data) -> bytes | None:
         """An ext of type `code` (-128..127, an int) and payload `data` (bytes-like)."""
         payload = memoryview(data).cast("B")
@@ -151,9 +177,11 @@ class Packer:
         _Writer(self._buffer, self._options).ext(code, payload)
         return self._done()
 
+    @_one_call_at_a_time
     def bytes(self) -> bytes:
         return bytes(self._buffer)
 
+    @_one_call_at_a_time
     def reset(self) -> None:
         self._buffer.clear()
 
@@ -670,21 +698,6 @@ def find_end(data, pos: int, limits: _Limits | None, scan: list) -> int | None:
             return offset
 
 
-def _one_call_at_a_time(method):
-    """The Unpacker method, refusing to start while another call on the same unpacker is in progress."""
-
-    @functools.wraps(method)
-    def guarded(self, *args):
-        if not self._busy.acquire(blocking=False):
-            raise RuntimeError("Unpacker cannot be called while another call on it is in progress")
-        try:
-            return method(self, *args)
-        finally:
-            self._busy.release()
-
-    return guarded
-
-
 _ARRAY_MARKERS = (*range(0x90, 0xA0), 0xDC, 0xDD)  # fixarray, array 16, array 32
 _MAP_MARKERS = (*range(0x80, 0x90), 0xDE, 0xDF)
 
@@ -722,7 +735,6 @@ class Unpacker:
         # Held for the whole of each call: taken without waiting, so a second call (another thread's,
         # or a hook's) raises instead of interleaving with the first.
         self._busy = threading.Lock()
-
 
     @_one_call_at_a_time
     def feed(self, data) -> None:

@@ -68,6 +68,66 @@ impl Packer {
     }
 
     fn pack<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_now(py, obj)
+    }
+
+    fn pack_map_pairs<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        pairs: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_map_pairs_now(py, pairs)
+    }
+
+    fn pack_array_header<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        size: i64,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_array_header_now(py, size)
+    }
+
+    fn pack_map_header<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        size: i64,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_map_header_now(py, size)
+    }
+
+    fn pack_ext_type<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        code: i64,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_ext_type_now(py, code, data)
+    }
+
+    fn bytes<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(busy(slf)?.bytes_now(py))
+    }
+
+    fn reset(slf: &Bound<'_, Self>) -> PyResult<()> {
+        busy(slf)?.reset_now();
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.config.default)
+    }
+
+    fn __clear__(&mut self) {
+        self.config.default = None;
+    }
+}
+
+impl Packer {
+    fn pack_now<'py>(
         &mut self,
         py: Python<'py>,
         obj: &Bound<'py, PyAny>,
@@ -76,7 +136,7 @@ impl Packer {
         self.finish(py, written)
     }
 
-    fn pack_map_pairs<'py>(
+    fn pack_map_pairs_now<'py>(
         &mut self,
         py: Python<'py>,
         pairs: &Bound<'py, PyAny>,
@@ -97,7 +157,7 @@ impl Packer {
         self.finish(py, written)
     }
 
-    fn pack_array_header<'py>(
+    fn pack_array_header_now<'py>(
         &mut self,
         py: Python<'py>,
         size: i64,
@@ -106,7 +166,7 @@ impl Packer {
         self.finish(py, Ok(()))
     }
 
-    fn pack_map_header<'py>(
+    fn pack_map_header_now<'py>(
         &mut self,
         py: Python<'py>,
         size: i64,
@@ -115,7 +175,7 @@ impl Packer {
         self.finish(py, Ok(()))
     }
 
-    fn pack_ext_type<'py>(
+    fn pack_ext_type_now<'py>(
         &mut self,
         py: Python<'py>,
         code: i64,
@@ -131,24 +191,14 @@ impl Packer {
         self.finish(py, Ok(()))
     }
 
-    fn bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+    fn bytes_now<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.buffer.as_slice())
     }
 
-    fn reset(&mut self) {
+    fn reset_now(&mut self) {
         self.buffer.clear();
     }
 
-    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
-        visit.call(&self.config.default)
-    }
-
-    fn __clear__(&mut self) {
-        self.config.default = None;
-    }
-}
-
-impl Packer {
     /// After an error the buffer is emptied (as msgpack-python does); with autoreset its bytes are
     /// returned and it is emptied.
     fn finish<'py>(
@@ -167,6 +217,14 @@ impl Packer {
         self.buffer.clear();
         Ok(Some(packed))
     }
+}
+
+/// The packer, for one call: a call made while another is in progress on it (another thread's, or one
+/// from a `default` that the first runs) raises RuntimeError instead.
+fn busy<'py>(slf: &Bound<'py, Packer>) -> PyResult<PyRefMut<'py, Packer>> {
+    slf.try_borrow_mut().map_err(|_| {
+        PyRuntimeError::new_err("Packer cannot be called while another call on it is in progress")
+    })
 }
 
 fn header_size(size: i64, what: &str) -> PyResult<usize> {
