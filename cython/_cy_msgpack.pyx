@@ -11,13 +11,15 @@ from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromDouble
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_FromLongLong, PyLong_FromUnsignedLongLong
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_AsEncodedString, PyUnicode_DecodeUTF8
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.math cimport isinf
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy, memmove
+
+cimport cython
 
 import datetime as _datetime
 
@@ -57,9 +59,30 @@ cdef extern from *:
     #define IGCORE_NEW_DICT(n) PyDict_New()
     #endif
     #define IGCORE_TYPE_NAME(o) (Py_TYPE(o)->tp_name)
+    /* Moves `n` owned references from `items` into the empty slots of a new list or tuple. */
+    static inline void igcore_fill(PyObject* seq, int is_list, PyObject** items, Py_ssize_t n) {
+        PyObject** slots = is_list ? ((PyListObject*)seq)->ob_item : ((PyTupleObject*)seq)->ob_item;
+        if (n) memcpy(slots, items, (size_t)n * sizeof(PyObject*));
+    }
     """
     object new_dict "IGCORE_NEW_DICT"(Py_ssize_t size)
     const char* type_name_of "IGCORE_TYPE_NAME"(object o)
+    void igcore_fill(object seq, int is_list, PyObject** items, Py_ssize_t n)
+    # The same checks on a borrowed pointer (no reference taken for the call).
+    bint ptr_is_str "PyUnicode_CheckExact"(PyObject* o)
+    bint ptr_is_int "PyLong_CheckExact"(PyObject* o)
+    bint ptr_is_float "PyFloat_CheckExact"(PyObject* o)
+    long long ptr_as_long_long "PyLong_AsLongLongAndOverflow"(PyObject* o, int* overflow)
+    double ptr_as_double "PyFloat_AS_DOUBLE"(PyObject* o)
+    const char* ptr_utf8 "PyUnicode_AsUTF8AndSize"(PyObject* s, Py_ssize_t* size) except NULL
+    Py_ssize_t ptr_list_size "PyList_GET_SIZE"(PyObject* o)
+    PyObject* ptr_list_item "PyList_GET_ITEM"(PyObject* o, Py_ssize_t i)
+    PyObject* ptr_tuple_item "PyTuple_GET_ITEM"(PyObject* o, Py_ssize_t i)
+    Py_ssize_t ptr_dict_size "PyDict_GET_SIZE"(PyObject* o)
+    int ptr_dict_next "PyDict_Next"(PyObject* d, Py_ssize_t* pos, PyObject** key, PyObject** value)
+    PyObject* Py_None
+    PyObject* Py_True
+    PyObject* Py_False
 
 
 cdef int NEST_LIMIT = 1024
@@ -231,20 +254,49 @@ cdef int write_timestamp(Output* out, long long seconds, unsigned long nanosecon
 
 # -- packing --------------------------------------------------------------------------------------------------
 
+cdef enum PackKind:
+    P_LIST    # an exact list, by index (a `default` may change it: its size is read for each item)
+    P_TUPLE   # an exact tuple, by index
+    P_DICT    # an exact dict, with PyDict_Next
+    P_ITER    # an iterator over a list or tuple subclass (its own __iter__)
+    P_ITEMS   # an iterator over the (key, value) pairs of a dict subclass (its own items())
+
+cdef struct PackFrame:
+    PackKind kind
+    PyObject* container  # owned: the list, tuple or dict, or the iterator over it
+    PyObject* value      # owned or NULL: maps, the value of the key being packed, packed next
+    Py_ssize_t len       # the items (pairs) its header announced
+    Py_ssize_t written   # the items (pairs) taken so far; lists and tuples: the next index
+    Py_ssize_t pos       # P_DICT: PyDict_Next's position
+
+cdef object _END = object()  # next_item: the innermost container has no more items
+
+
+@cython.final
 cdef class _Writer:
-    """Appends the msgpack form of objects to a C buffer, with the options of one Packer or call."""
+    """Appends the msgpack form of objects to a C buffer, with the options of one Packer or call.
+
+    Containers are walked with an explicit stack of frames (not recursion), so the 1024 levels allowed
+    take the same native stack as one: a thread with a small stack can pack them, and a `default` runs
+    with all of its stack. A `default` that packs with this same writer stacks its frames above."""
     cdef Output out
     cdef object default
     cdef bint use_single_float, use_bin_type, strict_types, datetime
     cdef object unicode_errors  # None (strict) or the handler name as bytes
+    cdef PackFrame* frames
+    cdef Py_ssize_t n_open, frames_cap
 
     def __cinit__(self):
         self.out.data = NULL
         self.out.len = 0
         self.out.cap = 0
+        self.frames = NULL
+        self.n_open = self.frames_cap = 0
 
     def __dealloc__(self):
         free(self.out.data)
+        self.close_frames(0)
+        free(self.frames)
 
     cdef configure(self, options):
         self.default = options.default
@@ -261,9 +313,162 @@ cdef class _Writer:
             self.out.len = 0
         return packed
 
+    cdef int open_frame(self, PackKind kind, object container, Py_ssize_t n) except -1:
+        cdef PackFrame* grown
+        cdef Py_ssize_t wanted
+        if self.n_open == self.frames_cap:
+            wanted = 16 if self.frames_cap == 0 else 2 * self.frames_cap
+            grown = <PackFrame*>realloc(self.frames, wanted * sizeof(PackFrame))
+            if grown == NULL:
+                raise MemoryError("cannot grow the msgpack packer's stack")
+            self.frames = grown
+            self.frames_cap = wanted
+        cdef PackFrame* frame = &self.frames[self.n_open]
+        Py_INCREF(container)
+        frame.kind = kind
+        frame.container = <PyObject*>container
+        frame.value = NULL
+        frame.len = n
+        frame.written = 0
+        frame.pos = 0
+        self.n_open += 1
+        return 0
+
+    cdef void close_frames(self, Py_ssize_t base) noexcept:
+        """Closes the frames above `base`, releasing what they hold."""
+        cdef PackFrame* frame
+        while self.n_open > base:
+            self.n_open -= 1
+            frame = &self.frames[self.n_open]
+            Py_XDECREF(frame.value)
+            Py_XDECREF(frame.container)
+
     cdef int pack(self, object obj, int depth) except -1:
+        """Packs `obj` (found at depth 0: `depth` is kept for the callers' sake and must be 0)."""
+        cdef Py_ssize_t base = self.n_open
+        cdef PackFrame* top
+        cdef Py_ssize_t written, n
+        cdef PackKind kind
+        try:
+            self.pack_object(obj)
+            while self.n_open > base:
+                item = self.next_item(self.n_open - base)
+                if item is not _END:
+                    self.pack_object(item)
+                    continue
+                top = &self.frames[self.n_open - 1]
+                kind, written, n = top.kind, top.written, top.len
+                self.close_frames(self.n_open - 1)
+                if written != n:
+                    what = "dictionary" if kind == P_DICT or kind == P_ITEMS else "list"
+                    raise RuntimeError(f"{what} changed size during iteration")
+        finally:
+            self.close_frames(base)
+        return 0
+
+    cdef inline int write_scalar(self, PyObject* p) except -1:
+        """Writes `p` (borrowed) if it is a scalar that packs without running Python code: 1, else 0."""
+        cdef int overflow = 0
+        cdef long long value
+        cdef Py_ssize_t n
+        cdef const char* data
+        if ptr_is_str(p):
+            if self.unicode_errors is not None:
+                return 0  # an error handler is Python code
+            data = ptr_utf8(p, &n)
+            if n > ITEM_LIMIT:
+                raise ValueError("unicode string is too large")
+            write_str_header(&self.out, n, self.use_bin_type)
+            out_write(&self.out, data, n)
+            return 1
+        if ptr_is_int(p):
+            value = ptr_as_long_long(p, &overflow)
+            if overflow == 0:
+                write_int(&self.out, value)
+                return 1
+            return 0
+        if ptr_is_float(p):
+            self.write_float(ptr_as_double(p))
+            return 1
+        if p == Py_None:
+            out_byte(&self.out, 0xC0)
+            return 1
+        if p == Py_True:
+            out_byte(&self.out, 0xC3)
+            return 1
+        if p == Py_False:
+            out_byte(&self.out, 0xC2)
+            return 1
+        return 0
+
+    cdef object next_item(self, Py_ssize_t depth):
+        """Writes the scalars among the next items of the innermost container in place, and returns
+        the first item that needs more (a container, a type for `default`, ...), or _END once they are
+        all written. The items are at `depth`."""
+        cdef PackFrame* top = &self.frames[self.n_open - 1]
+        cdef PyObject* key
+        cdef PyObject* value
+        cdef PyObject* item
+        if top.kind == P_LIST:
+            while top.written < ptr_list_size(top.container):
+                if depth > NEST_LIMIT:
+                    raise ValueError("recursion limit exceeded.")
+                item = ptr_list_item(top.container, top.written)
+                top.written += 1
+                if not self.write_scalar(item):
+                    return <object>item  # a reference taken, so a `default` cannot free it
+            return _END
+        if top.kind == P_TUPLE:
+            while top.written < top.len:
+                if depth > NEST_LIMIT:
+                    raise ValueError("recursion limit exceeded.")
+                item = ptr_tuple_item(top.container, top.written)
+                top.written += 1
+                if not self.write_scalar(item):
+                    return <object>item
+            return _END
+        if top.value != NULL:  # maps: the value of the key just packed
+            result = <object>top.value
+            Py_XDECREF(top.value)
+            top.value = NULL
+            return result
+        if top.kind == P_DICT:
+            while True:
+                if ptr_dict_size(top.container) != top.len:
+                    # What the dict's own iterator says when a `default` changed it.
+                    raise RuntimeError("dictionary changed size during iteration")
+                if not ptr_dict_next(top.container, &top.pos, &key, &value):
+                    return _END
+                if depth > NEST_LIMIT:
+                    raise ValueError("recursion limit exceeded.")
+                top.written += 1
+                # Borrowed, and live while no Python code runs: a key that needs more is returned with
+                # a reference to its value kept in the frame, so that packing the key (a `default` that
+                # clears the dict) cannot free the value.
+                if not self.write_scalar(key):
+                    Py_INCREF(<object>value)
+                    top.value = value
+                    return <object>key
+                if not self.write_scalar(value):
+                    return <object>value
+        # P_ITER, P_ITEMS: Python code runs here, which may pack with this writer and move the frames.
+        found = next(<object>top.container, _END)
+        if found is _END:
+            return _END
         if depth > NEST_LIMIT:
             raise ValueError("recursion limit exceeded.")
+        top = &self.frames[self.n_open - 1]
+        top.written += 1
+        if top.kind == P_ITER:
+            return found
+        k, v = found
+        top = &self.frames[self.n_open - 1]
+        Py_INCREF(v)
+        top.value = <PyObject*>v
+        return k
+
+    cdef int pack_object(self, object obj) except -1:
+        """Writes `obj` whole, or a container's header and opens it."""
         cdef int overflow = 0
         cdef long long value
         # The common exact types first; the same in strict mode, and none is also a later type.
@@ -274,21 +479,21 @@ cdef class _Writer:
             if overflow == 0:
                 return write_int(&self.out, value)
         elif PyDict_CheckExact(obj):
-            return self.write_dict(obj, depth)
+            return self.write_dict(obj)
         elif PyList_CheckExact(obj):
-            return self.write_list(obj, depth)
+            return self.write_list(obj)
         elif PyFloat_CheckExact(obj):
             return self.write_float(PyFloat_AS_DOUBLE(obj))
         elif obj is None:
             return out_byte(&self.out, 0xC0)
         if self.default is not None:
-            if self.pack_known(obj, depth, True) == 0:
+            if self.pack_known(obj, True) == 0:
                 return 0
             obj = self.default(obj)  # a type msgpack cannot hold: converted once
-        self.pack_known(obj, depth, False)
+        self.pack_known(obj, False)
         return 0
 
-    cdef int pack_known(self, object obj, int depth, bint will_default) except -1:
+    cdef int pack_known(self, object obj, bint will_default) except -1:
         """msgpack-python's order of checks; returns 1 to leave `obj` to `default`."""
         cdef bint strict = self.strict_types
         cdef int overflow = 0
@@ -332,7 +537,7 @@ cdef class _Writer:
         elif PyUnicode_CheckExact(obj) if strict else PyUnicode_Check(obj):
             self.write_str(obj)
         elif PyDict_CheckExact(obj) if strict else PyDict_Check(obj):
-            self.write_dict(obj, depth)
+            self.write_dict(obj)
         elif type(obj) is ExtType if strict else isinstance(obj, ExtType):
             view = memoryview(obj.data).cast("B")
             if view.shape[0] > ITEM_LIMIT:
@@ -346,7 +551,7 @@ cdef class _Writer:
                 raise OverflowError("Python int too large to convert to C long")
             write_timestamp(&self.out, seconds, obj.nanoseconds)
         elif PyList_CheckExact(obj) if strict else (PyList_Check(obj) or PyTuple_Check(obj)):
-            self.write_list(obj, depth)
+            self.write_list(obj)
         elif PyMemoryView_Check(obj):
             if not obj.c_contiguous:
                 raise BufferError("memoryview: underlying buffer is not C-contiguous")
@@ -396,58 +601,28 @@ cdef class _Writer:
         write_str_header(&self.out, n, self.use_bin_type)
         return out_write(&self.out, data, n)
 
-    cdef int write_dict(self, object obj, int depth) except -1:
+    cdef int write_dict(self, object obj) except -1:
+        """The map header, then the dict opened for its pairs."""
         cdef Py_ssize_t n = PyDict_Size(obj)
-        cdef Py_ssize_t pos = 0
-        cdef Py_ssize_t written = 0
-        cdef PyObject* key
-        cdef PyObject* value
         if n > ITEM_LIMIT:
             raise ValueError("dict is too large")
         write_container_header(&self.out, n, 0x80, 0xDE)
-        if not PyDict_CheckExact(obj):
-            # A subclass may define its own items() (OrderedDict's order, for one): use it.
-            for k, v in obj.items():
-                self.pack(k, depth + 1)
-                self.pack(v, depth + 1)
-                written += 1
-        else:
-            while PyDict_Next(obj, &pos, &key, &value):
-                # Owned references (the casts to object), so a `default` that changes the dict
-                # cannot free them under us.
-                k = <object>key
-                v = <object>value
-                if PyUnicode_CheckExact(k) and depth < NEST_LIMIT:
-                    self.write_str(k)  # nearly every key
-                else:
-                    self.pack(k, depth + 1)
-                self.pack(v, depth + 1)
-                written += 1
-        if written != n:
-            raise RuntimeError("dictionary changed size during iteration")
-        return 0
+        if PyDict_CheckExact(obj):
+            return self.open_frame(P_DICT, obj, n)
+        # A subclass may define its own items() (OrderedDict's order, for one): use it.
+        return self.open_frame(P_ITEMS, iter(obj.items()), n)
 
-    cdef int write_list(self, object obj, int depth) except -1:
+    cdef int write_list(self, object obj) except -1:
+        """The array header, then the list or tuple opened for its items."""
         cdef Py_ssize_t n = Py_SIZE(obj)
-        cdef Py_ssize_t i = 0
         if n > ITEM_LIMIT:
             raise ValueError("list is too large")
         write_container_header(&self.out, n, 0x90, 0xDC)
-        if PyTuple_CheckExact(obj):
-            for i in range(n):
-                self.pack(<object>PyTuple_GET_ITEM(obj, i), depth + 1)
-            return 0
         if PyList_CheckExact(obj):
-            while i < PyList_GET_SIZE(obj):  # a `default` may change the list: check each time
-                self.pack(<object>PyList_GET_ITEM(obj, i), depth + 1)
-                i += 1
-        else:
-            for item in obj:  # a subclass may define its own __iter__
-                self.pack(item, depth + 1)
-                i += 1
-        if i != n:
-            raise RuntimeError("list changed size during iteration")
-        return 0
+            return self.open_frame(P_LIST, obj, n)
+        if PyTuple_CheckExact(obj):
+            return self.open_frame(P_TUPLE, obj, n)
+        return self.open_frame(P_ITER, iter(obj), n)  # a subclass may define its own __iter__
 
 
 cdef _Writer _scratch = _Writer()
@@ -486,11 +661,21 @@ cdef class Packer:
     """See igcore._reference.msgpack.Packer."""
     cdef _Writer writer
     cdef bint autoreset
+    cdef bint busy  # a call is in progress (see enter)
 
     def __init__(self, options, bint autoreset):
         self.writer = _Writer()
         self.writer.configure(options)
         self.autoreset = autoreset
+        self.busy = False
+
+    cdef int enter(self) except -1:
+        """One call at a time: a call made while another is in progress on this packer (another
+        thread's, or one from a `default` that the first runs) raises; the GIL keeps check and set whole."""
+        if self.busy:
+            raise RuntimeError("Packer cannot be called while another call on it is in progress")
+        self.busy = True
+        return 0
 
     cdef finish(self):
         if self.autoreset:
@@ -498,57 +683,85 @@ cdef class Packer:
         return None
 
     def pack(self, obj):
+        self.enter()
         try:
-            self.writer.pack(obj, 0)
-        except BaseException:
-            self.writer.out.len = 0
-            raise
-        return self.finish()
+            try:
+                self.writer.pack(obj, 0)
+            except BaseException:
+                self.writer.out.len = 0
+                raise
+            return self.finish()
+        finally:
+            self.busy = False
 
     def pack_map_pairs(self, pairs):
+        self.enter()
         try:
-            n = len(pairs)
-            if n > ITEM_LIMIT:
-                raise ValueError("map too large")
-            write_container_header(&self.writer.out, n, 0x80, 0xDE)
-            for key, value in pairs:
-                self.writer.pack(key, 0)
-                self.writer.pack(value, 0)
-        except BaseException:
-            self.writer.out.len = 0
-            raise
-        return self.finish()
+            try:
+                n = len(pairs)
+                if n > ITEM_LIMIT:
+                    raise ValueError("map too large")
+                write_container_header(&self.writer.out, n, 0x80, 0xDE)
+                for key, value in pairs:
+                    self.writer.pack(key, 0)
+                    self.writer.pack(value, 0)
+            except BaseException:
+                self.writer.out.len = 0
+                raise
+            return self.finish()
+        finally:
+            self.busy = False
 
     def pack_array_header(self, long long size):
-        if size < 0:
-            raise ValueError("array size must be non-negative")
-        if size > ITEM_LIMIT:
-            raise ValueError("array too large")
-        write_container_header(&self.writer.out, size, 0x90, 0xDC)
-        return self.finish()
+        self.enter()
+        try:
+            if size < 0:
+                raise ValueError("array size must be non-negative")
+            if size > ITEM_LIMIT:
+                raise ValueError("array too large")
+            write_container_header(&self.writer.out, size, 0x90, 0xDC)
+            return self.finish()
+        finally:
+            self.busy = False
 
     def pack_map_header(self, long long size):
-        if size < 0:
-            raise ValueError("map size must be non-negative")
-        if size > ITEM_LIMIT:
-            raise ValueError("map too large")
-        write_container_header(&self.writer.out, size, 0x80, 0xDE)
-        return self.finish()
+        self.enter()
+        try:
+            if size < 0:
+                raise ValueError("map size must be non-negative")
+            if size > ITEM_LIMIT:
+                raise ValueError("map too large")
+            write_container_header(&self.writer.out, size, 0x80, 0xDE)
+            return self.finish()
+        finally:
+            self.busy = False
 
     def pack_ext_type(self, long long code, data):
         cdef const unsigned char[::1] view = memoryview(data).cast("B")
-        if view.shape[0] > ITEM_LIMIT:
-            raise ValueError("ext data too large")
-        write_ext_header(&self.writer.out, code, view.shape[0])
-        if view.shape[0]:
-            out_write(&self.writer.out, &view[0], view.shape[0])
-        return self.finish()
+        self.enter()
+        try:
+            if view.shape[0] > ITEM_LIMIT:
+                raise ValueError("ext data too large")
+            write_ext_header(&self.writer.out, code, view.shape[0])
+            if view.shape[0]:
+                out_write(&self.writer.out, &view[0], view.shape[0])
+            return self.finish()
+        finally:
+            self.busy = False
 
     def bytes(self):
-        return self.writer.take(False)
+        self.enter()
+        try:
+            return self.writer.take(False)
+        finally:
+            self.busy = False
 
     def reset(self):
-        self.writer.out.len = 0
+        self.enter()
+        try:
+            self.writer.out.len = 0
+        finally:
+            self.busy = False
 
 
 # -- the wire format: headers --------------------------------------------------------------------------------------
@@ -739,11 +952,66 @@ class _Incomplete(Exception):
     pass
 
 
+cdef enum ReadKind:
+    R_ARRAY          # a list or tuple, from the items waiting on the value stack
+    R_MAP            # a dict, filled as each pair is read
+    R_CLAIMING_MAP   # a dict made at full size: its pairs to come claim two bytes each of the input left
+    R_PAIRS          # (key, value) tuples for object_pairs_hook, waiting on the value stack
+
+cdef struct ReadFrame:
+    ReadKind kind
+    uint32_t left      # items (arrays) or pairs (maps) still to come
+    Py_ssize_t start   # R_ARRAY, R_PAIRS: where its items start on the value stack
+    PyObject* dict     # owned: the dict being filled (maps), or NULL
+    PyObject* key      # owned or NULL: the key read, whose value comes next
+
+cdef Py_ssize_t MAX_KEPT_VALUES = 1 << 16  # a value stack grown beyond this by one message is given back
+
+
+@cython.final
 cdef class _Reader:
-    """Builds objects from msgpack bytes with the options of one unpackb call or Unpacker."""
+    """Builds objects from msgpack bytes with the options of one unpackb call or Unpacker.
+
+    Containers are read with explicit stacks, not recursion, so the 1024 levels allowed take the same
+    native stack as one (a thread with a small stack can unpack them, and a hook runs with all of its
+    stack). An array's items wait on the value stack until the last one is read, then move into a list
+    or tuple made at its final size: a container is never seen half built (a hook walking
+    gc.get_objects() meets only whole ones), and a header that lies about its length allocates nothing.
+    Dicts are presized only within what the input left can fill, across all the open ones."""
     cdef const uint8_t* data
     cdef Py_ssize_t length
     cdef Py_ssize_t pos
+    cdef ReadFrame* frames
+    cdef Py_ssize_t n_open, frames_cap
+    cdef PyObject** values
+    cdef Py_ssize_t n_values, values_cap
+    cdef Py_ssize_t claimed  # bytes claimed by the pairs still to come in the open R_CLAIMING_MAPs
+
+    def __cinit__(self):
+        self.frames = NULL
+        self.values = NULL
+        self.n_open = self.frames_cap = self.n_values = self.values_cap = 0
+
+    def __dealloc__(self):
+        self.release()
+        free(self.frames)
+        free(self.values)
+
+    cdef void release(self) noexcept:
+        """Drops what the stacks hold (after an error) and gives back a value stack grown large."""
+        cdef ReadFrame* frame
+        while self.n_open:
+            self.n_open -= 1
+            frame = &self.frames[self.n_open]
+            Py_XDECREF(frame.key)
+            Py_XDECREF(frame.dict)
+        while self.n_values:
+            self.n_values -= 1
+            Py_XDECREF(self.values[self.n_values])
+        if self.values_cap > MAX_KEPT_VALUES:
+            free(self.values)
+            self.values = NULL
+            self.values_cap = 0
     cdef bint use_list, raw, strict_map_key
     cdef int timestamp
     cdef object object_hook, object_pairs_hook, list_hook, ext_hook
@@ -795,9 +1063,134 @@ cdef class _Reader:
         self.pos += n
         return start
 
-    cdef object read(self, Py_ssize_t open_containers):
+    cdef object read(self):
+        """The object at `pos`."""
+        self.n_open = self.n_values = 0
+        self.claimed = 0
+        try:
+            return self.read_loop()
+        finally:
+            self.release()
+
+    cdef object read_loop(self):
+        cdef ReadFrame* top
+        cdef bint opened
+        cdef ReadKind kind
+        cdef Py_ssize_t start
+        cdef PyObject* dict_ptr
+        while True:
+            # The next object: a whole one, or `opened` a container. A map's key may come from the cache.
+            opened = False
+            obj = None
+            if self.n_open and self.frames[self.n_open - 1].kind != R_ARRAY and self.frames[self.n_open - 1].key == NULL:
+                if self.frames[self.n_open - 1].kind == R_CLAIMING_MAP:
+                    # A pair starts: the two bytes it claimed are about to be read.
+                    self.claimed = self.claimed - 2 if self.claimed >= 2 else 0
+                obj = self.read_key()
+                if obj is None:
+                    obj = self.item(&opened)
+            else:
+                obj = self.item(&opened)
+            if opened:
+                continue
+            # Hand the object to the innermost open container; one that is now whole is finished and
+            # handed to the one around it, and so on.
+            while True:
+                if self.n_open == 0:
+                    return obj
+                top = &self.frames[self.n_open - 1]
+                if top.kind == R_ARRAY:
+                    self.push_value(obj)
+                else:
+                    if top.key == NULL:
+                        Py_INCREF(obj)
+                        top.key = <PyObject*>obj
+                        break
+                    key = <object>top.key
+                    Py_XDECREF(top.key)
+                    top.key = NULL
+                    self.checked_key(key)
+                    if top.kind == R_PAIRS:
+                        self.push_value((key, obj))
+                    else:
+                        PyDict_SetItem(<object>top.dict, key, obj)
+                    top = &self.frames[self.n_open - 1]  # a key's __hash__ or __eq__ may have run
+                top.left -= 1
+                if top.left:
+                    break
+                kind, start, dict_ptr = top.kind, top.start, top.dict
+                self.n_open -= 1
+                if kind == R_ARRAY:
+                    obj = self.finish_array(start)
+                elif kind == R_PAIRS:
+                    obj = self.finish_pairs(start)
+                else:
+                    obj = <object>dict_ptr
+                    Py_XDECREF(dict_ptr)
+                    if self.object_hook is not None:
+                        obj = self.object_hook(obj)
+
+    cdef int push_value(self, object obj) except -1:
+        cdef PyObject** grown
+        cdef Py_ssize_t wanted
+        if self.n_values == self.values_cap:
+            wanted = 64 if self.values_cap == 0 else 2 * self.values_cap
+            grown = <PyObject**>realloc(self.values, wanted * sizeof(PyObject*))
+            if grown == NULL:
+                raise MemoryError("cannot grow the msgpack reader's stack")
+            self.values = grown
+            self.values_cap = wanted
+        Py_INCREF(obj)
+        self.values[self.n_values] = <PyObject*>obj
+        self.n_values += 1
+        return 0
+
+    cdef int open_frame(self, ReadKind kind, uint32_t n, object dict_obj) except -1:
+        cdef ReadFrame* grown
+        cdef Py_ssize_t wanted
+        if self.n_open == self.frames_cap:
+            wanted = 16 if self.frames_cap == 0 else 2 * self.frames_cap
+            grown = <ReadFrame*>realloc(self.frames, wanted * sizeof(ReadFrame))
+            if grown == NULL:
+                raise MemoryError("cannot grow the msgpack reader's stack")
+            self.frames = grown
+            self.frames_cap = wanted
+        cdef ReadFrame* frame = &self.frames[self.n_open]
+        frame.kind = kind
+        frame.left = n
+        frame.start = self.n_values
+        frame.key = NULL
+        if dict_obj is None:
+            frame.dict = NULL
+        else:
+            Py_INCREF(dict_obj)
+            frame.dict = <PyObject*>dict_obj
+        self.n_open += 1
+        return 0
+
+    cdef object finish_array(self, Py_ssize_t start):
+        """The items values[start:] moved into a new list (or tuple), then list_hook. Nothing runs
+        between making it and filling it, so it is never seen with empty slots."""
+        cdef Py_ssize_t n = self.n_values - start
+        result = PyList_New(n) if self.use_list else PyTuple_New(n)
+        igcore_fill(result, self.use_list, self.values + start, n)
+        self.n_values = start
+        if self.list_hook is not None:
+            return self.list_hook(result)
+        return result
+
+    cdef object finish_pairs(self, Py_ssize_t start):
+        cdef Py_ssize_t n = self.n_values - start
+        pairs = PyList_New(n)
+        igcore_fill(pairs, True, self.values + start, n)
+        self.n_values = start
+        return self.object_pairs_hook(pairs)
+
+    cdef object item(self, bint* opened):
+        """Reads one header: a whole object, or None with `opened` set when it opened a container."""
         cdef Header h
         cdef const char* p
+        cdef Py_ssize_t wanted
         self.header(&h)
         if h.kind == K_INT:
             return PyLong_FromLongLong(h.i)
@@ -809,9 +1202,32 @@ cdef class _Reader:
                 return PyBytes_FromStringAndSize(p, h.n)
             return PyUnicode_DecodeUTF8(p, h.n, self.errors)
         if h.kind == K_MAP:
-            return self.read_map(h.n, open_containers)
+            self.open_container(h.n, self.n_open, self.max_map, "max_map_len")
+            if self.object_pairs_hook is not None:
+                if h.n == 0:
+                    return self.object_pairs_hook([])
+                self.open_frame(R_PAIRS, h.n, None)
+            elif h.n == 0:
+                return {} if self.object_hook is None else self.object_hook({})
+            else:
+                # Made at its final size only when the bytes left hold two for each of its pairs
+                # besides those claimed by the maps around it: the tables of all open maps then add up
+                # to no more than the input could fill, however the headers lie.
+                wanted = 2 * <Py_ssize_t>h.n
+                if self.claimed + wanted <= self.length - self.pos:
+                    self.claimed += wanted
+                    self.open_frame(R_CLAIMING_MAP, h.n, new_dict(h.n))
+                else:
+                    self.open_frame(R_MAP, h.n, {})
+            opened[0] = True
+            return None
         if h.kind == K_ARRAY:
-            return self.read_array(h.n, open_containers)
+            self.open_container(h.n, self.n_open, self.max_array, "max_array_len")
+            if h.n == 0:
+                return self.finish_array(self.n_values)
+            self.open_frame(R_ARRAY, h.n, None)
+            opened[0] = True
+            return None
         if h.kind == K_NIL:
             return None
         if h.kind == K_BOOL:
@@ -837,32 +1253,8 @@ cdef class _Reader:
             raise ValueError(f"{n} exceeds {name}({limit})")
         return 0
 
-    cdef object read_array(self, uint32_t n, Py_ssize_t open_containers):
-        cdef Py_ssize_t i
-        self.open_container(n, open_containers, self.max_array, "max_array_len")
-        if <Py_ssize_t>n <= self.length - self.pos:  # each item takes a byte at least
-            if self.use_list:
-                result = PyList_New(n)
-                for i in range(n):
-                    item = self.read(open_containers + 1)
-                    Py_INCREF(item)
-                    PyList_SET_ITEM(result, i, item)
-            else:
-                result = PyTuple_New(n)
-                for i in range(n):
-                    item = self.read(open_containers + 1)
-                    Py_INCREF(item)
-                    PyTuple_SET_ITEM(result, i, item)
-        else:  # more items claimed than bytes left: truncated; read until that shows
-            items = []
-            for i in range(n):
-                items.append(self.read(open_containers + 1))
-            result = items if self.use_list else tuple(items)
-        if self.list_hook is not None:
-            return self.list_hook(result)
-        return result
-
-    cdef inline object read_key(self, Py_ssize_t open_containers):
+    cdef inline object read_key(self):
+        """A short str map key from the cache when the next bytes are one, else None."""
         cdef uint8_t marker
         cdef Py_ssize_t n
         if not self.raw and self.pos < self.length:
@@ -873,33 +1265,12 @@ cdef class _Reader:
                 if key is not None:
                     self.pos += 1 + n
                     return key
-        return self.read(open_containers)
+        return None
 
     cdef object checked_key(self, object key):
         if self.strict_map_key and not (PyUnicode_CheckExact(key) or PyBytes_CheckExact(key)):
             raise ValueError(f"{type_name(key)} is not allowed for map key when strict_map_key=True")
         return key
-
-    cdef object read_map(self, uint32_t n, Py_ssize_t open_containers):
-        cdef uint32_t i
-        cdef Py_ssize_t room
-        self.open_container(n, open_containers, self.max_map, "max_map_len")
-        if self.object_pairs_hook is not None:
-            pairs = []
-            for i in range(n):
-                key = self.read_key(open_containers + 1)
-                value = self.read(open_containers + 1)
-                pairs.append((self.checked_key(key), value))
-            return self.object_pairs_hook(pairs)
-        room = (self.length - self.pos) // 2  # a pair takes two bytes at least
-        result = new_dict(n if n <= room else room)
-        for i in range(n):
-            key = self.read_key(open_containers + 1)
-            value = self.read(open_containers + 1)
-            PyDict_SetItem(result, self.checked_key(key), value)
-        if self.object_hook is not None:
-            return self.object_hook(result)
-        return result
 
     cdef object ext(self, int8_t code, const char* p, uint32_t n):
         cdef uint64_t data64
@@ -959,7 +1330,7 @@ def unpackb(data, options):
     reader.length = length
     reader.pos = 0
     try:
-        obj = reader.read(0)
+        obj = reader.read()
     except _Incomplete:
         raise ValueError("Unpack failed: incomplete input") from None
     finally:
@@ -983,7 +1354,7 @@ cdef class Unpacker:
     cdef Py_ssize_t pos          # the next unread byte of buf
     cdef unsigned long long offset  # the stream offset of buf[0]
     # find_end's walk through an incomplete object starting at pos
-    cdef bint busy  # building an object (a hook must not feed or read while the buffer is in use)
+    cdef bint busy  # a call is in progress (see enter)
     cdef bint scanning, scan_limits
     cdef Py_ssize_t scan_offset, scan_depth
     cdef uint64_t scan_open[1024]  # items left in each open container (a map counts keys and values)
@@ -1005,9 +1376,13 @@ cdef class Unpacker:
         self.scanning = False
         self.busy = False
 
-    cdef int check_idle(self) except -1:
+    cdef int enter(self) except -1:
+        """One call at a time: a call made while another is in progress on this unpacker (another
+        thread's, or one from a hook or file_like.read() that the first runs) raises. The check and the
+        flag are set with no Python code in between, so the GIL keeps them whole."""
         if self.busy:
-            raise RuntimeError("Unpacker cannot be called while unpacking is in progress")
+            raise RuntimeError("Unpacker cannot be called while another call on it is in progress")
+        self.busy = True
         return 0
 
     cdef int append(self, const char* src, Py_ssize_t n) except -1:
@@ -1033,12 +1408,15 @@ cdef class Unpacker:
             self.pos = 0
 
     def feed(self, data):
-        self.check_idle()
         cdef const uint8_t[::1] view = data
-        if self.buf_len - self.pos + view.shape[0] > self.max_buffer_size:
-            raise BufferFull
-        if view.shape[0]:
-            self.append(<const char*>&view[0], view.shape[0])
+        self.enter()
+        try:
+            if self.buf_len - self.pos + view.shape[0] > self.max_buffer_size:
+                raise BufferFull
+            if view.shape[0]:
+                self.append(<const char*>&view[0], view.shape[0])
+        finally:
+            self.busy = False
 
     cdef bint read_file(self) except -1:
         if self.file_read is None:
@@ -1106,7 +1484,6 @@ cdef class Unpacker:
     cdef object next_object(self, bint build, bint* found):
         cdef Py_ssize_t end
         found[0] = False
-        self.check_idle()
         while True:
             if self.pos < self.buf_len:
                 end = self.find_end(build)  # skipping checks no limits, as msgpack-python's does not
@@ -1116,11 +1493,7 @@ cdef class Unpacker:
                         self.reader.data = <const uint8_t*>(self.buf + self.pos)
                         self.reader.length = end
                         self.reader.pos = 0
-                        self.busy = True
-                        try:
-                            obj = self.reader.read(0)
-                        finally:
-                            self.busy = False
+                        obj = self.reader.read()
                     self.pos += end
                     found[0] = True
                     return obj
@@ -1129,14 +1502,22 @@ cdef class Unpacker:
 
     def unpack(self):
         cdef bint found
-        obj = self.next_object(True, &found)
+        self.enter()
+        try:
+            obj = self.next_object(True, &found)
+        finally:
+            self.busy = False
         if not found:
             raise OutOfData("No more data to unpack.")
         return obj
 
     def skip(self):
         cdef bint found
-        self.next_object(False, &found)
+        self.enter()
+        try:
+            self.next_object(False, &found)
+        finally:
+            self.busy = False
         if not found:
             raise OutOfData("No more data to unpack.")
 
@@ -1145,7 +1526,11 @@ cdef class Unpacker:
 
     def __next__(self):
         cdef bint found
-        obj = self.next_object(True, &found)
+        self.enter()
+        try:
+            obj = self.next_object(True, &found)
+        finally:
+            self.busy = False
         if not found:
             raise StopIteration
         return obj
@@ -1154,7 +1539,6 @@ cdef class Unpacker:
         cdef Header h
         cdef uint8_t marker
         cdef int result
-        self.check_idle()
         while True:
             if self.pos < self.buf_len:
                 marker = <uint8_t>self.buf[self.pos]
@@ -1169,22 +1553,36 @@ cdef class Unpacker:
                 raise OutOfData("No more data to unpack.")
 
     def read_array_header(self):
-        return self.container_header(0x90, 0xDC)
+        self.enter()
+        try:
+            return self.container_header(0x90, 0xDC)
+        finally:
+            self.busy = False
 
     def read_map_header(self):
-        return self.container_header(0x80, 0xDE)
+        self.enter()
+        try:
+            return self.container_header(0x80, 0xDE)
+        finally:
+            self.busy = False
 
     def read_bytes(self, Py_ssize_t n):
-        self.check_idle()
-        cdef Py_ssize_t taken = min(n, self.buf_len - self.pos)
-        result = PyBytes_FromStringAndSize(self.buf + self.pos, taken)
-        self.pos += taken
-        self.scanning = False
-        if taken < n and self.file_read is not None:
-            more = self.file_read(n - taken)
-            self.offset += len(more)  # read past the (now empty) buffer
-            result += more
-        return result
+        cdef Py_ssize_t taken
+        self.enter()
+        try:
+            taken = min(n, self.buf_len - self.pos)
+            result = PyBytes_FromStringAndSize(self.buf + self.pos, taken)
+            self.pos += taken
+            self.scanning = False
+            if taken < n and self.file_read is not None:
+                more = self.file_read(n - taken)
+                self.offset += len(more)  # read past the (now empty) buffer
+                result += more
+            return result
+        finally:
+            self.busy = False
 
     def tell(self):
+        self.enter()
+        self.busy = False
         return self.offset + self.pos

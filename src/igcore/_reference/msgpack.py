@@ -59,7 +59,9 @@ The streaming ``Unpacker`` (see its docstring) builds an object only once all of
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import struct
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -77,18 +79,39 @@ _NANOS = 10**9
 # -- packing -------------------------------------------------------------------------------------------------
 
 
+def _one_call_at_a_time(method):
+    """The Packer or Unpacker method, refusing to start while another call on the same object is in
+    progress (another thread's, or one from a hook that the first runs): ``RuntimeError``."""
+
+    @functools.wraps(method)
+    def guarded(self, *args):
+        if not self._busy.acquire(blocking=False):
+            name = type(self).__name__
+            raise RuntimeError(f"{name} cannot be called while another call on it is in progress")
+        try:
+            return method(self, *args)
+        finally:
+            self._busy.release()
+
+    return guarded
+
+
 def packb(obj, options) -> bytes:
     """`obj` packed with `options` (a ``PackOptions``)."""
     return Packer(options, True).pack(obj)
 
 
 class Packer:
-    """Packs objects into an internal buffer; with `autoreset` each call returns its bytes and empties it."""
+    """Packs objects into an internal buffer; with `autoreset` each call returns its bytes and empties it.
+
+    One call at a time: a call made while another is in progress on the same packer (another thread's,
+    or one from a `default` that the first runs) raises ``RuntimeError``."""
 
     def __init__(self, options, autoreset: bool):
         self._options = options
         self._autoreset = autoreset
         self._buffer = bytearray()
+        self._busy = threading.Lock()  # held for each call (see _one_call_at_a_time)
 
     def _done(self) -> bytes | None:
         if self._autoreset:
@@ -105,9 +128,11 @@ class Packer:
             raise
         return self._done()
 
+    @_one_call_at_a_time
     def pack(self, obj) -> bytes | None:
         return self._guarded(lambda: _Writer(self._buffer, self._options).pack(obj, 0))
 
+    @_one_call_at_a_time
     def pack_map_pairs(self, pairs) -> bytes | None:
         """A map of `pairs` (a sized iterable of (key, value)); keys and values start at depth 0."""
 
@@ -123,6 +148,7 @@ class Packer:
 
         return self._guarded(write)
 
+    @_one_call_at_a_time
     def pack_array_header(self, size: int) -> bytes | None:
         """The header of an array of `size` items (the items are packed by later calls)."""
         if size < 0:
@@ -132,6 +158,7 @@ class Packer:
         _Writer(self._buffer, self._options).array_header(size)
         return self._done()
 
+    @_one_call_at_a_time
     def pack_map_header(self, size: int) -> bytes | None:
         """The header of a map of `size` pairs (keys and values are packed by later calls)."""
         if size < 0:
@@ -141,6 +168,7 @@ class Packer:
         _Writer(self._buffer, self._options).map_header(size)
         return self._done()
 
+    @_one_call_at_a_time
     def pack_ext_type(self, code: int, data) -> bytes | None:
         """An ext of type `code` (-128..127, an int) and payload `data` (bytes-like)."""
         payload = memoryview(data).cast("B")
@@ -149,9 +177,11 @@ class Packer:
         _Writer(self._buffer, self._options).ext(code, payload)
         return self._done()
 
+    @_one_call_at_a_time
     def bytes(self) -> bytes:
         return bytes(self._buffer)
 
+    @_one_call_at_a_time
     def reset(self) -> None:
         self._buffer.clear()
 
@@ -683,7 +713,10 @@ class Unpacker:
     - ``tell()`` is the stream offset of the next unread byte: after whole objects, headers and
       ``read_bytes``.
     - After an error the position stays at the start of the object that raised it.
-    - A hook that calls back into the unpacker building its object raises ``RuntimeError``.
+    - One call at a time: a call made while another call on the same unpacker is in progress (from
+      another thread, or from a hook or ``file_read`` that the first call runs) raises
+      ``RuntimeError`` and changes nothing. Threads that share an unpacker serialize their calls (a
+      lock around each); each call then sees the stream exactly as if they were made from one thread.
     - With a file, ``read_size`` bytes are read whenever the buffer lacks bytes; an empty read is the
       end of the stream.
     """
@@ -699,14 +732,12 @@ class Unpacker:
         self._offset = 0  # the stream offset of _buffer[0]
         self._scan: list | None = None  # find_end's progress through an incomplete object
         self._scan_limits = False
-        self._busy = False  # building an object: a hook must not use this unpacker meanwhile
+        # Held for the whole of each call: taken without waiting, so a second call (another thread's,
+        # or a hook's) raises instead of interleaving with the first.
+        self._busy = threading.Lock()
 
-    def _check_idle(self) -> None:
-        if self._busy:
-            raise RuntimeError("Unpacker cannot be called while unpacking is in progress")
-
+    @_one_call_at_a_time
     def feed(self, data) -> None:
-        self._check_idle()
         if len(self._buffer) - self._pos + len(data) > self._max_buffer_size:
             raise BufferFull
         self._drop_consumed()
@@ -738,7 +769,6 @@ class Unpacker:
 
     def _next_object(self, build: bool):
         """The next whole object (built, or skipped: None); OutOfData when its bytes are not all here."""
-        self._check_idle()
         with_limits = build  # skipping checks no limits, as msgpack-python's does not
         while True:
             if self._pos < len(self._buffer):
@@ -755,25 +785,24 @@ class Unpacker:
                     self._scan = None
                     obj = None
                     if build:
-                        self._busy = True
-                        try:
-                            obj = self._reader.read(self._buffer, self._pos)[0]
-                        finally:
-                            self._busy = False
+                        obj = self._reader.read(self._buffer, self._pos)[0]
                     self._pos = end
                     return obj
             if not self._read_file():
                 raise OutOfData("No more data to unpack.")
 
+    @_one_call_at_a_time
     def unpack(self):
         return self._next_object(build=True)
 
+    @_one_call_at_a_time
     def skip(self) -> None:
         self._next_object(build=False)
 
     def __iter__(self):
         return self
 
+    @_one_call_at_a_time
     def __next__(self):
         try:
             return self._next_object(build=True)
@@ -783,7 +812,6 @@ class Unpacker:
     def _container_header(self, markers: tuple) -> int:
         """The size in the array or map header that comes next; its first byte must be in `markers`
         (else ``ValueError``, however few bytes are here)."""
-        self._check_idle()
         while True:
             if self._pos < len(self._buffer):
                 if self._buffer[self._pos] not in markers:
@@ -799,17 +827,19 @@ class Unpacker:
             if not self._read_file():
                 raise OutOfData("No more data to unpack.")
 
+    @_one_call_at_a_time
     def read_array_header(self) -> int:
         """The item count of the array that comes next; its items are the next objects."""
         return self._container_header(_ARRAY_MARKERS)
 
+    @_one_call_at_a_time
     def read_map_header(self) -> int:
         """The pair count of the map that comes next; its keys and values are the next objects."""
         return self._container_header(_MAP_MARKERS)
 
+    @_one_call_at_a_time
     def read_bytes(self, n: int) -> bytes:
         """Up to `n` raw bytes of the stream (fewer at its end)."""
-        self._check_idle()
         taken = bytes(self._buffer[self._pos : self._pos + n])
         self._pos += len(taken)
         self._scan = None
@@ -819,5 +849,6 @@ class Unpacker:
             taken += more
         return taken
 
+    @_one_call_at_a_time
     def tell(self) -> int:
         return self._offset + self._pos

@@ -127,6 +127,9 @@ class Packer:
     - ``datetime``: a timezone-aware ``datetime.datetime`` as a msgpack timestamp.
     - ``unicode_errors``: the error handler for encoding str (default strict).
     - ``buf_size``: accepted for compatibility; the buffer grows as needed.
+
+    One call at a time: a call made while another call on the same packer is in progress (another
+    thread's, or one from a ``default`` that the first runs) raises ``RuntimeError``.
     """
 
     def __init__(
@@ -218,6 +221,11 @@ class Unpacker:
     consumed): msgpack-python's C extension builds it as bytes arrive. So ``tell()`` never points
     inside an object, the hooks run once per object, and an error leaves the position at the start of
     the object that raised it.
+
+    One call at a time: a call made while another call on the same unpacker is in progress (another
+    thread's, or one from a hook or ``file_like.read()`` that the first runs) raises ``RuntimeError``
+    and changes nothing. Threads that share an unpacker put a lock around each call; each call then
+    takes the next object of the stream, exactly once.
     """
 
     def __init__(self, file_like=None, **kwargs):

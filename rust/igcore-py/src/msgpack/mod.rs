@@ -14,6 +14,7 @@ use pyo3::types::PyTuple;
 mod buffer;
 mod keys;
 mod pack;
+mod reuse;
 mod stream;
 mod unpack;
 

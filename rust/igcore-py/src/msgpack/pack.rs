@@ -5,9 +5,10 @@ use igcore_core::msgpack::{self as wire, Output, ITEM_LIMIT, NEST_LIMIT};
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyIterator};
 
 use super::buffer::ByteView;
+use super::reuse::Lent;
 use super::{api, type_name, Api, PackConfig};
 
 /// See `igcore._reference.msgpack.packb`.
@@ -24,7 +25,7 @@ pub(crate) fn packb<'py>(
         Ok(mut out) => {
             out.clear();
             let packed = Writer::new(py, &mut out, &config)?
-                .pack(obj, 0)
+                .pack(obj)
                 .map(|()| PyBytes::new(py, out.as_slice()));
             if out.capacity() > MAX_KEPT_SCRATCH {
                 *out = Output::new();
@@ -33,7 +34,7 @@ pub(crate) fn packb<'py>(
         }
         Err(_) => {
             let mut out = Output::new();
-            Writer::new(py, &mut out, &config)?.pack(obj, 0)?;
+            Writer::new(py, &mut out, &config)?.pack(obj)?;
             Ok(PyBytes::new(py, out.as_slice()))
         }
     })
@@ -41,6 +42,7 @@ pub(crate) fn packb<'py>(
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Output> = std::cell::RefCell::new(Output::new());
+    static PACK_FRAMES: std::cell::Cell<Vec<Frame<'static>>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A scratch buffer grown beyond this by one large object is given back rather than kept.
@@ -66,16 +68,75 @@ impl Packer {
     }
 
     fn pack<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_now(py, obj)
+    }
+
+    fn pack_map_pairs<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        pairs: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_map_pairs_now(py, pairs)
+    }
+
+    fn pack_array_header<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        size: i64,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_array_header_now(py, size)
+    }
+
+    fn pack_map_header<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        size: i64,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_map_header_now(py, size)
+    }
+
+    fn pack_ext_type<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        code: i64,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        busy(slf)?.pack_ext_type_now(py, code, data)
+    }
+
+    fn bytes<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(busy(slf)?.bytes_now(py))
+    }
+
+    fn reset(slf: &Bound<'_, Self>) -> PyResult<()> {
+        busy(slf)?.reset_now();
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.config.default)
+    }
+
+    fn __clear__(&mut self) {
+        self.config.default = None;
+    }
+}
+
+impl Packer {
+    fn pack_now<'py>(
         &mut self,
         py: Python<'py>,
         obj: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let written =
-            Writer::new(py, &mut self.buffer, &self.config).and_then(|mut w| w.pack(obj, 0));
+        let written = Writer::new(py, &mut self.buffer, &self.config).and_then(|mut w| w.pack(obj));
         self.finish(py, written)
     }
 
-    fn pack_map_pairs<'py>(
+    fn pack_map_pairs_now<'py>(
         &mut self,
         py: Python<'py>,
         pairs: &Bound<'py, PyAny>,
@@ -88,15 +149,15 @@ impl Packer {
             wire::write_map_header(writer.out, size);
             for pair in pairs.try_iter()? {
                 let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair?.extract()?;
-                writer.pack(&key, 0)?;
-                writer.pack(&value, 0)?;
+                writer.pack(&key)?;
+                writer.pack(&value)?;
             }
             Ok(())
         });
         self.finish(py, written)
     }
 
-    fn pack_array_header<'py>(
+    fn pack_array_header_now<'py>(
         &mut self,
         py: Python<'py>,
         size: i64,
@@ -105,7 +166,7 @@ impl Packer {
         self.finish(py, Ok(()))
     }
 
-    fn pack_map_header<'py>(
+    fn pack_map_header_now<'py>(
         &mut self,
         py: Python<'py>,
         size: i64,
@@ -114,7 +175,7 @@ impl Packer {
         self.finish(py, Ok(()))
     }
 
-    fn pack_ext_type<'py>(
+    fn pack_ext_type_now<'py>(
         &mut self,
         py: Python<'py>,
         code: i64,
@@ -130,24 +191,14 @@ impl Packer {
         self.finish(py, Ok(()))
     }
 
-    fn bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+    fn bytes_now<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.buffer.as_slice())
     }
 
-    fn reset(&mut self) {
+    fn reset_now(&mut self) {
         self.buffer.clear();
     }
 
-    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
-        visit.call(&self.config.default)
-    }
-
-    fn __clear__(&mut self) {
-        self.config.default = None;
-    }
-}
-
-impl Packer {
     /// After an error the buffer is emptied (as msgpack-python does); with autoreset its bytes are
     /// returned and it is emptied.
     fn finish<'py>(
@@ -166,6 +217,14 @@ impl Packer {
         self.buffer.clear();
         Ok(Some(packed))
     }
+}
+
+/// The packer, for one call: a call made while another is in progress on it (another thread's, or one
+/// from a `default` that the first runs) raises RuntimeError instead.
+fn busy<'py>(slf: &Bound<'py, Packer>) -> PyResult<PyRefMut<'py, Packer>> {
+    slf.try_borrow_mut().map_err(|_| {
+        PyRuntimeError::new_err("Packer cannot be called while another call on it is in progress")
+    })
 }
 
 fn header_size(size: i64, what: &str) -> PyResult<usize> {
@@ -190,6 +249,80 @@ enum Outcome {
     ForDefault,
 }
 
+/// What an open container is walked with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FrameKind {
+    /// An exact list, by index (a `default` may change it: its size is read again for each item).
+    List,
+    /// An exact tuple, by index.
+    Tuple,
+    /// An exact dict, with PyDict_Next.
+    Dict,
+    /// An iterator over the items of a list or tuple subclass (its own __iter__).
+    Iter,
+    /// An iterator over the (key, value) pairs of a dict subclass (its own items()).
+    Items,
+}
+
+impl FrameKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Dict | Self::Items => "dictionary",
+            _ => "list",
+        }
+    }
+}
+
+/// A container being packed. Read and written a field at a time (never moved whole), so that the
+/// stores of one item are not reloaded as a wider copy of the frame.
+struct Frame<'py> {
+    kind: FrameKind,
+    /// The list, tuple or dict (held), or the iterator over it.
+    container: Bound<'py, PyAny>,
+    /// The items (pairs, for maps) its header announced.
+    len: usize,
+    /// The items (pairs) taken so far; for lists and tuples, the index of the next one.
+    written: usize,
+    /// Dict: PyDict_Next's position.
+    pos: ffi::Py_ssize_t,
+    /// Maps: the value of the key being packed, held until it is packed next.
+    value: Option<Bound<'py, PyAny>>,
+}
+
+/// Opens a container on the stack, written in place (see `Frame`).
+#[inline(always)]
+fn push<'py>(
+    open: &mut Vec<Frame<'py>>,
+    kind: FrameKind,
+    container: Bound<'py, PyAny>,
+    len: usize,
+) {
+    open.reserve(1);
+    let at = open.len();
+    // SAFETY: `reserve` made room for one more frame at index `at`, which is written whole before the
+    // length counts it.
+    unsafe {
+        open.as_mut_ptr().add(at).write(Frame {
+            kind,
+            container,
+            len,
+            written: 0,
+            pos: 0,
+            value: None,
+        });
+        open.set_len(at + 1);
+    }
+}
+
+/// An item at `depth` is one level too deep past the limit.
+#[inline(always)]
+fn check_depth(depth: usize) -> PyResult<()> {
+    if depth > NEST_LIMIT {
+        return Err(PyValueError::new_err("recursion limit exceeded."));
+    }
+    Ok(())
+}
+
 struct Writer<'a, 'py> {
     py: Python<'py>,
     out: &'a mut Output,
@@ -207,49 +340,169 @@ impl<'a, 'py> Writer<'a, 'py> {
         })
     }
 
-    /// Packs an item of a container without taking a reference to it when it is a scalar that packs
-    /// without running Python code; anything else is taken (a `default` could free it otherwise).
+    /// Packs `obj` (at depth 0). Containers are walked with an explicit stack, not recursion, so the
+    /// 1024 levels allowed take the same native stack as one: a thread with a small stack can pack
+    /// them, and a `default` runs with all of its stack.
+    fn pack(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        // SAFETY: the kept frames are the same type but for the lifetime.
+        let mut open = unsafe { Lent::<Frame<'py>, Frame<'static>>::new(&PACK_FRAMES) };
+        let open = &mut *open;
+        self.pack_object(obj.clone(), open)?;
+        loop {
+            // The items of the innermost container are at this depth (the top object is at 0).
+            let depth = open.len();
+            let Some(top) = open.last_mut() else {
+                return Ok(());
+            };
+            match self.next_item(top, depth)? {
+                Some(item) => self.pack_object(item, open)?,
+                None => {
+                    let (written, len, what) = (top.written, top.len, top.kind.name());
+                    open.truncate(open.len() - 1);
+                    check_written(written, len, what)?;
+                }
+            }
+        }
+    }
+
+    /// Writes the scalars among the next items of `top` in place, and returns the first item that
+    /// needs more (a container, a type for `default`, ...), taken as an owned reference; None once its
+    /// items are all written.
+    #[inline(always)]
+    fn next_item(
+        &mut self,
+        top: &mut Frame<'py>,
+        depth: usize,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let ptr = top.container.as_ptr();
+        match top.kind {
+            FrameKind::List => {
+                // SAFETY: `ptr` is a live exact list (held by the frame); the index is checked against
+                // its current size before each read (a `default` may have changed it), and the item is
+                // used only while the list holds it and no Python code runs (see `write_scalar`).
+                unsafe {
+                    while top.written < ffi::PyList_GET_SIZE(ptr) as usize {
+                        check_depth(depth)?;
+                        let item = ffi::PyList_GET_ITEM(ptr, top.written as ffi::Py_ssize_t);
+                        top.written += 1;
+                        if !self.write_scalar(item)? {
+                            return Ok(Some(Bound::from_borrowed_ptr(self.py, item)));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            FrameKind::Tuple => {
+                // SAFETY: `ptr` is a live exact tuple (held by the frame), which cannot change: its
+                // items below its length live as long as it does.
+                unsafe {
+                    while top.written < top.len {
+                        check_depth(depth)?;
+                        let item = ffi::PyTuple_GET_ITEM(ptr, top.written as ffi::Py_ssize_t);
+                        top.written += 1;
+                        if !self.write_scalar(item)? {
+                            return Ok(Some(Bound::from_borrowed_ptr(self.py, item)));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            FrameKind::Dict => {
+                if let Some(value) = top.value.take() {
+                    return Ok(Some(value)); // the value of the key just packed
+                }
+                let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+                let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+                loop {
+                    // SAFETY: `ptr` is a live exact dict (held by the frame).
+                    if unsafe { ffi::PyDict_Size(ptr) } as usize != top.len {
+                        // What the dict's own iterator says when a `default` changed it.
+                        return Err(PyRuntimeError::new_err(
+                            "dictionary changed size during iteration",
+                        ));
+                    }
+                    // SAFETY: PyDict_Next on a live dict yields borrowed references, live while the
+                    // dict is unchanged; it stays within the dict's current table.
+                    if unsafe { ffi::PyDict_Next(ptr, &mut top.pos, &mut key, &mut value) } == 0 {
+                        return Ok(None);
+                    }
+                    check_depth(depth)?;
+                    top.written += 1;
+                    // SAFETY: `key` and `value` are live (the dict holds them) until Python code runs:
+                    // a key that needs more is returned with an owned reference to its value kept in
+                    // the frame, so that packing the key (a `default` that clears the dict) cannot
+                    // free the value.
+                    unsafe {
+                        if !self.write_scalar(key)? {
+                            top.value = Some(Bound::from_borrowed_ptr(self.py, value));
+                            return Ok(Some(Bound::from_borrowed_ptr(self.py, key)));
+                        }
+                        if !self.write_scalar(value)? {
+                            return Ok(Some(Bound::from_borrowed_ptr(self.py, value)));
+                        }
+                    }
+                }
+            }
+            FrameKind::Iter | FrameKind::Items => {
+                if let Some(value) = top.value.take() {
+                    return Ok(Some(value));
+                }
+                // SAFETY: the frame holds an iterator (made by `try_iter`).
+                let iterator = unsafe { top.container.cast_unchecked::<PyIterator>() };
+                let Some(item) = iterator.clone().next().transpose()? else {
+                    return Ok(None);
+                };
+                check_depth(depth)?;
+                top.written += 1;
+                if top.kind == FrameKind::Iter {
+                    return Ok(Some(item));
+                }
+                let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item.extract()?;
+                top.value = Some(value);
+                Ok(Some(key))
+            }
+        }
+    }
+
+    /// Writes `ptr` if it is a scalar that packs without running Python code (and so without a
+    /// reference taken to it); false to leave it to `pack_object`.
     ///
     /// # Safety
-    /// `ptr` is a live object, kept alive by its container until this returns unless Python code runs.
+    /// `ptr` is a live object.
     #[inline(always)]
-    unsafe fn pack_item(&mut self, ptr: *mut ffi::PyObject, depth: usize) -> PyResult<()> {
+    unsafe fn write_scalar(&mut self, ptr: *mut ffi::PyObject) -> PyResult<bool> {
         // SAFETY: `ptr` is live (the caller's promise); the checks compare type pointers and each
         // accessor runs after the check for the type it reads. No Python code runs on these paths
         // (an error handler for str would be Python code, so it takes the slow path).
         unsafe {
-            if depth <= NEST_LIMIT {
-                if ffi::PyUnicode_CheckExact(ptr) != 0 && self.config.unicode_errors.is_none() {
-                    let bytes = str_utf8(self.py, ptr)?;
-                    return self.write_str_bytes(bytes);
-                }
-                if ffi::PyLong_CheckExact(ptr) != 0 {
-                    let mut overflow = 0;
-                    let value = ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow);
-                    if overflow == 0 {
-                        wire::write_int(self.out, value);
-                        return Ok(());
-                    }
-                } else if ffi::PyFloat_CheckExact(ptr) != 0 {
-                    return self.write_float(ffi::PyFloat_AS_DOUBLE(ptr));
-                } else if ptr == ffi::Py_None() {
-                    wire::write_nil(self.out);
-                    return Ok(());
-                } else if ptr == ffi::Py_True() || ptr == ffi::Py_False() {
-                    wire::write_bool(self.out, ptr == ffi::Py_True());
-                    return Ok(());
-                }
+            if ffi::PyUnicode_CheckExact(ptr) != 0 && self.config.unicode_errors.is_none() {
+                let bytes = str_utf8(self.py, ptr)?;
+                self.write_str_bytes(bytes)?;
+                return Ok(true);
             }
-            let obj = Bound::from_borrowed_ptr(self.py, ptr);
-            self.pack(&obj, depth)
+            if ffi::PyLong_CheckExact(ptr) != 0 {
+                let mut overflow = 0;
+                let value = ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow);
+                if overflow == 0 {
+                    wire::write_int(self.out, value);
+                    return Ok(true);
+                }
+            } else if ffi::PyFloat_CheckExact(ptr) != 0 {
+                self.write_float(ffi::PyFloat_AS_DOUBLE(ptr))?;
+                return Ok(true);
+            } else if ptr == ffi::Py_None() {
+                wire::write_nil(self.out);
+                return Ok(true);
+            } else if ptr == ffi::Py_True() || ptr == ffi::Py_False() {
+                wire::write_bool(self.out, ptr == ffi::Py_True());
+                return Ok(true);
+            }
         }
+        Ok(false)
     }
 
-    /// Packs `obj`, found at `depth` (the top object is at 0).
-    fn pack(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
-        if depth > NEST_LIMIT {
-            return Err(PyValueError::new_err("recursion limit exceeded."));
-        }
+    /// Packs `obj`: writes it whole, or writes a container's header and opens it on `open`.
+    fn pack_object(&mut self, obj: Bound<'py, PyAny>, open: &mut Vec<Frame<'py>>) -> PyResult<()> {
         let ptr = obj.as_ptr();
         // The common exact types first, by type pointer. They are the same in strict mode, and none is
         // also a later type, so checking them first keeps msgpack-python's order.
@@ -257,7 +510,7 @@ impl<'a, 'py> Writer<'a, 'py> {
         // pointer, and each accessor is called after the check for the type it reads.
         unsafe {
             if ffi::PyUnicode_CheckExact(ptr) != 0 {
-                return self.write_str(obj);
+                return self.write_str(&obj);
             }
             if ffi::PyLong_CheckExact(ptr) != 0 {
                 let mut overflow = 0;
@@ -267,9 +520,9 @@ impl<'a, 'py> Writer<'a, 'py> {
                     return Ok(());
                 }
             } else if ffi::PyDict_CheckExact(ptr) != 0 {
-                return self.write_dict(obj, depth);
+                return self.write_dict(obj, open);
             } else if ffi::PyList_CheckExact(ptr) != 0 {
-                return self.write_list(obj, depth);
+                return self.write_list(obj, open);
             } else if ffi::PyFloat_CheckExact(ptr) != 0 {
                 return self.write_float(ffi::PyFloat_AS_DOUBLE(ptr));
             } else if ptr == ffi::Py_None() {
@@ -278,13 +531,13 @@ impl<'a, 'py> Writer<'a, 'py> {
             }
         }
         if let Some(default) = &self.config.default {
-            if let Outcome::Written = self.pack_known(obj, depth, true)? {
+            if let Outcome::Written = self.pack_known(&obj, open, true)? {
                 return Ok(());
             }
             let replacement = default.bind(self.py).call1((obj,))?;
-            self.pack_known(&replacement, depth, false).map(|_| ())
+            self.pack_known(&replacement, open, false).map(|_| ())
         } else {
-            self.pack_known(obj, depth, false).map(|_| ())
+            self.pack_known(&obj, open, false).map(|_| ())
         }
     }
 
@@ -293,7 +546,7 @@ impl<'a, 'py> Writer<'a, 'py> {
     fn pack_known(
         &mut self,
         obj: &Bound<'py, PyAny>,
-        depth: usize,
+        open: &mut Vec<Frame<'py>>,
         will_default: bool,
     ) -> PyResult<Outcome> {
         let ptr = obj.as_ptr();
@@ -347,7 +600,7 @@ impl<'a, 'py> Writer<'a, 'py> {
                 ffi::PyDict_Check(ptr)
             } != 0
             {
-                self.write_dict(obj, depth)?;
+                self.write_dict(obj.clone(), open)?;
             } else if self.is_ext_type(obj)? {
                 self.write_ext_type(obj)?;
             } else if ffi::Py_TYPE(ptr).cast() == self.api.timestamp.as_ptr() {
@@ -360,7 +613,7 @@ impl<'a, 'py> Writer<'a, 'py> {
                 (ffi::PyList_Check(ptr) != 0 || ffi::PyTuple_Check(ptr) != 0) as i32
             } != 0
             {
-                self.write_list(obj, depth)?;
+                self.write_list(obj.clone(), open)?;
             } else if ffi::PyMemoryView_Check(ptr) != 0 {
                 let view = ByteView::new(obj)?;
                 let bytes = view.as_slice();
@@ -484,47 +737,27 @@ impl<'a, 'py> Writer<'a, 'py> {
         Ok(())
     }
 
-    fn write_dict(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
+    /// The map header, then the dict opened for its pairs.
+    fn write_dict(&mut self, obj: Bound<'py, PyAny>, open: &mut Vec<Frame<'py>>) -> PyResult<()> {
         // SAFETY: `obj` is a live dict or dict subclass (the callers checked).
         let len = unsafe { ffi::PyDict_Size(obj.as_ptr()) } as usize;
         if len > ITEM_LIMIT {
             return Err(PyValueError::new_err("dict is too large"));
         }
         wire::write_map_header(self.out, len);
-        let ptr = obj.as_ptr();
-        // SAFETY: `ptr` is a live dict or dict subclass.
-        if unsafe { ffi::PyDict_CheckExact(ptr) } == 0 {
+        // SAFETY: `obj` is a live dict or dict subclass.
+        if unsafe { ffi::PyDict_CheckExact(obj.as_ptr()) } == 0 {
             // A subclass may define its own items() (OrderedDict's order, for one): use it.
-            let mut written = 0;
-            for pair in obj.call_method0("items")?.try_iter()? {
-                let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair?.extract()?;
-                self.pack(&key, depth + 1)?;
-                self.pack(&value, depth + 1)?;
-                written += 1;
-            }
-            return check_written(written, len, "dictionary");
+            let items = obj.call_method0("items")?.try_iter()?.into_any();
+            push(open, FrameKind::Items, items, len);
+        } else {
+            push(open, FrameKind::Dict, obj, len);
         }
-        let mut pos: ffi::Py_ssize_t = 0;
-        let mut key: *mut ffi::PyObject = std::ptr::null_mut();
-        let mut value: *mut ffi::PyObject = std::ptr::null_mut();
-        let mut written = 0;
-        // SAFETY: PyDict_Next on a live dict yields borrowed references, which are taken as owned
-        // references at once, so code run while packing them (a `default`) cannot free them. It stays
-        // within the dict's current table even if that code changes the dict.
-        while unsafe { ffi::PyDict_Next(ptr, &mut pos, &mut key, &mut value) } != 0 {
-            // SAFETY: PyDict_Next just returned these live borrowed references; the dict (held by
-            // `obj`) keeps them alive until Python code runs, and pack_item takes a reference to
-            // anything that could run some.
-            unsafe {
-                self.pack_item(key, depth + 1)?;
-                self.pack_item(value, depth + 1)?;
-            }
-            written += 1;
-        }
-        check_written(written, len, "dictionary")
+        Ok(())
     }
 
-    fn write_list(&mut self, obj: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
+    /// The array header, then the list or tuple opened for its items.
+    fn write_list(&mut self, obj: Bound<'py, PyAny>, open: &mut Vec<Frame<'py>>) -> PyResult<()> {
         let ptr = obj.as_ptr();
         // SAFETY: `ptr` is a live list or tuple (or subclass); Py_SIZE reads its item count.
         let len = unsafe { ffi::Py_SIZE(ptr) } as usize;
@@ -539,44 +772,15 @@ impl<'a, 'py> Writer<'a, 'py> {
                 ffi::PyTuple_CheckExact(ptr) != 0,
             )
         };
-        if is_tuple {
-            let tuple = obj.cast::<PyTuple>()?;
-            for index in 0..tuple.len() {
-                // SAFETY: a tuple cannot change, so its item `index` (below its length) is live
-                // for as long as the tuple, which `obj` holds.
-                unsafe {
-                    self.pack_item(
-                        ffi::PyTuple_GET_ITEM(ptr, index as ffi::Py_ssize_t),
-                        depth + 1,
-                    )?
-                };
-            }
-            return Ok(());
-        }
-        if !is_list {
+        if is_list {
+            push(open, FrameKind::List, obj, len);
+        } else if is_tuple {
+            push(open, FrameKind::Tuple, obj, len);
+        } else {
             // A subclass may define its own __iter__: iterate it, as msgpack-python does.
-            let mut written = 0;
-            for item in obj.try_iter()? {
-                self.pack(&item?, depth + 1)?;
-                written += 1;
-            }
-            return check_written(written, len, "list");
+            push(open, FrameKind::Iter, obj.try_iter()?.into_any(), len);
         }
-        let mut index = 0;
-        // SAFETY: the index is checked against the list's current size before each read, and the item
-        // is taken as an owned reference before packing it (a `default` may change the list).
-        while index < unsafe { ffi::PyList_GET_SIZE(ptr) } as usize {
-            // SAFETY: `index` is below the list's current size, so the slot holds a live item, kept
-            // alive by the list (held by `obj`) until pack_item takes it or Python code runs.
-            unsafe {
-                self.pack_item(
-                    ffi::PyList_GET_ITEM(ptr, index as ffi::Py_ssize_t),
-                    depth + 1,
-                )?
-            };
-            index += 1;
-        }
-        check_written(index, len, "list")
+        Ok(())
     }
 
     fn write_ext_type(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {

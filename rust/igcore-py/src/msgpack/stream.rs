@@ -2,7 +2,7 @@
 //! `igcore_core::msgpack::Scanner`, each object built once all of its bytes are there.
 
 use igcore_core::msgpack::{self as wire, ContainerLimits, Header, Scanner, WireError};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -37,6 +37,14 @@ fn out_of_data(py: Python<'_>) -> PyResult<PyErr> {
     Ok(PyErr::from_value(error))
 }
 
+/// The unpacker, for one call: a call made while another is in progress on it (another thread's, or
+/// one from a hook or `file_like.read()` that the first runs) raises RuntimeError instead.
+fn busy<'py>(slf: &Bound<'py, Unpacker>) -> PyResult<PyRefMut<'py, Unpacker>> {
+    slf.try_borrow_mut().map_err(|_| {
+        PyRuntimeError::new_err("Unpacker cannot be called while another call on it is in progress")
+    })
+}
+
 fn buffer_full(py: Python<'_>) -> PyResult<PyErr> {
     Ok(PyErr::from_value(api(py)?.buffer_full.bind(py).call0()?))
 }
@@ -65,65 +73,47 @@ impl Unpacker {
         })
     }
 
-    fn feed(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let view = ByteView::new(data)?;
-        let bytes = view.as_slice();
-        if self.held().saturating_add(bytes.len()) > self.max_buffer_size {
-            return Err(buffer_full(py)?);
-        }
-        self.drop_consumed();
-        self.buffer.extend_from_slice(bytes);
-        Ok(())
+    fn feed(slf: &Bound<'_, Self>, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        busy(slf)?.feed_now(py, data)
     }
 
-    fn unpack<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match self.next_object(py, true)? {
-            Some(obj) => Ok(obj),
-            None => Err(out_of_data(py)?),
-        }
+    fn unpack<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        busy(slf)?.unpack_now(py)
     }
 
-    fn skip(&mut self, py: Python<'_>) -> PyResult<()> {
-        match self.next_object(py, false)? {
-            Some(_) => Ok(()),
-            None => Err(out_of_data(py)?),
-        }
+    fn skip(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<()> {
+        busy(slf)?.skip_now(py)
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
-    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.next_object(py, true)
+    fn __next__<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        busy(slf)?.next_now(py)
     }
 
-    fn read_array_header(&mut self, py: Python<'_>) -> PyResult<u32> {
-        self.container_header(py, 0x90, 0xdc)
+    fn read_array_header(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<u32> {
+        busy(slf)?.read_array_header_now(py)
     }
 
-    fn read_map_header(&mut self, py: Python<'_>) -> PyResult<u32> {
-        self.container_header(py, 0x80, 0xde)
+    fn read_map_header(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<u32> {
+        busy(slf)?.read_map_header_now(py)
     }
 
-    fn read_bytes<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
-        let end = self.pos + n.min(self.held());
-        let mut taken = self.buffer.get(self.pos..end).unwrap_or_default().to_vec();
-        self.pos = end;
-        self.scan = None;
-        if taken.len() < n {
-            if let Some(read) = &self.file_read {
-                let more = read.bind(py).call1((n - taken.len(),))?;
-                let more = more.cast::<PyBytes>()?.as_bytes();
-                self.offset += more.len() as u64; // read past the (now empty) buffer
-                taken.extend_from_slice(more);
-            }
-        }
-        Ok(PyBytes::new(py, &taken))
+    fn read_bytes<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        busy(slf)?.read_bytes_now(py, n)
     }
 
-    fn tell(&self) -> u64 {
-        self.offset + self.pos as u64
+    fn tell(slf: &Bound<'_, Self>) -> PyResult<u64> {
+        Ok(busy(slf)?.tell_now())
     }
 
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
@@ -142,6 +132,63 @@ impl Unpacker {
 }
 
 impl Unpacker {
+    fn feed_now(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let view = ByteView::new(data)?;
+        let bytes = view.as_slice();
+        if self.held().saturating_add(bytes.len()) > self.max_buffer_size {
+            return Err(buffer_full(py)?);
+        }
+        self.drop_consumed();
+        self.buffer.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn unpack_now<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.next_object(py, true)? {
+            Some(obj) => Ok(obj),
+            None => Err(out_of_data(py)?),
+        }
+    }
+
+    fn skip_now(&mut self, py: Python<'_>) -> PyResult<()> {
+        match self.next_object(py, false)? {
+            Some(_) => Ok(()),
+            None => Err(out_of_data(py)?),
+        }
+    }
+
+    fn next_now<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.next_object(py, true)
+    }
+
+    fn read_array_header_now(&mut self, py: Python<'_>) -> PyResult<u32> {
+        self.container_header(py, 0x90, 0xdc)
+    }
+
+    fn read_map_header_now(&mut self, py: Python<'_>) -> PyResult<u32> {
+        self.container_header(py, 0x80, 0xde)
+    }
+
+    fn read_bytes_now<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let end = self.pos + n.min(self.held());
+        let mut taken = self.buffer.get(self.pos..end).unwrap_or_default().to_vec();
+        self.pos = end;
+        self.scan = None;
+        if taken.len() < n {
+            if let Some(read) = &self.file_read {
+                let more = read.bind(py).call1((n - taken.len(),))?;
+                let more = more.cast::<PyBytes>()?.as_bytes();
+                self.offset += more.len() as u64; // read past the (now empty) buffer
+                taken.extend_from_slice(more);
+            }
+        }
+        Ok(PyBytes::new(py, &taken))
+    }
+
+    fn tell_now(&self) -> u64 {
+        self.offset + self.pos as u64
+    }
+
     /// Bytes held and not yet consumed.
     fn held(&self) -> usize {
         self.buffer.len() - self.pos
@@ -211,7 +258,7 @@ impl Unpacker {
                         let obj = if build {
                             let mut cache = keys::lock();
                             let keys = cache.as_mut().and_then(|c| c.as_mut());
-                            Reader::new(py, object, &self.config, self.limits, keys)?.read(0)?
+                            Reader::new(py, object, &self.config, self.limits, keys)?.read()?
                         } else {
                             py.None().into_bound(py)
                         };

@@ -1,5 +1,6 @@
-//! Unpacking: msgpack bytes -> Python objects, built in one pass with the C API (lists and dicts made
-//! at their final size, short map keys from a cache), headers read by `igcore_core::msgpack`.
+//! Unpacking: msgpack bytes -> Python objects, built in one pass with the C API (lists made at their
+//! final size once their items are read, dicts presized within what the input can hold, short map keys
+//! from a cache), headers read by `igcore_core::msgpack`.
 
 use std::ffi::c_char;
 
@@ -7,10 +8,11 @@ use igcore_core::msgpack::{self as wire, Header, WireError, MAX_OPEN_CONTAINERS}
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::buffer::ByteView;
 use super::keys::{self, KeyCache};
+use super::reuse::Lent;
 use super::{api, type_name, Api, Limits, UnpackConfig};
 use crate::error::msgpack_err;
 
@@ -33,7 +35,7 @@ pub(crate) fn unpackb<'py>(
         limits,
         cache.as_mut().and_then(|c| c.as_mut()),
     )?;
-    let obj = reader.read(0)?;
+    let obj = reader.read()?;
     let end = reader.pos;
     if end < bytes.len() {
         let extra = PyBytes::new(py, &bytes[end..]);
@@ -53,6 +55,41 @@ pub(crate) struct Reader<'a, 'py> {
     pub api: &'static Api,
     keys: Option<&'a mut KeyCache>,
     errors: *const c_char,
+    /// Bytes claimed by the pairs still to come in the open maps made at full size (two a pair).
+    claimed: usize,
+}
+
+thread_local! {
+    static OPEN: std::cell::Cell<Vec<Open<'static>>> = const { std::cell::Cell::new(Vec::new()) };
+    static VALUES: std::cell::Cell<Vec<Bound<'static, PyAny>>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// What a container being read builds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A list or tuple, from the items waiting on the value stack.
+    Array,
+    /// A dict, filled as each pair is read.
+    Map,
+    /// A dict made at full size: its pairs still to come claim two bytes each of the input left.
+    ClaimingMap,
+    /// A list of (key, value) tuples for `object_pairs_hook`, from those waiting on the value stack.
+    Pairs,
+}
+
+/// A container being read. Read and written a field at a time (never moved whole), so that the
+/// stores of one item are not reloaded as a wider copy of the frame.
+struct Open<'py> {
+    kind: Kind,
+    /// Items (arrays) or pairs (maps) still to come.
+    left: u32,
+    /// Array and Pairs: where its items start on the value stack.
+    start: usize,
+    /// Map: the dict being filled.
+    dict: Option<Bound<'py, PyAny>>,
+    /// Maps: the key read, whose value comes next.
+    key: Option<Bound<'py, PyAny>>,
 }
 
 /// Takes ownership of a new reference returned by the C API (null: the error it set).
@@ -63,6 +100,31 @@ pub(crate) struct Reader<'a, 'py> {
 unsafe fn owned<'py>(py: Python<'py>, ptr: *mut ffi::PyObject) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: as the caller promises.
     unsafe { Bound::from_owned_ptr_or_err(py, ptr) }
+}
+
+/// Opens a container on the stack, written in place (see `Open`).
+#[inline(always)]
+fn push<'py>(
+    open: &mut Vec<Open<'py>>,
+    kind: Kind,
+    left: u32,
+    start: usize,
+    dict: Option<Bound<'py, PyAny>>,
+) {
+    open.reserve(1);
+    let len = open.len();
+    // SAFETY: `reserve` made room for one more frame at index `len`, which is written whole before the
+    // length counts it.
+    unsafe {
+        open.as_mut_ptr().add(len).write(Open {
+            kind,
+            left,
+            start,
+            dict,
+            key: None,
+        });
+        open.set_len(len + 1);
+    }
 }
 
 impl<'a, 'py> Reader<'a, 'py> {
@@ -86,6 +148,7 @@ impl<'a, 'py> Reader<'a, 'py> {
             api: api(py)?,
             keys,
             errors,
+            claimed: 0,
         })
     }
 
@@ -101,44 +164,162 @@ impl<'a, 'py> Reader<'a, 'py> {
         Ok(bytes)
     }
 
-    /// The object at `pos`, inside `open` containers.
-    pub fn read(&mut self, open: usize) -> PyResult<Bound<'py, PyAny>> {
+    /// The object at `pos`. Containers are read with explicit stacks, not recursion, so the 1024
+    /// levels allowed take the same native stack as one (a thread with a small stack can unpack them,
+    /// and a hook runs with all of its stack). An array's items wait on the value stack until the last
+    /// one is read, then move into a list or tuple made at its final size: a container is never seen
+    /// half built (a hook walking `gc.get_objects()` meets only whole ones), and a header that lies
+    /// about its length allocates nothing (the items that do arrive are all that is held).
+    pub fn read(&mut self) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: the kept stacks are of the same types but for the lifetime.
+        let (mut open, mut values) = unsafe {
+            (
+                Lent::<Open<'py>, Open<'static>>::new(&OPEN),
+                Lent::<Bound<'py, PyAny>, Bound<'static, PyAny>>::new(&VALUES),
+            )
+        };
+        let (open, values) = (&mut *open, &mut *values);
+        loop {
+            // The next object: a whole one, or None when it opened a container. A map's key may come
+            // from the cache.
+            let next = match open.last() {
+                Some(top) if top.kind != Kind::Array && top.key.is_none() => {
+                    if top.kind == Kind::ClaimingMap {
+                        // A pair starts: the two bytes it claimed are about to be read.
+                        self.claimed = self.claimed.saturating_sub(2);
+                    }
+                    match self.cached_key()? {
+                        Some(key) => Some(key),
+                        None => self.item(open, values.len())?,
+                    }
+                }
+                _ => self.item(open, values.len())?,
+            };
+            let Some(mut obj) = next else { continue };
+            // Hand the object to the innermost open container; one that is now whole is finished and
+            // handed to the one around it, and so on.
+            loop {
+                let Some(top) = open.last_mut() else {
+                    return Ok(obj);
+                };
+                if top.kind == Kind::Array {
+                    values.push(obj);
+                } else {
+                    let Some(key) = top.key.take() else {
+                        top.key = Some(obj);
+                        break;
+                    };
+                    let key = self.checked_key(key)?;
+                    if let Some(dict) = &top.dict {
+                        // SAFETY: three live objects; PyDict_SetItem takes its own references and
+                        // returns -1 with an error set (an unhashable key) on failure.
+                        let status = unsafe {
+                            ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), obj.as_ptr())
+                        };
+                        if status != 0 {
+                            return Err(PyErr::fetch(self.py));
+                        }
+                    } else {
+                        values.push(PyTuple::new(self.py, [key, obj])?.into_any());
+                    }
+                }
+                top.left -= 1;
+                if top.left > 0 {
+                    break;
+                }
+                let (kind, start, dict) = (top.kind, top.start, top.dict.take());
+                open.truncate(open.len() - 1);
+                obj = match (kind, dict) {
+                    (Kind::Array, _) => self.finish_array(values, start)?,
+                    (Kind::Pairs, _) => self.finish_pairs(values, start)?,
+                    (_, Some(dict)) => self.finish_map(dict)?,
+                    (_, None) => unreachable!("a map has its dict"),
+                };
+            }
+        }
+    }
+
+    /// Reads one header: a whole object (a scalar, or an empty container, finished), or None when it
+    /// opened a container (pushed on `open`; its items start at `values_len` on the value stack).
+    #[inline(always)]
+    fn item(
+        &mut self,
+        open: &mut Vec<Open<'py>>,
+        values_len: usize,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let (header, next) = wire::read_header(self.data, self.pos).map_err(|e| self.wire(e))?;
         self.pos = next;
         let py = self.py;
-        match header {
+        let obj = match header {
             // SAFETY: the ffi constructors here return a new reference, or null with an error set.
-            Header::Int(value) => unsafe { owned(py, ffi::PyLong_FromLongLong(value)) },
+            Header::Int(value) => unsafe { owned(py, ffi::PyLong_FromLongLong(value))? },
             // SAFETY: as above.
-            Header::BigUInt(value) => unsafe { owned(py, ffi::PyLong_FromUnsignedLongLong(value)) },
-            Header::Nil => Ok(py.None().into_bound(py)),
-            Header::Bool(value) => Ok(pyo3::types::PyBool::new(py, value).to_owned().into_any()),
+            Header::BigUInt(value) => unsafe {
+                owned(py, ffi::PyLong_FromUnsignedLongLong(value))?
+            },
+            Header::Nil => py.None().into_bound(py),
+            Header::Bool(value) => pyo3::types::PyBool::new(py, value).to_owned().into_any(),
             // SAFETY: as above.
-            Header::F64(value) => unsafe { owned(py, ffi::PyFloat_FromDouble(value)) },
+            Header::F64(value) => unsafe { owned(py, ffi::PyFloat_FromDouble(value))? },
             // SAFETY: as above.
-            Header::F32(value) => unsafe { owned(py, ffi::PyFloat_FromDouble(f64::from(value))) },
+            Header::F32(value) => unsafe { owned(py, ffi::PyFloat_FromDouble(f64::from(value)))? },
             Header::Str(len) => {
                 let bytes = self.payload(len)?;
                 self.check_len(len, self.limits.str_len, "max_str_len")?;
                 if self.config.raw {
-                    Ok(PyBytes::new(py, bytes).into_any())
+                    PyBytes::new(py, bytes).into_any()
                 } else {
-                    keys::new_str(py, bytes, self.errors)
+                    keys::new_str(py, bytes, self.errors)?
                 }
             }
             Header::Bin(len) => {
                 let bytes = self.payload(len)?;
                 self.check_len(len, self.limits.bin_len, "max_bin_len")?;
-                Ok(PyBytes::new(py, bytes).into_any())
+                PyBytes::new(py, bytes).into_any()
             }
             Header::Ext { code, len } => {
                 let bytes = self.payload(len)?;
                 self.check_len(len, self.limits.ext_len, "max_ext_len")?;
-                self.ext(code, bytes)
+                self.ext(code, bytes)?
             }
-            Header::Array(len) => self.array(len, open),
-            Header::Map(len) => self.map(len, open),
-        }
+            Header::Array(len) => {
+                self.open_container(len, open.len(), self.limits.array_len, "max_array_len")?;
+                if len == 0 {
+                    self.finish_array(&mut Vec::new(), 0)?
+                } else {
+                    push(open, Kind::Array, len, values_len, None);
+                    return Ok(None);
+                }
+            }
+            Header::Map(len) => {
+                self.open_container(len, open.len(), self.limits.map_len, "max_map_len")?;
+                if self.config.object_pairs_hook.is_some() {
+                    if len == 0 {
+                        self.finish_pairs(&mut Vec::new(), 0)?
+                    } else {
+                        push(open, Kind::Pairs, len, values_len, None);
+                        return Ok(None);
+                    }
+                } else if len == 0 {
+                    self.finish_map(new_dict(py, 0)?)?
+                } else {
+                    // Made at its final size only when the bytes left hold two for each of its pairs
+                    // besides those claimed by the maps around it: the tables of all open maps then
+                    // add up to no more than the input could fill, however the headers lie.
+                    let wanted = 2 * len as usize;
+                    if self.claimed + wanted <= self.data.len() - self.pos {
+                        self.claimed += wanted;
+                        let dict = new_dict(py, len as usize)?;
+                        push(open, Kind::ClaimingMap, len, values_len, Some(dict));
+                    } else {
+                        let dict = new_dict(py, 0)?;
+                        push(open, Kind::Map, len, values_len, Some(dict));
+                    }
+                    return Ok(None);
+                }
+            }
+        };
+        Ok(Some(obj))
     }
 
     #[inline(always)]
@@ -166,48 +347,36 @@ impl<'a, 'py> Reader<'a, 'py> {
         wire::check_container(len, limit, what).map_err(|e| self.wire(e))
     }
 
-    /// Whether `len` items can all be present (each takes a byte at least): only then is a list made
-    /// at full size, so a lying header never allocates more than the input justifies.
-    fn could_hold(&self, len: u32) -> bool {
-        len as usize <= self.data.len() - self.pos
-    }
-
-    fn array(&mut self, len: u32, open: usize) -> PyResult<Bound<'py, PyAny>> {
-        self.open_container(len, open, self.limits.array_len, "max_array_len")?;
+    /// The items `values[start..]` moved into a new list (or tuple), then `list_hook`. Nothing runs
+    /// between making it and filling it, so it is never seen with empty slots.
+    fn finish_array(
+        &self,
+        values: &mut Vec<Bound<'py, PyAny>>,
+        start: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
-        let array = if self.could_hold(len) {
-            let n = len as ffi::Py_ssize_t;
-            // SAFETY: a new list or tuple of `n` empty slots (or null with an error set); each slot is
-            // filled once, in order, with an owned reference. A container dropped early has only its
-            // filled slots released (empty ones are null, which CPython skips).
-            unsafe {
-                if self.config.use_list {
-                    let list = owned(py, ffi::PyList_New(n))?;
-                    for index in 0..n {
-                        let item = self.read(open + 1)?;
-                        ffi::PyList_SET_ITEM(list.as_ptr(), index, item.into_ptr());
-                    }
-                    list
-                } else {
-                    let tuple = owned(py, ffi::PyTuple_New(n))?;
-                    for index in 0..n {
-                        let item = self.read(open + 1)?;
-                        ffi::PyTuple_SET_ITEM(tuple.as_ptr(), index, item.into_ptr());
-                    }
-                    tuple
+        let n = (values.len() - start) as ffi::Py_ssize_t;
+        // SAFETY: a new list or tuple of `n` empty slots (or null with an error set), each filled at once
+        // with the reference held by the value stack, which then forgets it (set_len without dropping:
+        // the list owns it now); no Python code runs in between.
+        let array = unsafe {
+            let array = if self.config.use_list {
+                owned(py, ffi::PyList_New(n))?
+            } else {
+                owned(py, ffi::PyTuple_New(n))?
+            };
+            let items = values.get(start..).unwrap_or_default();
+            if self.config.use_list {
+                for (index, item) in items.iter().enumerate() {
+                    ffi::PyList_SET_ITEM(array.as_ptr(), index as ffi::Py_ssize_t, item.as_ptr());
+                }
+            } else {
+                for (index, item) in items.iter().enumerate() {
+                    ffi::PyTuple_SET_ITEM(array.as_ptr(), index as ffi::Py_ssize_t, item.as_ptr());
                 }
             }
-        } else {
-            // More items claimed than bytes left: the input is truncated; read until that shows.
-            let list = pyo3::types::PyList::empty(py);
-            for _ in 0..len {
-                list.append(self.read(open + 1)?)?;
-            }
-            if self.config.use_list {
-                list.into_any()
-            } else {
-                list.to_tuple().into_any()
-            }
+            values.set_len(start);
+            array
         };
         match &self.config.list_hook {
             Some(hook) => hook.bind(py).call1((array,)),
@@ -215,62 +384,49 @@ impl<'a, 'py> Reader<'a, 'py> {
         }
     }
 
-    /// A map key: short str keys come from the cache.
-    #[inline(always)]
-    fn key(&mut self, open: usize) -> PyResult<Bound<'py, PyAny>> {
-        if !self.config.raw {
-            if let Some(&marker) = self.data.get(self.pos) {
-                let len = usize::from(marker & 0x1f);
-                let start = self.pos + 1;
-                let fits =
-                    (0xa0..=0xbf).contains(&marker) && i64::from(len as u32) <= self.limits.str_len;
-                if let (true, Some(bytes), Some(keys)) = (
-                    fits,
-                    self.data.get(start..start + len),
-                    self.keys.as_deref_mut(),
-                ) {
-                    if let Some(key) = keys.get(self.py, bytes)? {
-                        self.pos = start + len;
-                        return Ok(key);
-                    }
-                }
-            }
-        }
-        self.read(open)
-    }
-
-    fn map(&mut self, len: u32, open: usize) -> PyResult<Bound<'py, PyAny>> {
-        self.open_container(len, open, self.limits.map_len, "max_map_len")?;
-        let py = self.py;
-        if self.config.object_pairs_hook.is_some() {
-            let pairs = pyo3::types::PyList::empty(py);
-            for _ in 0..len {
-                let key = self.key(open + 1)?;
-                let value = self.read(open + 1)?;
-                let key = self.checked_key(key)?;
-                pairs.append((key, value))?;
-            }
-            if let Some(hook) = &self.config.object_pairs_hook {
-                return hook.bind(py).call1((pairs,));
-            }
-        }
-        // At most one pair per two bytes left: a lying header cannot make a huge table.
-        let size = (len as usize).min((self.data.len() - self.pos) / 2);
-        let dict = new_dict(py, size)?;
-        for _ in 0..len {
-            let key = self.key(open + 1)?;
-            let value = self.read(open + 1)?;
-            let key = self.checked_key(key)?;
-            // SAFETY: three live objects; PyDict_SetItem takes its own references and returns -1 with
-            // an error set (an unhashable key) on failure.
-            if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
-                return Err(PyErr::fetch(py));
-            }
-        }
+    fn finish_map(&self, dict: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         match &self.config.object_hook {
-            Some(hook) => hook.bind(py).call1((dict,)),
+            Some(hook) => hook.bind(self.py).call1((dict,)),
             None => Ok(dict),
         }
+    }
+
+    /// The (key, value) tuples `values[start..]` as a list, given to `object_pairs_hook`.
+    fn finish_pairs(
+        &self,
+        values: &mut Vec<Bound<'py, PyAny>>,
+        start: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let pairs = PyList::new(self.py, values.drain(start..))?;
+        match &self.config.object_pairs_hook {
+            Some(hook) => hook.bind(self.py).call1((pairs,)),
+            None => Ok(pairs.into_any()),
+        }
+    }
+
+    /// A short str map key from the cache, when the next bytes are one.
+    #[inline(always)]
+    fn cached_key(&mut self) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.config.raw {
+            return Ok(None);
+        }
+        let Some(&marker) = self.data.get(self.pos) else {
+            return Ok(None);
+        };
+        let len = usize::from(marker & 0x1f);
+        let start = self.pos + 1;
+        let fits = (0xa0..=0xbf).contains(&marker) && i64::from(len as u32) <= self.limits.str_len;
+        if let (true, Some(bytes), Some(keys)) = (
+            fits,
+            self.data.get(start..start + len),
+            self.keys.as_deref_mut(),
+        ) {
+            if let Some(key) = keys.get(self.py, bytes)? {
+                self.pos = start + len;
+                return Ok(Some(key));
+            }
+        }
+        Ok(None)
     }
 
     /// strict_map_key's check.
