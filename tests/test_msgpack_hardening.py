@@ -24,6 +24,7 @@ import pytest
 
 from igcore import msgpack
 
+from .conftest import skip_measuring_under_sanitizer
 from .isolated import assert_ran_cleanly, run_isolated
 
 HOT_PATH = "msgpack"
@@ -193,6 +194,7 @@ def test_nested_lying_headers_allocate_no_more_than_the_reference(kind, use_list
         out = assert_ran_cleanly(run_isolated(code, backend, PYTHONPATH=root))
         before, peak, elapsed = out.split()
         peaks[backend] = (int(before), int(peak), float(elapsed))
+    skip_measuring_under_sanitizer("peak RSS and time")
     ref_growth = max(peaks["python"][1] - peaks["python"][0], 4096)  # KiB
     for backend in ("rust", "cython"):
         before, peak, elapsed = peaks[backend]
@@ -213,8 +215,10 @@ def test_nested_lying_headers_raise_quickly_with_little_memory(backend, kind):
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert time.perf_counter() - started < 2.0
-    assert peak < 8 << 20, f"{peak / 2**20:.1f} MiB for a 64 KiB input"
+    elapsed = time.perf_counter() - started
+    assert peak < 8 << 20, f"{peak / 2**20:.1f} MiB for a 64 KiB input"  # Python's own allocations
+    skip_measuring_under_sanitizer("time")
+    assert elapsed < 2.0
 
 
 def test_honest_nested_containers_still_round_trip(backend):
