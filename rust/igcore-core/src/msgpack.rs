@@ -4,9 +4,9 @@
 //! objects from them, writes with the `write_*` functions, and finds where a streamed object ends with
 //! [`Scanner`]. The reference is `src/igcore/_reference/msgpack.py`; see its docstrings for the contract.
 
-use thiserror::Error;
+pub use crate::error::{TimestampError, WireError};
 
-/// Containers open at once when unpacking (the 1025th nested one is a [`WireError::TooDeep`]).
+/// Containers open at once when unpacking (the 1025th nested one is a [`WireError::NestedTooDeep`]).
 pub const MAX_OPEN_CONTAINERS: usize = 1024;
 /// Deepest object when packing: the top object is at depth 0, an object at depth 1025 is refused.
 pub const NEST_LIMIT: usize = 1024;
@@ -39,27 +39,6 @@ pub enum Header {
     Map(u32),
 }
 
-/// Why bytes are not (yet) a msgpack object.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum WireError {
-    /// The bytes end inside an object.
-    #[error("incomplete input")]
-    Incomplete,
-    /// A byte that starts no msgpack type (only 0xc1).
-    #[error("invalid msgpack: byte 0x{byte:02x} at offset {offset} starts no type")]
-    Format { byte: u8, offset: usize },
-    /// More than [`MAX_OPEN_CONTAINERS`] containers open at once.
-    #[error("containers nested deeper than {MAX_OPEN_CONTAINERS} levels")]
-    TooDeep,
-    /// A header above a limit; `what` is the option's name (`max_array_len`, ...).
-    #[error("{len} exceeds {what}({limit})")]
-    TooLong {
-        len: u64,
-        what: &'static str,
-        limit: i64,
-    },
-}
-
 #[inline(always)]
 fn bytes_at<const N: usize>(buf: &[u8], at: usize) -> Result<[u8; N], WireError> {
     match buf.get(at..).and_then(|rest| rest.get(..N)) {
@@ -86,7 +65,7 @@ pub fn read_header(buf: &[u8], pos: usize) -> Result<(Header, usize), WireError>
         0xa0..=0xbf => return Ok((Header::Str(u32::from(marker & 0x1f)), at)),
         0xc0 => return Ok((Header::Nil, at)),
         0xc1 => {
-            return Err(WireError::Format {
+            return Err(WireError::ByteStartsNoType {
                 byte: marker,
                 offset: pos,
             })
@@ -449,15 +428,6 @@ pub fn write_timestamp(out: &mut Output, seconds: i64, nanoseconds: u32) {
     }
 }
 
-/// Why an ext -1 payload is no timestamp.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TimestampError {
-    #[error("invalid timestamp data (length {0})")]
-    Length(usize),
-    #[error("nanoseconds must be a non-negative integer not greater than 999999999.")]
-    Nanoseconds,
-}
-
 /// The (seconds, nanoseconds) of a timestamp 32, 64 or 96 payload.
 pub fn read_timestamp(payload: &[u8]) -> Result<(i64, u32), TimestampError> {
     let (seconds, nanoseconds) = match *payload {
@@ -471,10 +441,14 @@ pub fn read_timestamp(payload: &[u8]) -> Result<(i64, u32), TimestampError> {
             secs.copy_from_slice(rest);
             (i64::from_be_bytes(secs), u32::from_be_bytes([a, b, c, d]))
         }
-        _ => return Err(TimestampError::Length(payload.len())),
+        _ => {
+            return Err(TimestampError::TimestampLength {
+                length: payload.len(),
+            })
+        }
     };
     if nanoseconds > 999_999_999 {
-        return Err(TimestampError::Nanoseconds);
+        return Err(TimestampError::TimestampNanoseconds);
     }
     Ok((seconds, nanoseconds))
 }
@@ -492,7 +466,7 @@ pub struct ContainerLimits {
 #[inline(always)]
 pub fn check_container(len: u32, limit: i64, what: &'static str) -> Result<(), WireError> {
     if i64::from(len) > limit {
-        return Err(WireError::TooLong {
+        return Err(WireError::ExceedsLimit {
             len: u64::from(len),
             what,
             limit,
@@ -543,7 +517,9 @@ impl Scanner {
                 }
                 Header::Array(len) | Header::Map(len) => {
                     if self.open.len() >= MAX_OPEN_CONTAINERS {
-                        return Err(WireError::TooDeep);
+                        return Err(WireError::NestedTooDeep {
+                            max: MAX_OPEN_CONTAINERS,
+                        });
                     }
                     let is_map = matches!(header, Header::Map(_));
                     if let Some(limits) = limits {
@@ -683,7 +659,7 @@ mod tests {
         }
         assert_eq!(
             read_header(&[0, 0xc1], 1),
-            Err(WireError::Format {
+            Err(WireError::ByteStartsNoType {
                 byte: 0xc1,
                 offset: 1
             })
@@ -817,15 +793,21 @@ mod tests {
 
     #[test]
     fn bad_timestamps_are_refused() {
-        assert_eq!(read_timestamp(&[0; 5]), Err(TimestampError::Length(5)));
+        assert_eq!(
+            read_timestamp(&[0; 5]),
+            Err(TimestampError::TimestampLength { length: 5 })
+        );
         let too_many_nanos = ((1_000_000_000u64) << 34).to_be_bytes();
         assert_eq!(
             read_timestamp(&too_many_nanos),
-            Err(TimestampError::Nanoseconds)
+            Err(TimestampError::TimestampNanoseconds)
         );
         let mut ts96 = [0u8; 12];
         ts96[..4].copy_from_slice(&1_000_000_000u32.to_be_bytes());
-        assert_eq!(read_timestamp(&ts96), Err(TimestampError::Nanoseconds));
+        assert_eq!(
+            read_timestamp(&ts96),
+            Err(TimestampError::TimestampNanoseconds)
+        );
     }
 
     #[test]
@@ -846,13 +828,18 @@ mod tests {
     #[test]
     fn the_scanner_checks_depth_format_and_container_limits() {
         let deep = vec![0x91; MAX_OPEN_CONTAINERS + 1];
-        assert_eq!(Scanner::new().scan(&deep, None), Err(WireError::TooDeep));
+        assert_eq!(
+            Scanner::new().scan(&deep, None),
+            Err(WireError::NestedTooDeep {
+                max: MAX_OPEN_CONTAINERS
+            })
+        );
         let mut just = vec![0x91; MAX_OPEN_CONTAINERS];
         just.push(0xc0);
         assert_eq!(Scanner::new().scan(&just, None), Ok(Some(just.len())));
         assert_eq!(
             Scanner::new().scan(&[0x92, 0xc1], None),
-            Err(WireError::Format {
+            Err(WireError::ByteStartsNoType {
                 byte: 0xc1,
                 offset: 1
             })
@@ -864,7 +851,7 @@ mod tests {
         let lying = [0xdd, 0xff, 0xff, 0xff, 0xff];
         assert_eq!(
             Scanner::new().scan(&lying, Some(limits)),
-            Err(WireError::TooLong {
+            Err(WireError::ExceedsLimit {
                 len: u32::MAX.into(),
                 what: "max_array_len",
                 limit: 1

@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyIterator};
 use super::buffer::ByteView;
 use super::reuse::Lent;
 use super::{api, type_name, Api, PackConfig};
+use crate::guard::one_call_at_a_time;
 
 /// See `igcore._reference.msgpack.packb`.
 #[pyfunction]
@@ -219,12 +220,9 @@ impl Packer {
     }
 }
 
-/// The packer, for one call: a call made while another is in progress on it (another thread's, or one
-/// from a `default` that the first runs) raises RuntimeError instead.
+/// The packer, for one call (see `guard::one_call_at_a_time`: a `default` may call it again).
 fn busy<'py>(slf: &Bound<'py, Packer>) -> PyResult<PyRefMut<'py, Packer>> {
-    slf.try_borrow_mut().map_err(|_| {
-        PyRuntimeError::new_err("Packer cannot be called while another call on it is in progress")
-    })
+    one_call_at_a_time(slf, "Packer")
 }
 
 fn header_size(size: i64, what: &str) -> PyResult<usize> {

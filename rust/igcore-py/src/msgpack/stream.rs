@@ -2,7 +2,7 @@
 //! `igcore_core::msgpack::Scanner`, each object built once all of its bytes are there.
 
 use igcore_core::msgpack::{self as wire, ContainerLimits, Header, Scanner, WireError};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -10,7 +10,8 @@ use super::buffer::ByteView;
 use super::keys;
 use super::unpack::Reader;
 use super::{api, Limits, UnpackConfig};
-use crate::error::msgpack_err;
+use crate::error::wire;
+use crate::guard::one_call_at_a_time;
 
 /// See `igcore._reference.msgpack.Unpacker`.
 #[pyclass(module = "igcore._rust.msgpack")]
@@ -40,9 +41,7 @@ fn out_of_data(py: Python<'_>) -> PyResult<PyErr> {
 /// The unpacker, for one call: a call made while another is in progress on it (another thread's, or
 /// one from a hook or `file_like.read()` that the first runs) raises RuntimeError instead.
 fn busy<'py>(slf: &Bound<'py, Unpacker>) -> PyResult<PyRefMut<'py, Unpacker>> {
-    slf.try_borrow_mut().map_err(|_| {
-        PyRuntimeError::new_err("Unpacker cannot be called while another call on it is in progress")
-    })
+    one_call_at_a_time(slf, "Unpacker")
 }
 
 fn buffer_full(py: Python<'_>) -> PyResult<PyErr> {
@@ -235,7 +234,6 @@ impl Unpacker {
         py: Python<'py>,
         build: bool,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let api = api(py)?;
         // Skipping checks no limits, as msgpack-python's does not.
         let limits = build.then_some(ContainerLimits {
             max_array_len: self.limits.array_len,
@@ -248,10 +246,7 @@ impl Unpacker {
                     _ => Scanner::new(),
                 };
                 // An error drops the walk: the next call walks the object again and raises again.
-                match scanner
-                    .scan(unread, limits)
-                    .map_err(|e| msgpack_err(py, api, e))?
-                {
+                match scanner.scan(unread, limits).map_err(wire)? {
                     None => self.scan = Some((scanner, build)),
                     Some(len) => {
                         let object = unread.get(..len).unwrap_or_default();
@@ -291,7 +286,7 @@ impl Unpacker {
                     }
                     Ok(_) => return Err(PyValueError::new_err("Unexpected type header on stream")),
                     Err(WireError::Incomplete) => {}
-                    Err(err) => return Err(msgpack_err(py, api(py)?, err)),
+                    Err(err) => return Err(wire(err)),
                 }
             }
             if !self.read_file(py)? {

@@ -14,7 +14,7 @@ use super::buffer::ByteView;
 use super::keys::{self, KeyCache};
 use super::reuse::Lent;
 use super::{api, type_name, Api, Limits, UnpackConfig};
-use crate::error::msgpack_err;
+use crate::error::wire;
 
 /// See `igcore._reference.msgpack.unpackb`.
 #[pyfunction]
@@ -153,13 +153,8 @@ impl<'a, 'py> Reader<'a, 'py> {
     }
 
     #[inline(always)]
-    fn wire(&self, err: WireError) -> PyErr {
-        msgpack_err(self.py, self.api, err)
-    }
-
-    #[inline(always)]
     fn payload(&mut self, len: u32) -> PyResult<&'a [u8]> {
-        let bytes = wire::payload(self.data, self.pos, len).map_err(|e| self.wire(e))?;
+        let bytes = wire::payload(self.data, self.pos, len).map_err(wire)?;
         self.pos += bytes.len();
         Ok(bytes)
     }
@@ -247,7 +242,7 @@ impl<'a, 'py> Reader<'a, 'py> {
         open: &mut Vec<Open<'py>>,
         values_len: usize,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let (header, next) = wire::read_header(self.data, self.pos).map_err(|e| self.wire(e))?;
+        let (header, next) = wire::read_header(self.data, self.pos).map_err(wire)?;
         self.pos = next;
         let py = self.py;
         let obj = match header {
@@ -325,7 +320,7 @@ impl<'a, 'py> Reader<'a, 'py> {
     #[inline(always)]
     fn check_len(&self, len: u32, limit: i64, what: &'static str) -> PyResult<()> {
         if i64::from(len) > limit {
-            return Err(self.wire(WireError::TooLong {
+            return Err(wire(WireError::ExceedsLimit {
                 len: len.into(),
                 what,
                 limit,
@@ -342,9 +337,11 @@ impl<'a, 'py> Reader<'a, 'py> {
         what: &'static str,
     ) -> PyResult<()> {
         if open >= MAX_OPEN_CONTAINERS {
-            return Err(self.wire(WireError::TooDeep));
+            return Err(wire(WireError::NestedTooDeep {
+                max: MAX_OPEN_CONTAINERS,
+            }));
         }
-        wire::check_container(len, limit, what).map_err(|e| self.wire(e))
+        wire::check_container(len, limit, what).map_err(wire)
     }
 
     /// The items `values[start..]` moved into a new list (or tuple), then `list_hook`. Nothing runs
@@ -455,8 +452,7 @@ impl<'a, 'py> Reader<'a, 'py> {
                 .bind(py)
                 .call1((i32::from(code), PyBytes::new(py, payload)));
         }
-        let (seconds, nanoseconds) =
-            wire::read_timestamp(payload).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let (seconds, nanoseconds) = wire::read_timestamp(payload).map_err(wire)?;
         match self.config.timestamp {
             1 => Ok(
                 pyo3::types::PyFloat::new(py, seconds as f64 + f64::from(nanoseconds) / 1e9)
