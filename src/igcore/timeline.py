@@ -1,11 +1,11 @@
 """Timelines: home-feed merging (fan-out on read), bounded timeline caches, fan-out on write, and
 aggregated activity.
 
-- ``merge(sources, limit, cursor, ...)`` pages through the feed that merges timelines and
+- ``merge_page(sources, limit, cursor, ...)`` pages through the feed that merges timelines and
   ``(scores, post_ids, author_ids)`` arrays, deduplicated, filtered, with exact pagination.
 - ``Timeline``: a bounded, ordered, deduplicated cache of one feed, with a compact binary form.
-- ``TimelineStore``: many timelines keyed by user id in native memory; ``fanout``, ``merge_into`` and
-  ``unmerge`` keep them up to date as posts arrive and users follow and unfollow.
+- ``TimelineStore``: many timelines keyed by user id in native memory; ``fanout``, ``backfill`` and
+  ``remove_author`` keep them up to date as posts arrive and users follow and unfollow.
 - ``aggregate_activity``: "alice, bob and 3 others liked your post".
 
 The meaning (feed order, ties, duplicates, limits, errors) is defined in ``igcore._reference.timeline``.
@@ -36,10 +36,10 @@ __all__ = [
     "Timeline",
     "TimelineStore",
     "aggregate_activity",
+    "backfill",
     "fanout",
-    "merge",
-    "merge_into",
-    "unmerge",
+    "merge_page",
+    "remove_author",
 ]
 
 HOT_PATH = "timeline"
@@ -47,11 +47,11 @@ DEFAULT_MAX_LEN = 800  # Instagram-like home caches hold a few hundred entries; 
 
 
 class Page(NamedTuple):
-    """One page of a feed: numpy arrays in feed order, and the cursor of the next page (None when the
-    feed holds nothing more)."""
+    """One page of a feed: numpy arrays in feed order (the fields of ``Entries``, in its order), and the
+    cursor of the next page (None when the feed holds nothing more)."""
 
-    post_ids: np.ndarray
     scores: np.ndarray
+    post_ids: np.ndarray
     author_ids: np.ndarray
     next_cursor: Optional[str]
 
@@ -133,6 +133,7 @@ def _ids(values, name: str) -> np.ndarray:
 
 
 _INT64 = np.dtype(np.int64)
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _author_set(exclude_authors) -> Optional[np.ndarray]:
@@ -237,13 +238,13 @@ def _make_page(result, cursor_key) -> Page:
     if has_more:
         last_score = scores.item(-1)
         next_cursor = _encode_cursor(type(last_score) is float, last_score, post_ids.item(-1), cursor_key)
-    return Page(post_ids, scores, author_ids, next_cursor)
+    return Page(scores, post_ids, author_ids, next_cursor)
 
 
-# -- merge -------------------------------------------------------------------------------------------
+# -- merge_page ---------------------------------------------------------------------------------------
 
 
-def merge(
+def merge_page(
     sources,
     limit: int = 50,
     cursor: Optional[str] = None,
@@ -257,7 +258,7 @@ def merge(
     - `sources`: ``Timeline`` objects and ``(scores, post_ids, author_ids)`` array triples, each in feed
       order (checked: ``ValueError`` names the source and the entry otherwise). All hold one score kind,
       int64 or float64; mixing them raises ``TypeError`` (convert explicitly, e.g. ``.astype(float)``).
-      The hybrid home feed is one call: ``merge([home_timeline, *celebrity_timelines], ...)``.
+      The hybrid home feed is one call: ``merge_page([home_timeline, *celebrity_timelines], ...)``.
     - The feed holds each post once (the entry with the greatest ``(score, post_id)`` key stands; on
       equal keys the earlier source's), leaves out `exclude_authors` (mutes, blocks) first, and is in
       feed order: descending by score, then by post id.
@@ -284,17 +285,45 @@ def merge(
         sources = list(sources)
     owner = next((s for s in sources if type(s) is Timeline), None)
     kernels = owner._kernels if owner is not None else _backend.kernels(HOT_PATH)
-    cores = [s._core if type(s) is Timeline else s for s in sources]
-    result = kernels.merge(cores, limit, after, excluded, cap)
-    if result is None:  # some source needs converting, or does not fit: the slow path explains
-        cores = _canonical_sources(sources, kernels, owner, after)
-        result = kernels.merge(cores, limit, after, excluded, cap)
-        if result is None:
-            raise RuntimeError("igcore bug: a kernel refused sources in canonical form")
-    return _make_page(result, cursor_key)
+    cores = _kernel_sources(sources, kernels, after)
+    return _make_page(kernels.merge_page(cores, limit, after, excluded, cap), cursor_key)
 
 
-def _canonical_sources(sources: list, kernels, owner, after) -> list:
+def _kernel_sources(sources: list, kernels, after) -> list:
+    """The sources as the kernels take them: each Timeline's core, each triple as canonical arrays.
+
+    The common case (Timelines of the kernels' backend and canonical int64 or float64 arrays, of one
+    score kind) is recognised quickly; anything else goes through the checks that explain the problem.
+    """
+    cores = []
+    kinds = set()
+    for source in sources:
+        if type(source) is Timeline and source._kernels is kernels:
+            cores.append(source._core)
+            kinds.add(source._core.float_scores)
+        elif type(source) is tuple and len(source) == 3 and _canonical_triple(*source):
+            cores.append(source)
+            kinds.add(source[0].dtype is _FLOAT64)
+        else:
+            return _canonical_sources(sources, kernels, after)
+    if len(kinds) > 1 or (after is not None and kinds and after[0] not in kinds):
+        return _canonical_sources(sources, kernels, after)
+    return cores
+
+
+def _canonical_triple(scores, post_ids, author_ids) -> bool:
+    for array in (scores, post_ids, author_ids):
+        if type(array) is not np.ndarray or array.ndim != 1 or not array.flags.c_contiguous:
+            return False
+    return (
+        (scores.dtype is _INT64 or scores.dtype is _FLOAT64)
+        and post_ids.dtype is _INT64
+        and author_ids.dtype is _INT64
+        and len(scores) == len(post_ids) == len(author_ids)
+    )
+
+
+def _canonical_sources(sources: list, kernels, after) -> list:
     """Each source as its backend object or as three canonical arrays; a clear error otherwise."""
     cores = []
     kinds = {}  # float_scores -> the index of the first source of that kind
@@ -302,7 +331,7 @@ def _canonical_sources(sources: list, kernels, owner, after) -> list:
         if type(source) is Timeline:
             if source._kernels is not kernels:
                 raise TypeError(
-                    f"sources[{i}] is a Timeline of the {source.backend} backend, and this merge runs on "
+                    f"sources[{i}] is a Timeline of the {source.backend} backend, and this feed is merged on "
                     f"{_backend.backend_name(kernels)} (the backend of the first Timeline); convert it "
                     f"with .to_backend({_backend.backend_name(kernels)!r})"
                 )
@@ -435,8 +464,8 @@ class Timeline(_Native):
         *,
         cursor_key=None,
     ) -> Page:
-        """A page of this timeline: ``merge([self], ...)``."""
-        return merge([self], limit, cursor, exclude_authors, per_author_cap, cursor_key=cursor_key)
+        """A page of this timeline: ``merge_page([self], ...)``."""
+        return merge_page([self], limit, cursor, exclude_authors, per_author_cap, cursor_key=cursor_key)
 
     def entries(self) -> Entries:
         """The entries in feed order, as three new arrays."""
@@ -497,9 +526,9 @@ class TimelineStore(_Native):
 
     ``store[user_id] = timeline`` stores a copy; ``store[user_id]`` returns a copy (``KeyError`` when
     absent); ``del store[user_id]``; ``user_id in store``; ``len(store)``; ``users()``. Every timeline
-    shares the store's `max_len` and score dtype. ``store.merge(user_ids, ...)`` merges stored timelines
-    as ``merge`` does, with no Python object per timeline or entry. ``fanout``, ``merge_into`` and
-    ``unmerge`` update it as posts arrive and users follow and unfollow.
+    shares the store's `max_len` and score dtype. ``store.merge_page(user_ids, ...)`` merges stored
+    timelines as ``merge_page`` does, with no Python object per timeline or entry. ``fanout``,
+    ``backfill`` and ``remove_author`` update it as posts arrive and users follow and unfollow.
     """
 
     __slots__ = ()
@@ -554,7 +583,7 @@ class TimelineStore(_Native):
             )
         return timeline
 
-    def merge(
+    def merge_page(
         self,
         user_ids,
         limit: int = 50,
@@ -564,7 +593,7 @@ class TimelineStore(_Native):
         *,
         cursor_key=None,
     ) -> Page:
-        """``merge`` of the stored timelines of `user_ids` (fan-out on read over the store); users
+        """``merge_page`` of the stored timelines of `user_ids` (fan-out on read over the store); users
         without a timeline contribute nothing."""
         user_ids = _ids(user_ids, "user_ids")
         limit = _count(limit, "limit")
@@ -577,7 +606,7 @@ class TimelineStore(_Native):
             )
         excluded = _author_set(exclude_authors)
         cap = None if per_author_cap is None else _count(per_author_cap, "per_author_cap")
-        return _make_page(self._core.merge(user_ids, limit, after, excluded, cap), cursor_key)
+        return _make_page(self._core.merge_page(user_ids, limit, after, excluded, cap), cursor_key)
 
     def __repr__(self) -> str:
         return (
@@ -587,7 +616,7 @@ class TimelineStore(_Native):
 
 
 def fanout(
-    store: TimelineStore, post_id: int, score, author_id: int, follower_ids, *, create_missing=False
+    store: TimelineStore, score, post_id: int, author_id: int, follower_ids, *, create_missing=False
 ) -> int:
     """Fan-out on write: inserts one post into the timeline of each follower (as ``Timeline.insert``).
 
@@ -599,15 +628,15 @@ def fanout(
         raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
     core = store._core
     return core.fanout(
-        _int64(post_id, "post_id"),
         _score(score, core.float_scores),
+        _int64(post_id, "post_id"),
         _int64(author_id, "author_id"),
         _ids(follower_ids, "follower_ids"),
         bool(create_missing),
     )
 
 
-def merge_into(store: TimelineStore, user_id: int, author_timeline) -> None:
+def backfill(store: TimelineStore, user_id: int, author_timeline) -> None:
     """On follow: the author's entries into the user's timeline (created when missing), as
     ``insert_many`` does, so a full timeline takes only entries that rank above its lowest entry and
     stays within ``max_len`` (as Mastodon's FeedManager does). `author_timeline`: a ``Timeline`` of the
@@ -641,14 +670,14 @@ def merge_into(store: TimelineStore, user_id: int, author_timeline) -> None:
             )
         scores, post_ids, author_ids = entry_arrays(*author_timeline)
         source = (_scores(scores, float_scores), post_ids, author_ids)
-    store._core.merge_into(user_id, source)
+    store._core.backfill(user_id, source)
 
 
-def unmerge(store: TimelineStore, user_id: int, author_id: int) -> int:
+def remove_author(store: TimelineStore, user_id: int, author_id: int) -> int:
     """On unfollow: removes the author's entries from the user's timeline; returns how many."""
     if not isinstance(store, TimelineStore):
         raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
-    return store._core.unmerge(_int64(user_id, "user_id"), _int64(author_id, "author_id"))
+    return store._core.remove_author(_int64(user_id, "user_id"), _int64(author_id, "author_id"))
 
 
 # -- aggregated activity -------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ class CounterTable:
     - ``restore(kind, keys, deltas, retract)``: adds `deltas` to the pending deltas only (subtracts
       them when `retract`), for a flush that failed (or that turned out to have reached the store);
       checked and all-or-nothing like `add`, with the pending-delta message.
-    - ``merge(other)``: adds `other`'s totals and pending deltas into this table (same kinds); other is
+    - ``add_table(other)``: adds `other`'s totals and pending deltas into this table (same kinds); other is
       read first, then applied all or nothing, kind by kind, keys ascending, total then pending.
 
     Every method holds the table's lock: threads may call them concurrently.
@@ -138,7 +138,7 @@ class CounterTable:
                     raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
             pending.update(staged)
 
-    def merge(self, other: CounterTable) -> None:
+    def add_table(self, other: CounterTable) -> None:
         with other._lock:
             theirs = []
             for totals, pending in zip(other._totals, other._pending):

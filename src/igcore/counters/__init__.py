@@ -87,7 +87,7 @@ def _now(now) -> int:
 def _same_backend(mine, theirs, what: str, conversion: str) -> None:
     if type(theirs) is not type(mine):
         raise TypeError(
-            f"cannot merge a {what} of the {_backend_of(theirs)} backend into one of the "
+            f"cannot combine a {what} of the {_backend_of(theirs)} backend with one of the "
             f"{_backend_of(mine)} backend; {conversion}"
         )
 
@@ -193,14 +193,14 @@ class CounterTable:
                 raise TypeError("drained deltas must be an array, not None")
             self._impl.restore(position, keys, deltas, retract)
 
-    def merge(self, other: CounterTable) -> None:
+    def add_table(self, other: CounterTable) -> None:
         """Adds `other`'s totals and pending deltas into this table (same kinds, same backend)."""
         if not isinstance(other, CounterTable):
-            raise TypeError(f"can only merge a CounterTable, not {type(other).__name__}")
+            raise TypeError(f"add_table takes a CounterTable, not {type(other).__name__}")
         if other._kinds != self._kinds:
-            raise ValueError(f"cannot merge tables of different kinds: {other._kinds} into {self._kinds}")
+            raise ValueError(f"cannot add a table of other kinds: {other._kinds} to {self._kinds}")
         _same_backend(self._impl, other._impl, "CounterTable", "make both under one backend")
-        self._impl.merge(other._impl)
+        self._impl.add_table(other._impl)
 
     def __repr__(self) -> str:
         return f"CounterTable(kinds={self._kinds!r}) [{self.backend}]"
