@@ -326,7 +326,9 @@ enum Part<'a> {
     Columns(Run<'a>, usize),
 }
 
-/// The sources of a merge, each in canonical form and all of one score kind, and that kind.
+/// The sources of a merge, each in canonical form and all of one score kind, and that kind. Checked
+/// as the reference checks: each source in turn, then the score kinds (naming the first source of
+/// each kind).
 fn accept_sources<'py>(
     sources: &Bound<'py, PyList>,
 ) -> KernelResult<(Vec<Source<'py>>, Option<bool>)> {
@@ -345,16 +347,15 @@ fn accept_sources<'py>(
             Source::Timeline(t) => t.get().float_scores,
             Source::Columns(c) => c.float_scores(),
         };
-        let first = &mut first_of_kind[usize::from(float_scores)];
-        first.get_or_insert(index);
-        if let [Some(int_index), Some(float_index)] = first_of_kind {
-            return Err(TimelineError::MixedScoreKinds {
-                int_index,
-                float_index,
-            }
-            .into());
-        }
+        first_of_kind[usize::from(float_scores)].get_or_insert(index);
         accepted.push(source);
+    }
+    if let [Some(int_index), Some(float_index)] = first_of_kind {
+        return Err(TimelineError::MixedScoreKinds {
+            int_index,
+            float_index,
+        }
+        .into());
     }
     let kind = match first_of_kind {
         [Some(_), _] => Some(false),
