@@ -4,7 +4,7 @@
 //! The wire format and every error message are specified in `src/igcore/_reference/codec.py`; this
 //! module writes the same bytes and fails on the same bytes with the same messages.
 
-use crate::error::{CodecError, Encoding, Result};
+use crate::error::{CodecError, Encoding, Error, Malformation, Result};
 use crate::id_index::IdIndex;
 use crate::numbers::{float_bits_key, key_float_bits};
 
@@ -175,7 +175,11 @@ pub fn decode_entries(data: &[u8]) -> Result<DecodedEntries> {
     let mut reader = Reader::new(data, kind, 3);
     let flags = data[2];
     if flags & !FLOAT_SCORES != 0 {
-        return Err(CodecError::UnknownFlags { kind, flags, at: 2 }.into());
+        return Err(malformed(
+            kind,
+            Malformation::UnknownEntryFlags { flags },
+            2,
+        ));
     }
     let n = reader.count()?;
     let keys = reader.deltas(n)?;
@@ -183,13 +187,11 @@ pub fn decode_entries(data: &[u8]) -> Result<DecodedEntries> {
     let table_at = reader.pos;
     let m = reader.count()?;
     if m > n || (n > 0 && m == 0) {
-        return Err(CodecError::AuthorTableSize {
-            kind,
-            authors: m as u64,
+        let reason = Malformation::AuthorTableSizeWrong {
+            size: m as u64,
             entries: n,
-            at: table_at,
-        }
-        .into());
+        };
+        return Err(malformed(kind, reason, table_at));
     }
     let table = reader.deltas(m)?;
     let mut author_ids = Vec::with_capacity(n);
@@ -199,13 +201,8 @@ pub fn decode_entries(data: &[u8]) -> Result<DecodedEntries> {
         match usize::try_from(index).ok().and_then(|i| table.get(i)) {
             Some(&author) => author_ids.push(author),
             None => {
-                return Err(CodecError::AuthorIndexBeyondTable {
-                    kind,
-                    index,
-                    authors: m,
-                    at,
-                }
-                .into())
+                let reason = Malformation::AuthorIndexBeyondTable { index, size: m };
+                return Err(malformed(kind, reason, at));
             }
         }
     }
@@ -221,9 +218,9 @@ pub fn decode_entries(data: &[u8]) -> Result<DecodedEntries> {
 /// Size, magic, version and checksum, in that order.
 fn check_envelope(data: &[u8], kind: Encoding, magic: u8, smallest: usize) -> Result<()> {
     if data.len() < smallest {
-        return Err(CodecError::Truncated {
+        return Err(CodecError::TruncatedEncoding {
             kind,
-            len: data.len(),
+            size: data.len(),
             smallest,
         }
         .into());
@@ -249,6 +246,11 @@ fn check_envelope(data: &[u8], kind: Encoding, magic: u8, smallest: usize) -> Re
         return Err(CodecError::ChecksumMismatch { kind }.into());
     }
     Ok(())
+}
+
+#[cold]
+fn malformed(kind: Encoding, reason: Malformation, at: usize) -> Error {
+    CodecError::MalformedEncoding { kind, reason, at }.into()
 }
 
 /// Reads the varints between a header and the checksum.
@@ -285,11 +287,7 @@ impl<'a> Reader<'a> {
         let mut value = 0_u64;
         for i in 0..MAX_VARINT {
             let Some(&byte) = self.body.get(self.pos) else {
-                return Err(CodecError::TruncatedVarint {
-                    kind: self.kind,
-                    at: start,
-                }
-                .into());
+                return Err(malformed(self.kind, Malformation::TruncatedVarint, start));
             };
             self.pos += 1;
             if i == MAX_VARINT - 1 && byte > 1 {
@@ -298,11 +296,7 @@ impl<'a> Reader<'a> {
             value |= u64::from(byte & 0x7F) << (7 * i);
             if byte < 0x80 {
                 if byte == 0 && i > 0 {
-                    return Err(CodecError::OverlongVarint {
-                        kind: self.kind,
-                        at: start,
-                    }
-                    .into());
+                    return Err(malformed(self.kind, Malformation::OverlongVarint, start));
                 }
                 return Ok(value);
             }
@@ -311,12 +305,8 @@ impl<'a> Reader<'a> {
     }
 
     #[cold]
-    fn beyond_64_bits(&self, at: usize) -> crate::Error {
-        CodecError::VarintBeyond64Bits {
-            kind: self.kind,
-            at,
-        }
-        .into()
+    fn beyond_64_bits(&self, at: usize) -> Error {
+        malformed(self.kind, Malformation::VarintBeyond64Bits, at)
     }
 
     /// A count of values that follow; each takes at least one byte, so a count beyond the bytes left
@@ -327,13 +317,11 @@ impl<'a> Reader<'a> {
         let left = self.body.len() - self.pos;
         match usize::try_from(n) {
             Ok(n) if n <= left => Ok(n),
-            _ => Err(CodecError::CountExceedsBytes {
-                kind: self.kind,
-                count: n,
-                left,
-                at: start,
-            }
-            .into()),
+            _ => Err(malformed(
+                self.kind,
+                Malformation::CountExceedsBytesLeft { count: n, left },
+                start,
+            )),
         }
     }
 
@@ -350,12 +338,11 @@ impl<'a> Reader<'a> {
     fn finish(&self) -> Result<()> {
         let left = self.body.len() - self.pos;
         if left != 0 {
-            return Err(CodecError::BytesAfterLastValue {
-                kind: self.kind,
-                left,
-                at: self.pos,
-            }
-            .into());
+            return Err(malformed(
+                self.kind,
+                Malformation::BytesAfterLastValue { left },
+                self.pos,
+            ));
         }
         Ok(())
     }
@@ -364,7 +351,6 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
 
     fn message(err: Error) -> String {
         err.to_string()

@@ -14,7 +14,7 @@ pub use hll::HyperLogLog;
 pub use table::{CounterTable, Drained, Snapshot};
 pub use window::WindowedCounter;
 
-use crate::error::{CounterError, Result};
+use crate::error::{CommonError, CounterError, Result};
 use crate::id_index::{id_hash, prefetch_read};
 
 /// Distinct keys in order of first appearance, with the total of each.
@@ -80,9 +80,11 @@ pub(crate) fn exact_sums(keys: &[i64], deltas: Option<&[i64]>) -> Result<Vec<(i6
 fn sum_events(keys: &[i64], deltas: Option<&[i64]>, parts: usize) -> Result<SumTable> {
     if let Some(deltas) = deltas {
         if deltas.len() != keys.len() {
-            return Err(CounterError::KeysDeltasDiffer {
-                keys: keys.len(),
-                deltas: deltas.len(),
+            return Err(CommonError::LengthsDiffer {
+                first: "keys",
+                second: "deltas",
+                first_length: keys.len(),
+                second_length: deltas.len(),
             }
             .into());
         }
@@ -456,9 +458,10 @@ mod tests {
     fn lengths_must_match() {
         assert!(matches!(
             aggregate(&[1, 2], Some(&[1])),
-            Err(Error::Counters(CounterError::KeysDeltasDiffer {
-                keys: 2,
-                deltas: 1
+            Err(Error::Common(CommonError::LengthsDiffer {
+                first_length: 2,
+                second_length: 1,
+                ..
             }))
         ));
     }

@@ -36,6 +36,10 @@ pub enum ErrorKind {
     Format,
     /// `igcore.msgpack.StackError` (a `ValueError`): msgpack nested too deep.
     Stack,
+    /// `igcore.msgpack.OutOfData`: a stream with no whole object left.
+    OutOfData,
+    /// `RuntimeError`: a call that cannot go on (the binding's: an object changed or busy).
+    Runtime,
 }
 
 impl ErrorKind {
@@ -49,6 +53,8 @@ impl ErrorKind {
             ErrorKind::Type => "TypeError",
             ErrorKind::Format => "FormatError",
             ErrorKind::Stack => "StackError",
+            ErrorKind::OutOfData => "OutOfData",
+            ErrorKind::Runtime => "RuntimeError",
         }
     }
 }
@@ -128,6 +134,35 @@ impl ToFact for ScoreKind {
     }
 }
 
+/// How the body of a compact encoding breaks the format: the `reason` of
+/// [`CodecError::MalformedEncoding`]. Each has its template too (`TRUNCATED_VARINT`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Malformation {
+    #[error("truncated varint")]
+    TruncatedVarint,
+    #[error("varint beyond 64 bits")]
+    VarintBeyond64Bits,
+    #[error("overlong varint")]
+    OverlongVarint,
+    #[error("count {count} exceeds the {left} bytes left")]
+    CountExceedsBytesLeft { count: u64, left: usize },
+    #[error("{left} bytes after the last value")]
+    BytesAfterLastValue { left: usize },
+    #[error("unknown flags 0x{flags:02x}")]
+    UnknownEntryFlags { flags: u8 },
+    /// An author table of `size` authors, too many (or none) for `entries` entries.
+    #[error("author table of {size} for {entries} entries")]
+    AuthorTableSizeWrong { size: u64, entries: usize },
+    #[error("author index {index} beyond the table of {size}")]
+    AuthorIndexBeyondTable { index: u64, size: usize },
+}
+
+impl ToFact for Malformation {
+    fn to_fact(&self) -> Fact {
+        Fact::Text(self.to_string())
+    }
+}
+
 /// Which compact encoding a codec error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -151,20 +186,32 @@ impl ToFact for Encoding {
 }
 
 /// One enum of error facts: each variant with its exception kind, its words (`#[error]`) and an
-/// example value of each field (`field: Type = example`). Generates `kind`, `name`, `facts`,
-/// `examples` and `NAMES`, all from the one list, so no variant can lack an example.
+/// example value of each field (`field: Type = example`; `field as "name": ...` names the fact
+/// otherwise than the field, for a template field that is a Rust keyword such as `type`). Generates `kind`, `name`, `facts`,
+/// `examples` and `NAMES`, all from the one list, so no variant can lack an example. Exported for the
+/// binding crate's own sentences (it needs `thiserror` as a dependency).
+#[doc(hidden)]
+#[macro_export]
 macro_rules! error_facts {
+    (@fact_name $field:ident) => {
+        stringify!($field)
+    };
+    (@fact_name $field:ident $fact:literal) => {
+        $fact
+    };
     (
         $(#[$enum_meta:meta])*
         pub enum $Enum:ident {
             $(
                 $(#[$meta:meta])*
-                $kind:ident $Variant:ident $({ $($field:ident : $ty:ty = $example:expr),* $(,)? })?
+                $kind:ident $Variant:ident $({
+                    $($field:ident $(as $fact:literal)? : $ty:ty = $example:expr),* $(,)?
+                })?
             ),* $(,)?
         }
     ) => {
         $(#[$enum_meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Error)]
+        #[derive(Debug, Clone, PartialEq, Eq, ::thiserror::Error)]
         pub enum $Enum {
             $(
                 $(#[$meta])*
@@ -177,9 +224,9 @@ macro_rules! error_facts {
             pub const NAMES: &'static [&'static str] = &[$(stringify!($Variant)),*];
 
             /// The Python exception class this error raises.
-            pub fn kind(&self) -> ErrorKind {
+            pub fn kind(&self) -> $crate::error::ErrorKind {
                 match self {
-                    $(Self::$Variant { .. } => ErrorKind::$kind),*
+                    $(Self::$Variant { .. } => $crate::error::ErrorKind::$kind),*
                 }
             }
 
@@ -191,11 +238,14 @@ macro_rules! error_facts {
             }
 
             /// The fields, by name: the named arguments of the variant's template.
-            pub fn facts(&self) -> Vec<(&'static str, Fact)> {
+            pub fn facts(&self) -> Vec<(&'static str, $crate::error::Fact)> {
                 match self {
                     $(
                         Self::$Variant $({ $($field),* })? => {
-                            vec![$($((stringify!($field), ToFact::to_fact($field))),*)?]
+                            vec![$($((
+                                $crate::error_facts!(@fact_name $field $($fact)?),
+                                $crate::error::ToFact::to_fact($field),
+                            )),*)?]
                         }
                     ),*
                 }
@@ -210,8 +260,20 @@ macro_rules! error_facts {
 }
 
 error_facts! {
-    /// The ids of one [`IdIndex`](crate::id_index::IdIndex).
-    pub enum IdIndexError {
+    /// Facts of several hot paths: the arguments of a call, and the ids of one
+    /// [`IdIndex`](crate::id_index::IdIndex).
+    pub enum CommonError {
+        /// Two arrays of one call that must have one length (`first` and `second` name them).
+        #[error("{first} and {second} differ in length ({first_length} != {second_length})")]
+        Value LengthsDiffer {
+            first: &'static str = "keys",
+            second: &'static str = "deltas",
+            first_length: usize = 3,
+            second_length: usize = 2,
+        },
+        /// An argument below its smallest value (`name` names it).
+        #[error("{name} must be at least {minimum}, got {value}")]
+        Value BelowMinimum { name: &'static str = "window_seconds", minimum: i64 = 1, value: i64 = 0 },
         #[error("more than {max} distinct ids in one index")]
         Value TooManyIds { max: usize = crate::id_index::MAX_IDS },
     }
@@ -231,7 +293,7 @@ error_facts! {
              sources[{float_index}] has float64); one feed has one score kind: convert explicitly, \
              e.g. with scores.astype(np.float64)"
         )]
-        Type MixedScoreKinds { int_index: usize = 0, float_index: usize = 3 },
+        Type SourcesMixScoreKinds { int_index: usize = 0, float_index: usize = 3 },
         #[error(
             "the cursor belongs to a feed with {cursor_kind} scores; these sources have \
              {sources_kind} scores"
@@ -247,18 +309,18 @@ error_facts! {
         )]
         Value NotFeedOrder { index: usize = 4, entry: usize = 1, previous: usize = 0 },
         #[error("sources[{index}] has a NaN score at index {entry}")]
-        Value NanScore { index: usize = 0, entry: usize = 1 },
+        Value NanScoreInSource { index: usize = 0, entry: usize = 1 },
         #[error("insert_many takes three 1-D contiguous arrays of one length")]
         Type NotEntryColumns,
         #[error("backfill takes a Timeline or three canonical arrays")]
         Type BackfillSource,
         #[error("not a timeline: a NaN score at entry {entry}")]
-        Value TimelineNanScore { entry: usize = 2 },
+        Value NotATimelineNan { entry: usize = 2 },
         /// Encoded entries out of strict feed order (`previous` is `entry - 1`).
         #[error("not a timeline: entry {entry} does not rank below entry {previous}")]
-        Value TimelineOutOfOrder { entry: usize = 1, previous: usize = 0 },
+        Value NotATimelineOrder { entry: usize = 1, previous: usize = 0 },
         #[error("not a timeline: post {post_id} appears twice")]
-        Value TimelineDuplicatePost { post_id: i64 = 5 },
+        Value DuplicatePost { post_id: i64 = 5 },
         #[error(
             "actor_ids, verbs, target_ids and timestamps differ in length ({actor_ids}, {verbs}, \
              {target_ids}, {timestamps})"
@@ -269,24 +331,20 @@ error_facts! {
             target_ids: usize = 2,
             timestamps: usize = 3,
         },
-        #[error("window_seconds must be at least 1, got {window_seconds}")]
-        Value WindowSecondsTooSmall { window_seconds: i64 = 0 },
     }
 }
 
 error_facts! {
     /// Counters: aggregation, counter tables, windowed counters, HyperLogLog.
     pub enum CounterError {
-        #[error("keys and deltas differ in length ({keys} != {deltas})")]
-        Value KeysDeltasDiffer { keys: usize = 3, deltas: usize = 2 },
         /// An aggregate total outside int64.
         #[error("the total for key {key} does not fit in int64")]
         Overflow TotalOverflow { key: i64 = 9 },
-        /// A counter table's total of one kind (`name`) outside int64.
-        #[error("the {name} total for key {key} does not fit in int64")]
-        Overflow KindTotalOverflow { name: String = "likes".into(), key: i64 = 2 },
-        #[error("the pending {name} delta for key {key} does not fit in int64")]
-        Overflow PendingOverflow { name: String = "views".into(), key: i64 = 4 },
+        /// A counter table's total of one kind (`kind`: its name) outside int64.
+        #[error("the {kind} total for key {key} does not fit in int64")]
+        Overflow KindTotalOverflow { kind: String = "likes".into(), key: i64 = 2 },
+        #[error("the pending {kind} delta for key {key} does not fit in int64")]
+        Overflow PendingDeltaOverflow { kind: String = "views".into(), key: i64 = 4 },
         #[error("no kind number {kind}")]
         Value NoKind { kind: usize = 7 },
         #[error("cannot merge a table of {theirs} kinds into one of {mine}")]
@@ -315,8 +373,8 @@ error_facts! {
             "scores, post_ids and author_ids differ in length ({scores}, {post_ids}, {author_ids})"
         )]
         Value EntryLengthsDiffer { scores: usize = 2, post_ids: usize = 3, author_ids: usize = 3 },
-        #[error("truncated {kind}: {len} bytes, the smallest is {smallest}")]
-        Value Truncated { kind: Encoding = Encoding::IdList, len: usize = 3, smallest: usize = 7 },
+        #[error("truncated {kind}: {size} bytes, the smallest is {smallest}")]
+        Value TruncatedEncoding { kind: Encoding = Encoding::IdList, size: usize = 3, smallest: usize = 7 },
         #[error("not an igcore {kind}: bad magic byte 0x{byte:02x}")]
         Value BadMagic { kind: Encoding = Encoding::Entries, byte: u8 = 0x49 },
         #[error("unsupported {kind} version {version} (this igcore reads version {supported})")]
@@ -327,37 +385,13 @@ error_facts! {
         },
         #[error("corrupted {kind}: checksum mismatch")]
         Value ChecksumMismatch { kind: Encoding = Encoding::Entries },
-        #[error("malformed {kind}: unknown flags 0x{flags:02x} at byte {at}")]
-        Value UnknownFlags { kind: Encoding = Encoding::Entries, flags: u8 = 0x82, at: usize = 2 },
-        #[error("malformed {kind}: author table of {authors} for {entries} entries at byte {at}")]
-        Value AuthorTableSize {
-            kind: Encoding = Encoding::Entries,
-            authors: u64 = 0,
-            entries: usize = 1,
-            at: usize = 6,
-        },
-        #[error("malformed {kind}: author index {index} beyond the table of {authors} at byte {at}")]
-        Value AuthorIndexBeyondTable {
-            kind: Encoding = Encoding::Entries,
-            index: u64 = 1,
-            authors: usize = 1,
-            at: usize = 8,
-        },
-        #[error("malformed {kind}: truncated varint at byte {at}")]
-        Value TruncatedVarint { kind: Encoding = Encoding::IdList, at: usize = 3 },
-        #[error("malformed {kind}: varint beyond 64 bits at byte {at}")]
-        Value VarintBeyond64Bits { kind: Encoding = Encoding::IdList, at: usize = 2 },
-        #[error("malformed {kind}: overlong varint at byte {at}")]
-        Value OverlongVarint { kind: Encoding = Encoding::Entries, at: usize = 4 },
-        #[error("malformed {kind}: count {count} exceeds the {left} bytes left at byte {at}")]
-        Value CountExceedsBytes {
+        /// The body between the header and the checksum breaks the format at byte `at`.
+        #[error("malformed {kind}: {reason} at byte {at}")]
+        Value MalformedEncoding {
             kind: Encoding = Encoding::IdList,
-            count: u64 = 9,
-            left: usize = 1,
+            reason: Malformation = Malformation::CountExceedsBytesLeft { count: 9, left: 1 },
             at: usize = 2,
         },
-        #[error("malformed {kind}: {left} bytes after the last value at byte {at}")]
-        Value BytesAfterLastValue { kind: Encoding = Encoding::IdList, left: usize = 2, at: usize = 4 },
     }
 }
 
@@ -368,43 +402,39 @@ error_facts! {
         /// reads.
         #[error("{id}")]
         Key UnknownId { id: i64 = 7 },
-        #[error("src and dst differ in length ({src} != {dst})")]
-        Value EdgeLengthsDiffer { src: usize = 2, dst: usize = 3 },
-        #[error("timestamps and src differ in length ({timestamps} != {src})")]
-        Value TimestampLengthsDiffer { timestamps: usize = 1, src: usize = 2 },
         #[error("timestamps must be given exactly for a timed graph")]
         Value TimestampsForTimedGraph,
         #[error("too many users for one graph")]
         Value TooManyUsers,
         #[error("line {line}: column {column} is not an integer")]
-        Value NotAnInteger { line: usize = 3, column: usize = 2 },
+        Value EdgeListNotAnInteger { line: usize = 3, column: usize = 2 },
         #[error("line {line}: column {column} is outside the int64 range")]
-        Value OutsideInt64 { line: usize = 1, column: usize = 1 },
+        Value EdgeListOutsideInt64 { line: usize = 1, column: usize = 1 },
         #[error("line {line}: expected 2 or 3 columns, found {found}")]
-        Value ColumnCount { line: usize = 4, found: usize = 1 },
-        /// A line with another number of columns than the first line's (`expected`).
-        #[error("line {line}: expected {expected} columns, found {found}")]
-        Value ColumnsDiffer { line: usize = 2, expected: usize = 3, found: usize = 2 },
+        Value EdgeListColumns { line: usize = 4, found: usize = 1 },
+        /// A line with another number of columns than the first line's (`width`).
+        #[error("line {line}: expected {width} columns, found {found}")]
+        Value EdgeListWidth { line: usize = 2, width: usize = 3, found: usize = 2 },
         #[error("corrupted: the checksum of section {section} does not match")]
         Value SectionChecksum { section: &'static str = "out_offsets" },
         #[error("corrupted: list offsets are out of order or out of range")]
-        Value OffsetsOutOfOrder,
+        Value CorruptOffsets,
         #[error("corrupted: user ids are not strictly ascending")]
-        Value IdsNotAscending,
+        Value CorruptIdsNotAscending,
         #[error("corrupted: the id table does not hold every user once")]
-        Value IdTableNotOnce,
+        Value CorruptIdTableNotOnce,
         #[error("corrupted: the id table does not find every user")]
-        Value IdTableMissesUser,
+        Value CorruptIdTableMissesUser,
         #[error("corrupted: a follow list is out of range, out of order or holds its own user")]
-        Value FollowListBroken,
+        Value CorruptFollowList,
         #[error("corrupted: a list's order by time is wrong")]
-        Value TimeOrderWrong,
+        Value CorruptTimeOrder,
         #[error("corrupted: followers do not mirror following")]
-        Value FollowersNotMirrored,
+        Value CorruptNotMirrored,
         #[error("corrupted: a section lies outside the file")]
-        Value SectionOutsideFile,
+        Value CorruptSectionOutsideFile,
         #[error("corrupted: a section's length does not fit the graph's size")]
-        Value SectionLengthWrong,
+        Value CorruptSectionLength,
         #[error("graph files are little-endian; this machine is not")]
         Value BigEndianMachine,
         /// Reading a graph file failed; `reason` is the operating system's.
@@ -419,7 +449,7 @@ error_facts! {
         /// over the path in between); the caller loads again. The words of
         /// `igcore._graph_file.REPLACED`.
         #[error("the file was replaced while it was loaded")]
-        Value FileReplaced,
+        Value GraphFileReplaced,
         #[error("not enough memory for the graph")]
         Memory NoMemoryForGraph,
     }
@@ -430,17 +460,21 @@ error_facts! {
     pub enum WireError {
         /// The bytes end inside an object (`unpackb` raises it; the streaming Unpacker waits).
         #[error("Unpack failed: incomplete input")]
-        Value Incomplete,
+        Value IncompleteInput,
         /// A byte that starts no msgpack type (only 0xc1).
         #[error("invalid msgpack: byte 0x{byte:02x} at offset {offset} starts no type")]
-        Format ByteStartsNoType { byte: u8 = 0xc1, offset: usize = 3 },
-        /// More than `max` ([`MAX_OPEN_CONTAINERS`](crate::msgpack::MAX_OPEN_CONTAINERS))
+        Format InvalidByte { byte: u8 = 0xc1, offset: usize = 3 },
+        /// More than `levels` ([`MAX_OPEN_CONTAINERS`](crate::msgpack::MAX_OPEN_CONTAINERS))
         /// containers open at once.
-        #[error("containers nested deeper than {max} levels")]
-        Stack NestedTooDeep { max: usize = crate::msgpack::MAX_OPEN_CONTAINERS },
-        /// A header above a limit; `what` is the option's name (`max_array_len`, ...).
-        #[error("{len} exceeds {what}({limit})")]
-        Value ExceedsLimit { len: u64 = 20, what: &'static str = "max_array_len", limit: i64 = 10 },
+        #[error("containers nested deeper than {levels} levels")]
+        Stack NestedTooDeep { levels: usize = crate::msgpack::MAX_OPEN_CONTAINERS },
+        /// A header above a limit; `limit_name` is the option's name (`max_array_len`, ...).
+        #[error("{length} exceeds {limit_name}({limit})")]
+        Value LimitExceeded {
+            length: u64 = 20,
+            limit_name: &'static str = "max_array_len",
+            limit: i64 = 10,
+        },
     }
 }
 
@@ -448,7 +482,7 @@ error_facts! {
     /// Why an ext -1 payload is no timestamp.
     pub enum TimestampError {
         #[error("invalid timestamp data (length {length})")]
-        Value TimestampLength { length: usize = 5 },
+        Value InvalidTimestamp { length: usize = 5 },
         #[error("nanoseconds must be a non-negative integer not greater than 999999999.")]
         Value TimestampNanoseconds,
     }
@@ -458,7 +492,7 @@ error_facts! {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Error {
     #[error(transparent)]
-    IdIndex(#[from] IdIndexError),
+    Common(#[from] CommonError),
     #[error(transparent)]
     Timeline(#[from] TimelineError),
     #[error(transparent)]
@@ -477,7 +511,7 @@ pub enum Error {
 macro_rules! each_family {
     ($error:expr, $inner:ident => $call:expr) => {
         match $error {
-            Error::IdIndex($inner) => $call,
+            Error::Common($inner) => $call,
             Error::Timeline($inner) => $call,
             Error::Counters($inner) => $call,
             Error::Codec($inner) => $call,
@@ -507,7 +541,7 @@ impl Error {
     /// One example of every variant of every family, facts filled in.
     pub fn examples() -> Vec<Error> {
         let mut all: Vec<Error> = Vec::new();
-        all.extend(IdIndexError::examples().into_iter().map(Error::from));
+        all.extend(CommonError::examples().into_iter().map(Error::from));
         all.extend(TimelineError::examples().into_iter().map(Error::from));
         all.extend(CounterError::examples().into_iter().map(Error::from));
         all.extend(CodecError::examples().into_iter().map(Error::from));
@@ -530,7 +564,7 @@ mod tests {
     /// its examples then must cover every one of its variants.
     fn family_names(error: &Error) -> &'static [&'static str] {
         match error {
-            Error::IdIndex(_) => IdIndexError::NAMES,
+            Error::Common(_) => CommonError::NAMES,
             Error::Timeline(_) => TimelineError::NAMES,
             Error::Counters(_) => CounterError::NAMES,
             Error::Codec(_) => CodecError::NAMES,
@@ -597,6 +631,22 @@ mod tests {
         assert_eq!(
             (err.to_string().as_str(), err.kind()),
             ("-3", ErrorKind::Key)
+        );
+        let err = Error::from(CodecError::MalformedEncoding {
+            kind: Encoding::Entries,
+            reason: Malformation::AuthorIndexBeyondTable { index: 1, size: 1 },
+            at: 8,
+        });
+        assert_eq!(
+            err.to_string(),
+            "malformed entries: author index 1 beyond the table of 1 at byte 8"
+        );
+        assert_eq!(
+            err.facts()[1],
+            (
+                "reason",
+                Fact::Text("author index 1 beyond the table of 1".into())
+            )
         );
         let err = Error::from(TimelineError::CursorScoreKind {
             cursor_kind: ScoreKind::of(true),

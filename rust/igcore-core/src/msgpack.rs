@@ -47,7 +47,7 @@ fn bytes_at<const N: usize>(buf: &[u8], at: usize) -> Result<[u8; N], WireError>
             out.copy_from_slice(bytes);
             Ok(out)
         }
-        None => Err(WireError::Incomplete),
+        None => Err(WireError::IncompleteInput),
     }
 }
 
@@ -55,7 +55,7 @@ fn bytes_at<const N: usize>(buf: &[u8], at: usize) -> Result<[u8; N], WireError>
 /// item starts). Never reads past `buf`; lengths are only read, never trusted for allocation.
 #[inline(always)]
 pub fn read_header(buf: &[u8], pos: usize) -> Result<(Header, usize), WireError> {
-    let marker = *buf.get(pos).ok_or(WireError::Incomplete)?;
+    let marker = *buf.get(pos).ok_or(WireError::IncompleteInput)?;
     let at = pos + 1;
     let header = match marker {
         0x00..=0x7f => return Ok((Header::Int(i64::from(marker)), at)),
@@ -65,7 +65,7 @@ pub fn read_header(buf: &[u8], pos: usize) -> Result<(Header, usize), WireError>
         0xa0..=0xbf => return Ok((Header::Str(u32::from(marker & 0x1f)), at)),
         0xc0 => return Ok((Header::Nil, at)),
         0xc1 => {
-            return Err(WireError::ByteStartsNoType {
+            return Err(WireError::InvalidByte {
                 byte: marker,
                 offset: pos,
             })
@@ -169,13 +169,13 @@ pub fn read_header(buf: &[u8], pos: usize) -> Result<(Header, usize), WireError>
     Ok((header.0, at + header.1))
 }
 
-/// The `len` bytes of a payload starting at `pos`, or [`WireError::Incomplete`].
+/// The `len` bytes of a payload starting at `pos`, or [`WireError::IncompleteInput`].
 #[inline(always)]
 pub fn payload(buf: &[u8], pos: usize, len: u32) -> Result<&[u8], WireError> {
     let len = len as usize;
     buf.get(pos..)
         .and_then(|rest| rest.get(..len))
-        .ok_or(WireError::Incomplete)
+        .ok_or(WireError::IncompleteInput)
 }
 
 // -- writing ---------------------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ pub fn read_timestamp(payload: &[u8]) -> Result<(i64, u32), TimestampError> {
             (i64::from_be_bytes(secs), u32::from_be_bytes([a, b, c, d]))
         }
         _ => {
-            return Err(TimestampError::TimestampLength {
+            return Err(TimestampError::InvalidTimestamp {
                 length: payload.len(),
             })
         }
@@ -466,9 +466,9 @@ pub struct ContainerLimits {
 #[inline(always)]
 pub fn check_container(len: u32, limit: i64, what: &'static str) -> Result<(), WireError> {
     if i64::from(len) > limit {
-        return Err(WireError::ExceedsLimit {
-            len: u64::from(len),
-            what,
+        return Err(WireError::LimitExceeded {
+            length: u64::from(len),
+            limit_name: what,
             limit,
         });
     }
@@ -504,7 +504,7 @@ impl Scanner {
         loop {
             let (header, mut next) = match read_header(buf, self.offset) {
                 Ok(found) => found,
-                Err(WireError::Incomplete) => return Ok(None),
+                Err(WireError::IncompleteInput) => return Ok(None),
                 Err(err) => return Err(err),
             };
             let mut items = 0u64;
@@ -518,7 +518,7 @@ impl Scanner {
                 Header::Array(len) | Header::Map(len) => {
                     if self.open.len() >= MAX_OPEN_CONTAINERS {
                         return Err(WireError::NestedTooDeep {
-                            max: MAX_OPEN_CONTAINERS,
+                            levels: MAX_OPEN_CONTAINERS,
                         });
                     }
                     let is_map = matches!(header, Header::Map(_));
@@ -655,11 +655,11 @@ mod tests {
             &[0xcb, 0, 0],
             &[0xd4],
         ] {
-            assert_eq!(header(bytes), Err(WireError::Incomplete), "{bytes:?}");
+            assert_eq!(header(bytes), Err(WireError::IncompleteInput), "{bytes:?}");
         }
         assert_eq!(
             read_header(&[0, 0xc1], 1),
-            Err(WireError::ByteStartsNoType {
+            Err(WireError::InvalidByte {
                 byte: 0xc1,
                 offset: 1
             })
@@ -671,9 +671,12 @@ mod tests {
         let buf = [0xdb, 0xff, 0xff, 0xff, 0xff, b'a'];
         let (found, at) = header(&buf).unwrap();
         assert_eq!(found, Header::Str(u32::MAX));
-        assert_eq!(payload(&buf, at, u32::MAX), Err(WireError::Incomplete));
+        assert_eq!(payload(&buf, at, u32::MAX), Err(WireError::IncompleteInput));
         assert_eq!(payload(&buf, at, 1), Ok(&b"a"[..]));
-        assert_eq!(payload(&buf, usize::MAX, 1), Err(WireError::Incomplete));
+        assert_eq!(
+            payload(&buf, usize::MAX, 1),
+            Err(WireError::IncompleteInput)
+        );
     }
 
     fn written(write: impl Fn(&mut Output)) -> Vec<u8> {
@@ -795,7 +798,7 @@ mod tests {
     fn bad_timestamps_are_refused() {
         assert_eq!(
             read_timestamp(&[0; 5]),
-            Err(TimestampError::TimestampLength { length: 5 })
+            Err(TimestampError::InvalidTimestamp { length: 5 })
         );
         let too_many_nanos = ((1_000_000_000u64) << 34).to_be_bytes();
         assert_eq!(
@@ -831,7 +834,7 @@ mod tests {
         assert_eq!(
             Scanner::new().scan(&deep, None),
             Err(WireError::NestedTooDeep {
-                max: MAX_OPEN_CONTAINERS
+                levels: MAX_OPEN_CONTAINERS
             })
         );
         let mut just = vec![0x91; MAX_OPEN_CONTAINERS];
@@ -839,7 +842,7 @@ mod tests {
         assert_eq!(Scanner::new().scan(&just, None), Ok(Some(just.len())));
         assert_eq!(
             Scanner::new().scan(&[0x92, 0xc1], None),
-            Err(WireError::ByteStartsNoType {
+            Err(WireError::InvalidByte {
                 byte: 0xc1,
                 offset: 1
             })
@@ -851,9 +854,9 @@ mod tests {
         let lying = [0xdd, 0xff, 0xff, 0xff, 0xff];
         assert_eq!(
             Scanner::new().scan(&lying, Some(limits)),
-            Err(WireError::ExceedsLimit {
-                len: u32::MAX.into(),
-                what: "max_array_len",
+            Err(WireError::LimitExceeded {
+                length: u32::MAX.into(),
+                limit_name: "max_array_len",
                 limit: 1
             })
         );

@@ -4,11 +4,12 @@
 //! its `Display`, its exception class in [`igcore_core::Error::kind`]). Kernels return
 //! `Result<T, KernelError>`, so that a bare `?` carries a core error (or a Python one) across the
 //! border, and [`KernelError`]'s conversion into `PyErr` raises the class the kind names, msgpack's
-//! `FormatError` and `StackError` included. The few sentences that only the binding says (checks on
-//! Python objects the core never sees, and the guard's) are the functions below.
+//! `FormatError` and `StackError` included. The sentences that only the binding says (about Python
+//! objects the core never sees, msgpack-python's words for them, and the guard's) are the facts of
+//! [`BindingError`] below, which cross the same way.
 //!
 //! `igcore._rust._error_examples()` lists one example of every core variant as
-//! `(variant, exception class, message, facts)`, for a test that formats the template of the same
+//! `(variant, exception class, message, facts)` (and of every [`BindingError`]), for a test that formats the template of the same
 //! fact in `igcore._messages` (named by the variant in UPPER_SNAKE case: `NotFeedOrder` ->
 //! `NOT_FEED_ORDER`) with the facts and compares the words.
 
@@ -57,36 +58,48 @@ impl From<PyErr> for KernelError {
     }
 }
 
+impl From<BindingError> for KernelError {
+    fn from(err: BindingError) -> Self {
+        KernelError::Python(err.into())
+    }
+}
+
 impl From<KernelError> for PyErr {
     fn from(err: KernelError) -> PyErr {
         match err {
-            KernelError::Core(err) => core_to_python(err),
+            KernelError::Core(Error::Graph(GraphError::UnknownId { id })) => {
+                PyKeyError::new_err(id)
+            }
+            KernelError::Core(err) => raise(err.kind(), err.to_string()),
             KernelError::Python(err) => err,
         }
     }
 }
 
-/// The exception of a core error: its kind's class, with its message (`KeyError` with the id).
-fn core_to_python(err: Error) -> PyErr {
-    let message = err.to_string();
-    match err.kind() {
+impl From<BindingError> for PyErr {
+    fn from(err: BindingError) -> PyErr {
+        raise(err.kind(), err.to_string())
+    }
+}
+
+/// The exception of a kind, with its message.
+fn raise(kind: ErrorKind, message: String) -> PyErr {
+    match kind {
         ErrorKind::Value => PyValueError::new_err(message),
         ErrorKind::Overflow => PyOverflowError::new_err(message),
         ErrorKind::Memory => PyMemoryError::new_err(message),
         ErrorKind::Type => PyTypeError::new_err(message),
-        ErrorKind::Key => match err {
-            Error::Graph(GraphError::UnknownId { id }) => PyKeyError::new_err(id),
-            _ => PyKeyError::new_err(message),
-        },
-        kind @ (ErrorKind::Format | ErrorKind::Stack) => Python::attach(|py| {
+        ErrorKind::Key => PyKeyError::new_err(message),
+        ErrorKind::Runtime => PyRuntimeError::new_err(message),
+        ErrorKind::Format | ErrorKind::Stack | ErrorKind::OutOfData => Python::attach(|py| {
             let api = match crate::msgpack::api(py) {
                 Ok(api) => api,
                 Err(failed) => return failed,
             };
-            let class = if kind == ErrorKind::Format {
-                &api.format_error
-            } else {
-                &api.stack_error
+            let class = match kind {
+                ErrorKind::Format => &api.format_error,
+                ErrorKind::Stack => &api.stack_error,
+                _ => &api.out_of_data,
             };
             match class.bind(py).call1((message,)) {
                 Ok(error) => PyErr::from_value(error),
@@ -113,47 +126,118 @@ pub(crate) fn contiguous<'a, T: Element>(
     array.as_slice().map_err(|_| not_contiguous(name))
 }
 
-pub(crate) fn not_contiguous(name: &str) -> PyErr {
-    PyValueError::new_err(format!("{name} must be a C-contiguous array"))
+fn not_contiguous(name: &'static str) -> PyErr {
+    BindingError::NotContiguous { name }.into()
 }
 
 /// See `guard`: the object's lock was poisoned by a panic in a change.
 pub(crate) fn poisoned() -> KernelError {
-    KernelError::Python(PyRuntimeError::new_err(
-        "this object is unusable after an internal error in another call",
-    ))
+    BindingError::ObjectPoisoned.into()
 }
 
 /// See `guard::one_call_at_a_time`.
-pub(crate) fn busy(class: &str) -> PyErr {
-    PyRuntimeError::new_err(format!(
-        "{class} cannot be called while another call on it is in progress"
-    ))
+pub(crate) fn busy(name: &'static str) -> PyErr {
+    BindingError::CallInProgress { name }.into()
+}
+
+igcore_core::error_facts! {
+    /// What only the binding says: about the Python objects it is given (msgpack-python's words where
+    /// the codec stands in for it), and the guard's refusals. Named like the core's facts.
+    pub enum BindingError {
+        /// An array the public layer should have made contiguous.
+        #[error("{name} must be a C-contiguous array")]
+        Value NotContiguous { name: &'static str = "keys" },
+        #[error("this object is unusable after an internal error in another call")]
+        Runtime ObjectPoisoned,
+        /// `name` names the class.
+        #[error("{name} cannot be called while another call on it is in progress")]
+        Runtime CallInProgress { name: &'static str = "Unpacker" },
+        // -- msgpack: packing
+        // Packer.pack_array_header, pack_map_header (and pack_map_pairs), pack_ext_type
+        #[error("array size must be non-negative")]
+        Value ArraySizeNegative,
+        #[error("map size must be non-negative")]
+        Value MapSizeNegative,
+        #[error("array too large")]
+        Value ArrayHeaderTooLarge,
+        #[error("map too large")]
+        Value MapHeaderTooLarge,
+        #[error("ext data too large")]
+        Value ExtHeaderTooLarge,
+        #[error("value too large to convert to char")]
+        Overflow ExtCodeTooLarge,
+        #[error("recursion limit exceeded.")]
+        Value RecursionLimit,
+        /// `type_name` (the fact `type`) is the object's type name, as CPython prints it.
+        #[error("{type_name} object is too large")]
+        Value ObjectTooLarge { type_name as "type": String = "bytes".into() },
+        #[error("memoryview is too large")]
+        Value MemoryviewTooLarge,
+        #[error("can not serialize '{type_name}' object where tzinfo=None")]
+        Value NaiveDatetime { type_name as "type": String = "datetime.datetime".into() },
+        #[error("can not serialize '{type_name}' object")]
+        Type CannotSerialize { type_name as "type": String = "set".into() },
+        #[error("Integer value out of range")]
+        Overflow IntOutOfRange,
+        #[error("float too large to pack with f format")]
+        Overflow FloatTooLarge,
+        #[error("unicode string is too large")]
+        Value StrTooLarge,
+        #[error("dict is too large")]
+        Value DictTooLarge,
+        #[error("list is too large")]
+        Value ListTooLarge,
+        #[error("EXT data is too large")]
+        Value ExtTooLarge,
+        #[error("Python int too large to convert to C long")]
+        Overflow IntTooLargeForCLong,
+        /// A container that changed size while being packed (`what`: "list" or "dictionary").
+        #[error("{what} changed size during iteration")]
+        Runtime ChangedSize { what: &'static str = "list" },
+        // -- msgpack: unpacking
+        #[error("file_like.read() must return bytes, not {type_name}")]
+        Type ReadNotBytes { type_name as "type": String = "str".into() },
+        #[error("No more data to unpack.")]
+        OutOfData NoMoreData,
+        #[error("Unexpected type header on stream")]
+        Value UnexpectedTypeHeader,
+        #[error("{type_name} is not allowed for map key when strict_map_key=True")]
+        Value MapKeyNotAllowed { type_name as "type": String = "tuple".into() },
+        #[error("days={days}; too large to convert to C int")]
+        Overflow TimestampDaysOverflow { days: i64 = 3_000_000_000 },
+    }
 }
 
 // -- _error_examples ----------------------------------------------------------------------------------
 
 type Example<'py> = (&'static str, &'static str, String, Bound<'py, PyDict>);
 
-/// `[(variant, exception class, message, facts)]`: one example of every core error variant.
+fn example<'py>(
+    py: Python<'py>,
+    name: &'static str,
+    kind: ErrorKind,
+    message: String,
+    facts: Vec<(&'static str, Fact)>,
+) -> PyResult<Example<'py>> {
+    let dict = PyDict::new(py);
+    for (field, fact) in facts {
+        match fact {
+            Fact::Int(value) => dict.set_item(field, value)?,
+            Fact::Text(text) => dict.set_item(field, text)?,
+        }
+    }
+    Ok((name, kind.python_class(), message, dict))
+}
+
+/// `[(variant, exception class, message, facts)]`: one example of every core error variant, then of
+/// every binding error. The message is the exception's `str()` (for `KeyError(7)`, "7").
 #[pyfunction]
 pub(crate) fn _error_examples(py: Python<'_>) -> PyResult<Vec<Example<'_>>> {
-    Error::examples()
+    let core = Error::examples()
         .into_iter()
-        .map(|err| {
-            let facts = PyDict::new(py);
-            for (name, fact) in err.facts() {
-                match fact {
-                    Fact::Int(value) => facts.set_item(name, value)?,
-                    Fact::Text(text) => facts.set_item(name, text)?,
-                }
-            }
-            let message = match &err {
-                // As the exception reads: str(KeyError(7)) is "7".
-                Error::Graph(GraphError::UnknownId { id }) => id.to_string(),
-                _ => err.to_string(),
-            };
-            Ok((err.name(), err.kind().python_class(), message, facts))
-        })
-        .collect()
+        .map(|err| example(py, err.name(), err.kind(), err.to_string(), err.facts()));
+    let binding = BindingError::examples()
+        .into_iter()
+        .map(|err| example(py, err.name(), err.kind(), err.to_string(), err.facts()));
+    core.chain(binding).collect()
 }

@@ -351,7 +351,7 @@ fn accept_sources<'py>(
         accepted.push(source);
     }
     if let [Some(int_index), Some(float_index)] = first_of_kind {
-        return Err(TimelineError::MixedScoreKinds {
+        return Err(TimelineError::SourcesMixScoreKinds {
             int_index,
             float_index,
         }

@@ -2,7 +2,7 @@
 //!
 //! The contract is `CounterTable` in `src/igcore/_reference/counters.py`.
 
-use crate::error::{CounterError, Error, Result};
+use crate::error::{CommonError, CounterError, Error, Result};
 use crate::id_index::IdIndex;
 
 use super::exact_sums;
@@ -82,15 +82,15 @@ impl CounterTable {
 
     fn total_overflow(&self, kind: usize, key: i64) -> Error {
         CounterError::KindTotalOverflow {
-            name: self.kinds[kind].clone(),
+            kind: self.kinds[kind].clone(),
             key,
         }
         .into()
     }
 
     fn pending_overflow(&self, kind: usize, key: i64) -> Error {
-        CounterError::PendingOverflow {
-            name: self.kinds[kind].clone(),
+        CounterError::PendingDeltaOverflow {
+            kind: self.kinds[kind].clone(),
             key,
         }
         .into()
@@ -277,9 +277,11 @@ impl CounterTable {
 
 pub(crate) fn check_lengths(keys: &[i64], other: Option<&[i64]>) -> Result<()> {
     match other {
-        Some(other) if other.len() != keys.len() => Err(CounterError::KeysDeltasDiffer {
-            keys: keys.len(),
-            deltas: other.len(),
+        Some(other) if other.len() != keys.len() => Err(CommonError::LengthsDiffer {
+            first: "keys",
+            second: "deltas",
+            first_length: keys.len(),
+            second_length: other.len(),
         }
         .into()),
         _ => Ok(()),

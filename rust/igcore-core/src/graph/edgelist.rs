@@ -18,7 +18,7 @@ fn parse_field(field: &[u8], line: usize, column: usize) -> Result<i64> {
         _ => (false, field),
     };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(GraphError::NotAnInteger { line, column }.into());
+        return Err(GraphError::EdgeListNotAnInteger { line, column }.into());
     }
     // Accumulate towards the negative side, which holds one more value than the positive side.
     let mut value: i64 = 0;
@@ -26,14 +26,14 @@ fn parse_field(field: &[u8], line: usize, column: usize) -> Result<i64> {
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_sub((d - b'0') as i64))
-            .ok_or(GraphError::OutsideInt64 { line, column })?;
+            .ok_or(GraphError::EdgeListOutsideInt64 { line, column })?;
     }
     if negative {
         Ok(value)
     } else {
         value
             .checked_neg()
-            .ok_or_else(|| GraphError::OutsideInt64 { line, column }.into())
+            .ok_or_else(|| GraphError::EdgeListOutsideInt64 { line, column }.into())
     }
 }
 
@@ -63,7 +63,7 @@ pub fn parse_edgelist(data: &[u8]) -> Result<EdgeList> {
         }
         if width == 0 {
             if !(2..=3).contains(&fields.len()) {
-                return Err(GraphError::ColumnCount {
+                return Err(GraphError::EdgeListColumns {
                     line: number,
                     found: fields.len(),
                 }
@@ -71,9 +71,9 @@ pub fn parse_edgelist(data: &[u8]) -> Result<EdgeList> {
             }
             width = fields.len();
         } else if fields.len() != width {
-            return Err(GraphError::ColumnsDiffer {
+            return Err(GraphError::EdgeListWidth {
                 line: number,
-                expected: width,
+                width,
                 found: fields.len(),
             }
             .into());

@@ -159,17 +159,17 @@ const SECTION_NAMES: [&str; SECTIONS] = [
 pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
     let n = base.n();
     if base.out.offsets.len() != n + 1 || base.inn.offsets.len() != n + 1 {
-        return Err(GraphError::OffsetsOutOfOrder.into());
+        return Err(GraphError::CorruptOffsets.into());
     }
     if base.ids.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(GraphError::IdsNotAscending.into());
+        return Err(GraphError::CorruptIdsNotAscending.into());
     }
     let slots = base.slots;
     if slots.len() != num_slots_for(n)
         || slots.iter().filter(|&&s| s != EMPTY_SLOT).count() != n
         || slots.iter().any(|&s| s != EMPTY_SLOT && s as usize >= n)
     {
-        return Err(GraphError::IdTableNotOnce.into());
+        return Err(GraphError::CorruptIdTableNotOnce.into());
     }
     // Every user is found from its home slot; with no index twice and the table at most half full,
     // each probe sequence ends, so lookups of unknown ids end, too.
@@ -181,7 +181,7 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
         while slots[pos] != i as u32 {
             probes += 1;
             if slots[pos] == EMPTY_SLOT || probes == slots.len() {
-                return Err(GraphError::IdTableMissesUser.into());
+                return Err(GraphError::CorruptIdTableMissesUser.into());
             }
             pos = (pos + 1) & mask;
         }
@@ -193,14 +193,14 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
             || csr.offsets[n] != m
             || csr.offsets.windows(2).any(|w| w[0] > w[1])
         {
-            return Err(GraphError::OffsetsOutOfOrder.into());
+            return Err(GraphError::CorruptOffsets.into());
         }
         for u in 0..n as u32 {
             let row = csr.row(u);
             if row.targets.iter().any(|&v| v as usize >= n || v == u)
                 || row.targets.windows(2).any(|w| w[0] >= w[1])
             {
-                return Err(GraphError::FollowListBroken.into());
+                return Err(GraphError::CorruptFollowList.into());
             }
             if let (Some(times), Some(order)) = (row.times, row.by_time) {
                 let d = row.targets.len();
@@ -217,13 +217,13 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
                     });
                 }
                 if !seen_ok {
-                    return Err(GraphError::TimeOrderWrong.into());
+                    return Err(GraphError::CorruptTimeOrder.into());
                 }
             }
         }
     }
     if base.out.targets.len() != base.inn.targets.len() {
-        return Err(GraphError::FollowersNotMirrored.into());
+        return Err(GraphError::CorruptNotMirrored.into());
     }
     // Walk following in order: follower rows must fill up exactly as the transpose would fill them.
     // Every value is checked where it is used: a mapped file may change while this runs.
@@ -245,7 +245,7 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
     for u in 0..n as u32 {
         for (k, &v) in base.out.row(u).targets.iter().enumerate() {
             if mirrors(u, k, v, &mut cursor) != Some(true) {
-                return Err(GraphError::FollowersNotMirrored.into());
+                return Err(GraphError::CorruptNotMirrored.into());
             }
         }
     }
@@ -296,7 +296,7 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
         Region::Heap(words)
     };
     if region.bytes().get(..HEADER_SIZE) != Some(&layout.header[..]) {
-        return Err(GraphError::FileReplaced.into());
+        return Err(GraphError::GraphFileReplaced.into());
     }
     // The header was checked, but the file may have changed since: check every section lies within
     // the bytes we hold, aligned for its type.
@@ -306,7 +306,7 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
         let (offset, length) = (layout.offsets[i], layout.lengths[i]);
         let within = offset.checked_add(length).is_some_and(|end| end <= total);
         if !within || offset % item != 0 || length % item != 0 {
-            return Err(GraphError::SectionOutsideFile.into());
+            return Err(GraphError::CorruptSectionOutsideFile.into());
         }
     }
     let n = layout.num_users;
@@ -314,7 +314,7 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
     let expected = [n, num_slots_for(n), n + 1, m, n + 1, m, m, m, m, m];
     for i in 0..sections {
         if expected[i].checked_mul(ITEM_SIZE[i]) != Some(layout.lengths[i]) {
-            return Err(GraphError::SectionLengthWrong.into());
+            return Err(GraphError::CorruptSectionLength.into());
         }
     }
     Ok(FollowGraph::from_file(

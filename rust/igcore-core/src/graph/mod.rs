@@ -24,7 +24,7 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::error::{GraphError, Result};
+use crate::error::{CommonError, GraphError, Result};
 use crate::id_index::{id_hash, IdIndex};
 
 pub use build::{build, Built};
@@ -651,17 +651,21 @@ impl FollowGraph {
 
 pub(crate) fn check_lengths(src: &[i64], dst: &[i64], times: Option<&[i64]>) -> Result<()> {
     if src.len() != dst.len() {
-        return Err(GraphError::EdgeLengthsDiffer {
-            src: src.len(),
-            dst: dst.len(),
+        return Err(CommonError::LengthsDiffer {
+            first: "src",
+            second: "dst",
+            first_length: src.len(),
+            second_length: dst.len(),
         }
         .into());
     }
     if let Some(times) = times {
         if times.len() != src.len() {
-            return Err(GraphError::TimestampLengthsDiffer {
-                timestamps: times.len(),
-                src: src.len(),
+            return Err(CommonError::LengthsDiffer {
+                first: "timestamps",
+                second: "src",
+                first_length: times.len(),
+                second_length: src.len(),
             }
             .into());
         }

@@ -1,7 +1,7 @@
 //! Aggregated activity: "alice, bob and 3 others liked your post", grouped by verb, target and time
 //! window, newest group first.
 
-use crate::error::{Result, TimelineError};
+use crate::error::{CommonError, Result, TimelineError};
 use crate::numbers::floor_div;
 
 /// Groups in output order, in columns; group `g`'s recent actors are
@@ -61,7 +61,12 @@ pub fn aggregate_activity(
         .into());
     }
     if window_seconds < 1 {
-        return Err(TimelineError::WindowSecondsTooSmall { window_seconds }.into());
+        return Err(CommonError::BelowMinimum {
+            name: "window_seconds",
+            minimum: 1,
+            value: window_seconds,
+        }
+        .into());
     }
     let mut events: Vec<Event> = (0..n)
         .map(|i| Event {

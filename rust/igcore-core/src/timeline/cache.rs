@@ -169,7 +169,7 @@ impl Timeline {
             if decoded.float_scores {
                 let score = numbers::key_float_bits(key);
                 if score.is_nan() {
-                    return Err(TimelineError::TimelineNanScore { entry: j }.into());
+                    return Err(TimelineError::NotATimelineNan { entry: j }.into());
                 }
                 key = float_key(score);
             }
@@ -179,14 +179,14 @@ impl Timeline {
                 author_id: decoded.author_ids[j],
             };
             if previous.is_some_and(|p| entry.rank() >= p) {
-                return Err(TimelineError::TimelineOutOfOrder {
+                return Err(TimelineError::NotATimelineOrder {
                     entry: j,
                     previous: j - 1,
                 }
                 .into());
             }
             if !seen.insert(entry.post_id)?.1 {
-                return Err(TimelineError::TimelineDuplicatePost {
+                return Err(TimelineError::DuplicatePost {
                     post_id: entry.post_id,
                 }
                 .into());

@@ -84,7 +84,7 @@ pub fn check_order(run: &Run<'_>, index: usize) -> Result<()> {
             let mut previous: Option<(i64, i64)> = None;
             for (j, (&score, &post_id)) in floats.iter().zip(post_ids).enumerate() {
                 if score.is_nan() {
-                    return Err(TimelineError::NanScore { index, entry: j }.into());
+                    return Err(TimelineError::NanScoreInSource { index, entry: j }.into());
                 }
                 let rank = (super::float_key(score), post_id);
                 if previous.is_some_and(|p| rank > p) {
@@ -412,7 +412,7 @@ mod tests {
         let run = Run::columns(Scores::Float(&floats), &[1, 2], &[0, 0]);
         assert_eq!(
             check_order(&run, 0).unwrap_err(),
-            TimelineError::NanScore { index: 0, entry: 1 }.into()
+            TimelineError::NanScoreInSource { index: 0, entry: 1 }.into()
         );
     }
 

@@ -2,7 +2,6 @@
 //! `igcore_core::msgpack::Scanner`, each object built once all of its bytes are there.
 
 use igcore_core::msgpack::{self as wire, ContainerLimits, Header, Scanner, WireError};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -10,7 +9,7 @@ use super::buffer::ByteView;
 use super::keys;
 use super::unpack::Reader;
 use super::{api, Limits, UnpackConfig};
-use crate::error::wire;
+use crate::error::{wire, BindingError};
 use crate::guard::one_call_at_a_time;
 
 /// See `igcore._reference.msgpack.Unpacker`.
@@ -28,14 +27,6 @@ pub(crate) struct Unpacker {
     offset: u64,
     /// The walk through an incomplete object starting at `pos`, and whether it checks limits.
     scan: Option<(Scanner, bool)>,
-}
-
-fn out_of_data(py: Python<'_>) -> PyResult<PyErr> {
-    let error = api(py)?
-        .out_of_data
-        .bind(py)
-        .call1(("No more data to unpack.",))?;
-    Ok(PyErr::from_value(error))
 }
 
 /// The unpacker, for one call: a call made while another is in progress on it (another thread's, or
@@ -145,14 +136,14 @@ impl Unpacker {
     fn unpack_now<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self.next_object(py, true)? {
             Some(obj) => Ok(obj),
-            None => Err(out_of_data(py)?),
+            None => Err(BindingError::NoMoreData.into()),
         }
     }
 
     fn skip_now(&mut self, py: Python<'_>) -> PyResult<()> {
         match self.next_object(py, false)? {
             Some(_) => Ok(()),
-            None => Err(out_of_data(py)?),
+            None => Err(BindingError::NoMoreData.into()),
         }
     }
 
@@ -212,12 +203,12 @@ impl Unpacker {
         }
         let chunk = read.bind(py).call1((self.read_size.min(room),))?;
         let chunk = chunk.cast::<PyBytes>().map_err(|_| {
-            let name = chunk
+            let type_name = chunk
                 .get_type()
                 .name()
                 .map(|n| n.to_string())
                 .unwrap_or_default();
-            PyTypeError::new_err(format!("file_like.read() must return bytes, not {name}"))
+            PyErr::from(BindingError::ReadNotBytes { type_name })
         })?;
         if chunk.as_bytes().is_empty() {
             return Ok(false);
@@ -276,7 +267,7 @@ impl Unpacker {
                     || marker == marker16
                     || marker == marker16 + 1;
                 if !expected {
-                    return Err(PyValueError::new_err("Unexpected type header on stream"));
+                    return Err(BindingError::UnexpectedTypeHeader.into());
                 }
                 match wire::read_header(&self.buffer, self.pos) {
                     Ok((Header::Array(len) | Header::Map(len), next)) => {
@@ -284,13 +275,13 @@ impl Unpacker {
                         self.scan = None;
                         return Ok(len);
                     }
-                    Ok(_) => return Err(PyValueError::new_err("Unexpected type header on stream")),
-                    Err(WireError::Incomplete) => {}
+                    Ok(_) => return Err(BindingError::UnexpectedTypeHeader.into()),
+                    Err(WireError::IncompleteInput) => {}
                     Err(err) => return Err(wire(err)),
                 }
             }
             if !self.read_file(py)? {
-                return Err(out_of_data(py)?);
+                return Err(BindingError::NoMoreData.into());
             }
         }
     }

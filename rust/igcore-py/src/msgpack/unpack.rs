@@ -5,7 +5,6 @@
 use std::ffi::c_char;
 
 use igcore_core::msgpack::{self as wire, Header, WireError, MAX_OPEN_CONTAINERS};
-use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -14,7 +13,7 @@ use super::buffer::ByteView;
 use super::keys::{self, KeyCache};
 use super::reuse::Lent;
 use super::{api, type_name, Api, Limits, UnpackConfig};
-use crate::error::wire;
+use crate::error::{wire, BindingError};
 
 /// See `igcore._reference.msgpack.unpackb`.
 #[pyfunction]
@@ -320,9 +319,9 @@ impl<'a, 'py> Reader<'a, 'py> {
     #[inline(always)]
     fn check_len(&self, len: u32, limit: i64, what: &'static str) -> PyResult<()> {
         if i64::from(len) > limit {
-            return Err(wire(WireError::ExceedsLimit {
-                len: len.into(),
-                what,
+            return Err(wire(WireError::LimitExceeded {
+                length: len.into(),
+                limit_name: what,
                 limit,
             }));
         }
@@ -338,7 +337,7 @@ impl<'a, 'py> Reader<'a, 'py> {
     ) -> PyResult<()> {
         if open >= MAX_OPEN_CONTAINERS {
             return Err(wire(WireError::NestedTooDeep {
-                max: MAX_OPEN_CONTAINERS,
+                levels: MAX_OPEN_CONTAINERS,
             }));
         }
         wire::check_container(len, limit, what).map_err(wire)
@@ -433,11 +432,8 @@ impl<'a, 'py> Reader<'a, 'py> {
             let ptr = key.as_ptr();
             // SAFETY: type checks on a live object.
             if unsafe { ffi::PyUnicode_CheckExact(ptr) == 0 && ffi::PyBytes_CheckExact(ptr) == 0 } {
-                let message = format!(
-                    "{} is not allowed for map key when strict_map_key=True",
-                    type_name(&key)
-                );
-                return Err(PyValueError::new_err(message));
+                let type_name = type_name(&key);
+                return Err(BindingError::MapKeyNotAllowed { type_name }.into());
             }
         }
         Ok(key)
@@ -466,8 +462,7 @@ impl<'a, 'py> Reader<'a, 'py> {
             3 => {
                 let days = seconds / 86_400; // toward zero, as msgpack-python's C divides
                 if i32::try_from(days).is_err() {
-                    let message = format!("days={days}; too large to convert to C int");
-                    return Err(pyo3::exceptions::PyOverflowError::new_err(message));
+                    return Err(BindingError::TimestampDaysOverflow { days }.into());
                 }
                 let delta = self
                     .api
