@@ -8,8 +8,9 @@
 //!
 //! The Python side keeps the same sentences as `str.format` templates in `igcore._messages`. **The
 //! template of a variant is named by the variant's name in UPPER_SNAKE case** (variant `NotFeedOrder`,
-//! template `NOT_FEED_ORDER`) and is formatted with the variant's fields as named arguments (see
-//! [`Error::facts`]). [`Error::examples`] holds one value of every variant, so that a test can format
+//! template `NOT_FEED_ORDER`: each capital letter starts a word) and is formatted with the variant's
+//! fields as named arguments (see [`Error::facts`]; a field may name its fact otherwise, as
+//! `type_name as "type"` does for a template field that is a Rust keyword). [`Error::examples`] holds one value of every variant, so that a test can format
 //! each template with the example's facts and compare the words with `Display`'s.
 //!
 //! Variants are grouped by hot path (one enum each, all converting into [`Error`]); a variant's name
