@@ -9,7 +9,7 @@ use crate::error::{contiguous, KernelResult};
 use crate::guard::{self, maybe_detach, Work};
 
 fn work(size: usize) -> Work {
-    Work::sized(size, guard::CODEC)
+    Work::sized(size, guard::CODEC_IDS)
 }
 
 /// See `igcore._reference.codec.encode_ids`.

@@ -30,15 +30,24 @@ use pyo3::{PyClass, PyRefMut};
 
 use crate::error::{busy, poisoned, KernelError};
 
-/// Timeline work (entries inserted or merged, followers of a fan-out, users listed, bytes read,
-/// activity events) runs without the GIL from this size on.
-pub(crate) const TIMELINE: usize = 1 << 15;
+/// Entries that timeline work inserts, merges or reads (array sources of a merge, `insert_many`,
+/// `backfill`, the bytes of `timeline_from_bytes`, the events of `aggregate_activity`).
+pub(crate) const TIMELINE_ENTRIES: usize = 1 << 15;
+/// Users whose stored timelines a store's `merge_page` reads (or that `users` lists).
+pub(crate) const TIMELINE_USERS: usize = 1 << 15;
+/// Followers that a fan-out inserts into.
+pub(crate) const TIMELINE_FOLLOWERS: usize = 1 << 15;
+/// Ids encoded into an id list or entries, or bytes decoded from one.
+pub(crate) const CODEC_IDS: usize = 1 << 16;
 
-/// Codec work (ids encoded, bytes decoded) runs without the GIL from this size on.
-pub(crate) const CODEC: usize = 1 << 16;
-
-/// Every threshold by name, as `igcore._rust._GIL_RELEASE_ABOVE` shows them.
-pub(crate) const GIL_RELEASE_ABOVE: [(&str, usize); 2] = [("timeline", TIMELINE), ("codec", CODEC)];
+/// Every threshold by name, as `igcore._rust._GIL_RELEASE_ABOVE` shows them (the Cython guard's
+/// names and values).
+pub(crate) const GIL_RELEASE_ABOVE: [(&str, usize); 4] = [
+    ("timeline_entries", TIMELINE_ENTRIES),
+    ("timeline_users", TIMELINE_USERS),
+    ("timeline_followers", TIMELINE_FOLLOWERS),
+    ("codec_ids", CODEC_IDS),
+];
 
 /// How long a piece of work is, for the choice of releasing the GIL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

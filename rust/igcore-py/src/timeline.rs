@@ -12,9 +12,9 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use crate::error::{contiguous, KernelResult};
 use crate::guard::{self, maybe_detach, read_all, Guarded, Work};
 
-/// Work on this many entries, followers, users, events or bytes.
+/// Work on this many entries (see `guard::TIMELINE_ENTRIES`).
 fn work(size: usize) -> Work {
-    Work::sized(size, guard::TIMELINE)
+    Work::sized(size, guard::TIMELINE_ENTRIES)
 }
 
 /// The key of a score given by the public layer: an int for int64 timelines, a float for float64 ones.
@@ -458,7 +458,8 @@ impl PyTimelineStore {
 
     fn users<'py>(&self, py: Python<'py>) -> KernelResult<Bound<'py, PyArray1<i64>>> {
         let size = self.__len__(py)?;
-        let users = self.inner.read(py, work(size), |s| s.users())?;
+        let long = Work::sized(size, guard::TIMELINE_USERS);
+        let users = self.inner.read(py, long, |s| s.users())?;
         Ok(users.into_pyarray(py))
     }
 
@@ -499,9 +500,10 @@ impl PyTimelineStore {
         let user_ids = contiguous(&user_ids, "user_ids")?;
         let after = after_rank(&after, self.float_scores)?;
         let request = page_request(limit, after, &exclude_authors, per_author_cap)?;
-        let page = self.inner.try_read(py, work(user_ids.len()), |s| {
-            s.merge_page(user_ids, &request)
-        })?;
+        let long = Work::sized(user_ids.len(), guard::TIMELINE_USERS);
+        let page = self
+            .inner
+            .try_read(py, long, |s| s.merge_page(user_ids, &request))?;
         Ok(page_tuple(py, page, self.float_scores))
     }
 
@@ -522,9 +524,9 @@ impl PyTimelineStore {
             author_id,
         };
         let followers = contiguous(&follower_ids, "follower_ids")?;
-        self.inner.try_write(py, work(followers.len()), |s| {
-            s.fanout(entry, followers, create_missing)
-        })
+        let long = Work::sized(followers.len(), guard::TIMELINE_FOLLOWERS);
+        self.inner
+            .try_write(py, long, |s| s.fanout(entry, followers, create_missing))
     }
 
     /// On follow: `source` (a Timeline, or three canonical arrays of this store's score kind) into
