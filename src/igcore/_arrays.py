@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _messages
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
@@ -27,13 +29,13 @@ def int64_array(values: object, name: str) -> np.ndarray:
             # numpy turns ints beyond int64 into float64 or object; look at each element to say which.
             array = _object_ints(np.array(values, dtype=object), name)
     if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}")
+        raise ValueError(_messages.NOT_ONE_D.format(name=name, shape=array.shape))
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers (int64), got dtype {array.dtype}")
     if array.dtype == np.int64 and array.dtype.isnative:
         return np.ascontiguousarray(array)
     if array.dtype.kind == "u" and array.size and int(array.max()) > INT64_MAX:
-        raise OverflowError(f"{name} holds a value outside the int64 range: {int(array.max())}")
+        raise OverflowError(_messages.ARRAY_VALUE_OUTSIDE_INT64.format(name=name, value=int(array.max())))
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
@@ -44,7 +46,7 @@ def _object_ints(array: np.ndarray, name: str) -> np.ndarray:
         if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must hold integers (int64), got {type(value).__name__}")
         if not INT64_MIN <= int(value) <= INT64_MAX:
-            raise OverflowError(f"{name} holds a value outside the int64 range: {int(value)}")
+            raise OverflowError(_messages.ARRAY_VALUE_OUTSIDE_INT64.format(name=name, value=int(value)))
     return np.array(flat, dtype=np.int64).reshape(array.shape)
 
 
@@ -59,7 +61,7 @@ def score_array(values: object, name: str) -> np.ndarray:
         array = np.asarray(values)  # a list of floats (or of ints and floats) is a float64 array
     if isinstance(array, np.ndarray) and array.dtype.kind == "f":
         if array.ndim != 1:
-            raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}")
+            raise ValueError(_messages.NOT_ONE_D.format(name=name, shape=array.shape))
         return np.ascontiguousarray(array, dtype=np.float64)
     return int64_array(values, name)
 

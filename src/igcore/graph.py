@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _backend, _graph_file
+from . import _backend, _graph_file, _messages
 from ._arrays import INT64_MAX, INT64_MIN, int64_array
 
 # The most steps one random_walk_suggest call may take: a bound on its time, whatever it is asked.
@@ -64,7 +64,7 @@ def _user(value, name: str) -> int:
         raise TypeError(f"{name} must be an int user id, not {type(value).__name__}")
     value = int(value)
     if not INT64_MIN <= value <= INT64_MAX:
-        raise OverflowError(f"{name} is outside the int64 range: {value}")
+        raise OverflowError(_messages.OUTSIDE_INT64.format(name=name, value=value))
     return value
 
 
@@ -76,11 +76,11 @@ def _count(value, name: str, minimum: int = 0, allow_none: bool = False):
     try:
         number = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+        raise TypeError(_messages.NOT_AN_INT.format(name=name, type=type(value).__name__)) from None
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not bool")
+        raise TypeError(_messages.BOOL_NOT_INT.format(name=name))
     if number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {number}")
+        raise ValueError(_messages.BELOW_MINIMUM.format(name=name, minimum=minimum, value=number))
     return min(number, INT64_MAX)
 
 
@@ -93,14 +93,22 @@ def _direction(direction: str) -> bool:
 def _pairs(src, dst, names=("src", "dst")) -> tuple[np.ndarray, np.ndarray]:
     src, dst = int64_array(src, names[0]), int64_array(dst, names[1])
     if len(src) != len(dst):
-        raise ValueError(f"{names[0]} and {names[1]} differ in length ({len(src)} != {len(dst)})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(
+                first=names[0], second=names[1], first_length=len(src), second_length=len(dst)
+            )
+        )
     return src, dst
 
 
 def _times(times, length: int) -> np.ndarray:
     times = int64_array(times, "timestamps")
     if len(times) != length:
-        raise ValueError(f"timestamps and src differ in length ({len(times)} != {length})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(
+                first="timestamps", second="src", first_length=len(times), second_length=length
+            )
+        )
     return times
 
 
@@ -200,7 +208,7 @@ class FollowGraph:
                     graph.verify()
                 break
             except ValueError as exc:
-                if str(exc) == _graph_file.REPLACED and attempt < 2:
+                if str(exc) == _messages.GRAPH_FILE_REPLACED and attempt < 2:
                     continue  # a save renamed a new file over this one: read the new one
                 raise ValueError(f"{path}: {exc}") from None
             except MemoryError:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import _backend
+from .. import _backend, _messages
 from .._arrays import INT64_MAX, INT64_MIN, int64_array
 from . import _hll_format
 
@@ -66,14 +66,18 @@ def _deltas_for(keys: np.ndarray, deltas, name: str = "deltas") -> np.ndarray | 
         return None
     deltas = int64_array(deltas, name)
     if len(deltas) != len(keys):
-        raise ValueError(f"keys and {name} differ in length ({len(keys)} != {len(deltas)})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(
+                first="keys", second=name, first_length=len(keys), second_length=len(deltas)
+            )
+        )
     return deltas
 
 
 def _count(value, name: str, low: int = 0, high: int = INT64_MAX) -> int:
     """`value` as a plain int in ``low..high`` (ints and numpy integers; never bools or floats)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        raise TypeError(_messages.NOT_AN_INT.format(name=name, type=type(value).__name__))
     value = int(value)
     if not low <= value <= high:
         raise ValueError(f"{name} must be between {low} and {high}, got {value}")
