@@ -69,6 +69,9 @@ from .. import _messages
 from ..msgpack.exceptions import BufferFull, ExtraData, FormatError, OutOfData, StackError
 from ..msgpack.ext import ExtType, Timestamp
 
+# The kernels, as src/igcore/_kernels/msgpack.pyi states them; the rest of this module is their helpers.
+__all__ = ["Packer", "Unpacker", "packb", "unpackb"]
+
 NEST_LIMIT = 1024  # packing: deepest object depth allowed (the top object is at depth 0)
 MAX_OPEN_CONTAINERS = 1024  # unpacking: containers open at once
 ITEM_LIMIT = 2**32 - 1  # longest str, bin, ext, array or map the format can describe

@@ -27,6 +27,9 @@ import numpy as np
 from .. import _messages
 from . import codec
 
+# The kernels, as src/igcore/_kernels/timeline.pyi states them; the rest of this module is their helpers.
+__all__ = ["Timeline", "TimelineStore", "aggregate_activity", "merge_page", "timeline_from_bytes"]
+
 # -- entries -----------------------------------------------------------------------------------------
 
 
@@ -72,13 +75,13 @@ class Timeline:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def snapshot(self) -> list:
+    def _snapshot(self) -> list:
         """The entries, (score, post_id, author_id) in feed order, as a new list."""
         with self._lock:
             return list(self._entries)
 
     def entries(self):
-        return _arrays(self.snapshot(), self.float_scores)
+        return _arrays(self._snapshot(), self.float_scores)
 
     def copy(self) -> Timeline:
         twin = Timeline(self.max_len, self.float_scores)
@@ -199,7 +202,7 @@ def _accept(sources: list, after) -> tuple[list, bool]:
     kinds: dict[bool, int] = {}  # float_scores -> the index of the first source of that kind
     for index, source in enumerate(sources):
         if type(source) is Timeline:
-            runs.append((source.snapshot(), None))
+            runs.append((source._snapshot(), None))
             kinds.setdefault(source.float_scores, index)
             continue
         if not _canonical(source):
