@@ -624,7 +624,7 @@ cdef class CounterTable:
         size[0] = found
         return entries
 
-    def merge(self, CounterTable other):
+    def add_table(self, CounterTable other):
         cdef size_t kind, j, num_kinds = self.num_kinds
         cdef Py_ssize_t at
         cdef Entry** theirs
@@ -635,12 +635,12 @@ cdef class CounterTable:
         cdef size_t failed_kind = 0
         cdef int64_t failed_key = 0
         if other.num_kinds != num_kinds:
-            raise ValueError(f"cannot merge a table of {other.num_kinds} kinds into one of {num_kinds}")
+            raise ValueError(f"cannot add a table of {other.num_kinds} kinds to one of {num_kinds}")
         theirs = <Entry**>calloc(num_kinds, sizeof(Entry*))
         sizes = <size_t*>calloc(num_kinds, sizeof(size_t))
         try:
             if theirs == NULL or sizes == NULL:
-                raise MemoryError("out of memory in CounterTable.merge")
+                raise MemoryError("out of memory in CounterTable.add_table")
             with nogil:
                 # Read the other table first and let go of its lock: two tables merging into each
                 # other from two threads never wait on each other.

@@ -533,12 +533,12 @@ cdef class _Columns:
 
 cdef _Columns accept_columns(source):
     """Three 1-D C-contiguous native ndarrays of one length (int64 or float64 scores, int64 ids), or
-    None: the public layer then converts them."""
+    None when `source` is not that (the canonical form the public layer hands a kernel)."""
     cdef _Columns columns
     if not isinstance(source, tuple) or len(source) != 3:
         return None
     scores, post_ids, author_ids = source
-    if not (isinstance(scores, np.ndarray) and isinstance(post_ids, np.ndarray) and isinstance(author_ids, np.ndarray)):
+    if not (type(scores) is np.ndarray and type(post_ids) is np.ndarray and type(author_ids) is np.ndarray):
         return None
     columns = _Columns.__new__(_Columns)
     try:
@@ -745,40 +745,60 @@ def timeline_from_bytes(bytes data, Py_ssize_t max_len):
     return timeline
 
 
-def merge(list sources, limit, after, exclude_authors, per_author_cap):
-    """See igcore._reference.timeline.merge: None when a source is not in canonical form or score kinds
-    disagree, for the public layer to convert or explain."""
+cdef str score_kind(bint float_scores):
+    return "float64" if float_scores else "int64"
+
+
+def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
+    """See igcore._reference.timeline.merge_page. The public layer hands it canonical sources; one that
+    is not, sources of mixed score kinds and a cursor of the other kind raise (as the reference does)."""
     cdef Py_ssize_t k = len(sources), i
     cdef list held = []  # the Timelines and _Columns read by the merge, kept alive meanwhile
     cdef Timeline timeline
     cdef _Columns columns
-    cdef int kind = -1, source_kind
+    cdef int kind
+    cdef Py_ssize_t first_of_kind[2]  # the index of the first source of each score kind, or -1
     cdef bint touches_timelines = False, nan, failed
     cdef size_t array_entries = 0
     cdef Py_ssize_t bad
     cdef Run* runs
     cdef Request request
     cdef PageData page
-    for source in sources:
+    first_of_kind[0] = first_of_kind[1] = -1
+    for i in range(k):
+        source = sources[i]
         if type(source) is Timeline:
             timeline = <Timeline>source
-            source_kind = timeline.float_scores
+            kind = timeline.float_scores
             touches_timelines = True
             held.append(timeline)
         else:
             columns = accept_columns(source)
             if columns is None:
-                return None
-            source_kind = columns.float_scores
+                raise TypeError(
+                    f"sources[{i}] is not in canonical form: a Timeline of this backend, or three "
+                    "C-contiguous arrays of one length (int64 or float64 scores, int64 post and author ids)"
+                )
+            kind = columns.float_scores
             array_entries += columns.length
             held.append(columns)
-        if kind >= 0 and source_kind != kind:
-            return None
-        kind = source_kind
-    if kind < 0:
-        kind = after[0] if after is not None else 0
+        if first_of_kind[kind] < 0:
+            first_of_kind[kind] = i
+    if first_of_kind[0] >= 0 and first_of_kind[1] >= 0:
+        raise TypeError(
+            f"sources mix int64 and float64 scores (sources[{first_of_kind[0]}] has int64, "
+            f"sources[{first_of_kind[1]}] has float64); one feed has one score kind: convert explicitly, "
+            "e.g. with scores.astype(np.float64)"
+        )
+    if k == 0:
+        kind = after[0] if after is not None else False
+    else:
+        kind = first_of_kind[1] >= 0
     if after is not None and after[0] != kind:
-        return None
+        raise ValueError(
+            f"the cursor belongs to a feed with {score_kind(after[0])} scores; "
+            f"these sources have {score_kind(kind)} scores"
+        )
     # Exclusions are kept alive by the caller, who holds `exclude_authors`.
     fill_request(&request, limit, after, kind, exclude_authors, per_author_cap)
     runs = <Run*>malloc((k if k else 1) * sizeof(Run))
@@ -974,7 +994,7 @@ cdef class TimelineStore:
         finally:
             self.release()
 
-    def merge(self, const int64_t[::1] user_ids, limit, after, exclude_authors, per_author_cap):
+    def merge_page(self, const int64_t[::1] user_ids, limit, after, exclude_authors, per_author_cap):
         cdef Py_ssize_t n = user_ids.shape[0], i, slot
         cdef size_t k = 0
         cdef Run* runs = <Run*>malloc((n if n else 1) * sizeof(Run))
@@ -1013,7 +1033,7 @@ cdef class TimelineStore:
         finally:
             page_free(&page)
 
-    def fanout(self, int64_t post_id, score, int64_t author_id, const int64_t[::1] follower_ids, bint create_missing):
+    def fanout(self, score, int64_t post_id, int64_t author_id, const int64_t[::1] follower_ids, bint create_missing):
         cdef Entry entry
         cdef size_t stood = 0
         cdef int status = 0
@@ -1053,7 +1073,7 @@ cdef class TimelineStore:
                 stood[0] += <size_t>status
         return 0
 
-    def merge_into(self, int64_t user_id, source):
+    def backfill(self, int64_t user_id, source):
         cdef _Columns columns
         cdef Run run
         cdef TimelineData copy
@@ -1068,7 +1088,7 @@ cdef class TimelineStore:
         else:
             columns = accept_columns(source)
             if columns is None or columns.float_scores != self.float_scores:
-                raise TypeError("merge_into takes a Timeline or three canonical arrays")
+                raise TypeError("backfill takes a Timeline or three canonical arrays")
             run = columns.run()
         self.acquire()
         try:
@@ -1086,7 +1106,7 @@ cdef class TimelineStore:
         if status < 0:
             raise MemoryError("out of memory while merging a timeline")
 
-    def unmerge(self, int64_t user_id, int64_t author_id):
+    def remove_author(self, int64_t user_id, int64_t author_id):
         cdef Py_ssize_t slot
         self.acquire()
         try:
