@@ -8,6 +8,7 @@ from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
+from _cy_guard cimport NOGIL_CODEC_IDS, gil_release_above
 from _cy_id_index cimport IdIndex, id_index_free, id_index_init, id_index_insert
 from _cy_numbers cimport float_bits_key, key_float_bits
 
@@ -23,8 +24,8 @@ cdef Py_ssize_t CRC_BYTES = 4
 cdef Py_ssize_t SMALLEST_IDS = 2 + 1 + 4
 cdef Py_ssize_t SMALLEST_ENTRIES = 3 + 1 + 1 + 4
 cdef Py_ssize_t MAX_VARINT = 10
-# Above this many bytes, encoding and decoding release the GIL.
-cdef Py_ssize_t NOGIL_FROM = 1 << 16
+# The sizes from which encoding and decoding run without the GIL: see _cy_guard.pxd.
+_GIL_RELEASE_ABOVE = gil_release_above()
 
 
 cdef inline uint64_t zigzag(int64_t value) noexcept nogil:
@@ -88,7 +89,7 @@ def encode_ids(const int64_t[::1] ids):
     try:
         out[0] = IDS_MAGIC
         out[1] = VERSION
-        if n >= NOGIL_FROM:
+        if n >= NOGIL_CODEC_IDS:
             with nogil:
                 pos = write_deltas(out, write_varint(out, 2, <uint64_t>n), &ids[0], n)
         else:
@@ -223,7 +224,7 @@ def decode_ids(bytes data):
     ids = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] out = ids
     cdef int64_t* values = &out[0] if n else NULL
-    if n >= NOGIL_FROM:
+    if n >= NOGIL_CODEC_IDS:
         with nogil:
             failed = reader.deltas(values, n) < 0 or reader.finish() < 0
     else:

@@ -2,17 +2,10 @@
 """Counters kernels in Cython. The contract is in igcore/_reference/counters.py; the design is the one
 of rust/igcore-core/src/counters.rs and its submodules (in one thread here).
 
-The stateful classes keep their state in C memory behind a lock. The lock is only ever taken without
-the GIL (see `_acquire`), so a thread holding it may take the GIL back without a deadlock."""
+The stateful classes keep their state in C memory behind a lock, taken as _cy_guard.pxd says: never
+waited for with the GIL held, so a thread holding it may take the GIL back without a deadlock."""
 
-from cpython.pythread cimport (
-    WAIT_LOCK,
-    PyThread_acquire_lock,
-    PyThread_allocate_lock,
-    PyThread_free_lock,
-    PyThread_release_lock,
-    PyThread_type_lock,
-)
+from cpython.pythread cimport PyThread_type_lock
 from libc.math cimport INFINITY, round, sqrt
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
@@ -28,6 +21,7 @@ from _cy_id_index cimport (
     id_index_insert,
     prefetch,
 )
+from _cy_guard cimport lock_acquire, lock_acquire_nogil, lock_free, lock_new, lock_release
 from _cy_numbers cimport floor_div
 
 import numpy as np
@@ -280,19 +274,6 @@ cdef inline int64_t wrapping_sub(int64_t a, int64_t b) noexcept nogil:
     return <int64_t>(<uint64_t>a - <uint64_t>b)
 
 
-cdef inline void _acquire(PyThread_type_lock lock) noexcept:
-    # Waiting without the GIL: the holder may be waiting for the GIL itself.
-    with nogil:
-        PyThread_acquire_lock(lock, WAIT_LOCK)
-
-
-cdef PyThread_type_lock _new_lock() except NULL:
-    cdef PyThread_type_lock lock = PyThread_allocate_lock()
-    if lock == NULL:
-        raise MemoryError("cannot allocate a lock")
-    return lock
-
-
 # Failure codes of the nogil loops, turned into exceptions once the GIL is back.
 cdef enum:
     OK = 0
@@ -416,7 +397,7 @@ cdef class CounterTable:
     def __cinit__(self, kinds):
         self.kinds = tuple(kinds)
         self.num_kinds = len(self.kinds)
-        self.lock = _new_lock()
+        self.lock = lock_new()
         self.counts = <Count**>calloc(self.num_kinds, sizeof(Count*))
         if self.counts == NULL or id_index_init(&self.index, 0) < 0:
             raise MemoryError("out of memory for a CounterTable")
@@ -428,8 +409,7 @@ cdef class CounterTable:
                 free(self.counts[kind])
             free(self.counts)
         id_index_free(&self.index)
-        if self.lock != NULL:
-            PyThread_free_lock(self.lock)
+        lock_free(self.lock)
 
     cdef int _grow(self) noexcept nogil:
         cdef size_t kind, capacity = self.capacity * 2 if self.capacity else 64
@@ -477,7 +457,7 @@ cdef class CounterTable:
                     updates = <Count*>malloc((sums.length + 1) * sizeof(Count))
                     if updates == NULL:
                         failure = NO_MEMORY
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                lock_acquire_nogil(self.lock)
                 # Check every new value before changing anything ...
                 j = 0
                 while failure == OK and j < sums.length:
@@ -510,7 +490,7 @@ cdef class CounterTable:
                     else:
                         self.counts[kind][at] = updates[j]
                         j += 1
-                PyThread_release_lock(self.lock)
+                lock_release(self.lock)
             if failure != OK:
                 self._raise(failure, kind, key)
         finally:
@@ -545,11 +525,11 @@ cdef class CounterTable:
         totals = np.empty(n, dtype=np.int64)
         cdef int64_t[::1] out = totals
         with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            lock_acquire_nogil(self.lock)
             for i in range(n):
                 at = id_index_get(&self.index, keys[i])
                 out[i] = self.counts[kind][at].total if at >= 0 else 0
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)
         return totals
 
     def top(self, size_t kind, size_t k):
@@ -559,12 +539,12 @@ cdef class CounterTable:
         if kind >= self.num_kinds:
             raise ValueError(f"no kind number {kind}")
         with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            lock_acquire_nogil(self.lock)
             failed = topk_init(&top, k, self.index.length)
             if failed == 0:
                 for i in range(self.index.length):
                     topk_offer(&top, self.index.ids[i], self.counts[kind][i].total)
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)
         if failed:
             raise MemoryError("out of memory in CounterTable.top")
         return topk_finish(&top)
@@ -574,7 +554,7 @@ cdef class CounterTable:
         cdef int64_t[::1] key_view
         cdef int64_t[::1] delta_view
         drained = []
-        _acquire(self.lock)
+        lock_acquire(self.lock)
         try:
             length = self.index.length
             for kind in range(self.num_kinds):
@@ -596,7 +576,7 @@ cdef class CounterTable:
                             found += 1
                 drained.append((keys, deltas))
         finally:
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)
         # Sorted after letting go of the lock, so that adds need not wait for it.
         for position, (keys, deltas) in enumerate(drained):
             order = np.argsort(keys, kind="stable")
@@ -644,14 +624,14 @@ cdef class CounterTable:
             with nogil:
                 # Read the other table first and let go of its lock: two tables merging into each
                 # other from two threads never wait on each other.
-                PyThread_acquire_lock(other.lock, WAIT_LOCK)
+                lock_acquire_nogil(other.lock)
                 for kind in range(num_kinds):
                     theirs[kind] = other._snapshot(kind, &sizes[kind])
                     if theirs[kind] == NULL:
                         failure = NO_MEMORY
-                PyThread_release_lock(other.lock)
+                lock_release(other.lock)
                 if failure == OK:
-                    PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                    lock_acquire_nogil(self.lock)
                     # Check every sum first (kind by kind, keys ascending, total then pending) ...
                     for kind in range(num_kinds):
                         for j in range(sizes[kind]):
@@ -678,7 +658,7 @@ cdef class CounterTable:
                                     break
                                 self.counts[kind][at].total += theirs[kind][j].total
                                 self.counts[kind][at].pending += theirs[kind][j].pending
-                    PyThread_release_lock(self.lock)
+                    lock_release(self.lock)
             if failure != OK:
                 self._raise(failure, failed_kind, failed_key)
         finally:
@@ -745,7 +725,7 @@ cdef class WindowedCounter:
             raise ValueError("bucket_seconds and buckets must be at least 1")
         self.bucket_seconds = bucket_seconds
         self.buckets = buckets
-        self.lock = _new_lock()
+        self.lock = lock_new()
         self.slots = <Bucket*>calloc(buckets, sizeof(Bucket))
         if self.slots == NULL:
             raise MemoryError("out of memory for a WindowedCounter")
@@ -756,8 +736,7 @@ cdef class WindowedCounter:
             for i in range(self.buckets):
                 bucket_clear(&self.slots[i])
             free(self.slots)
-        if self.lock != NULL:
-            PyThread_free_lock(self.lock)
+        lock_free(self.lock)
 
     cdef inline bint _in_ring(self, int64_t bucket) noexcept nogil:
         # head - bucket as an unsigned difference is exact when bucket <= head.
@@ -891,7 +870,7 @@ cdef class WindowedCounter:
         dropped[0] = dropped[1] = 0
         overflow = None
         with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            lock_acquire_nogil(self.lock)
             self._advance(now)
             failure = self._count_events(key_ptr, time_ptr, delta_ptr, n, &done, dropped, &wrapped)
             if failure != OK or wrapped:
@@ -911,7 +890,7 @@ cdef class WindowedCounter:
                 self.too_old += dropped[0]
                 self.in_future += dropped[1]
         finally:
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)
         if failure == NO_MEMORY:
             raise MemoryError("out of memory in a WindowedCounter")
         if overflow is not None:
@@ -920,9 +899,9 @@ cdef class WindowedCounter:
 
     def dropped(self):
         cdef uint64_t too_old, in_future
-        _acquire(self.lock)
+        lock_acquire(self.lock)
         too_old, in_future = self.too_old, self.in_future
-        PyThread_release_lock(self.lock)
+        lock_release(self.lock)
         return too_old, in_future
 
     cdef size_t _window(self, int64_t now, size_t window_buckets, size_t* chosen) noexcept nogil:
@@ -949,7 +928,7 @@ cdef class WindowedCounter:
         cdef int64_t[::1] out = totals
         try:
             with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                lock_acquire_nogil(self.lock)
                 found = self._window(now, window_buckets, chosen)
                 for i in range(n):
                     total = 0
@@ -959,7 +938,7 @@ cdef class WindowedCounter:
                         failed_at = i
                         break
                     out[i] = <int64_t>total
-                PyThread_release_lock(self.lock)
+                lock_release(self.lock)
         finally:
             free(chosen)
         if failed_at >= 0:
@@ -985,7 +964,7 @@ cdef class WindowedCounter:
         combined.ids = NULL
         try:
             with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                lock_acquire_nogil(self.lock)
                 found = self._window(now, window_buckets, chosen)
                 for j in range(found):
                     if self.slots[chosen[j]].index.length > largest:
@@ -1015,7 +994,7 @@ cdef class WindowedCounter:
                         if inserted:
                             totals[at] = 0
                         totals[at] += self.slots[chosen[j]].counts[i]
-                PyThread_release_lock(self.lock)
+                lock_release(self.lock)
                 if failure == OK:
                     for i in range(combined.length):
                         if totals[i] < INT64_MIN or totals[i] > INT64_MAX:
@@ -1185,11 +1164,10 @@ cdef class HyperLogLog:
 
     def __cinit__(self):
         memset(self.values, 0, HLL_REGISTERS)
-        self.lock = _new_lock()
+        self.lock = lock_new()
 
     def __dealloc__(self):
-        if self.lock != NULL:
-            PyThread_free_lock(self.lock)
+        lock_free(self.lock)
 
     def add_ints(self, const int64_t[::1] items):
         # A batch is converted to decimal before any of it is hashed: hashing a string just written
@@ -1199,7 +1177,7 @@ cdef class HyperLogLog:
         cdef size_t starts[HLL_BATCH]
         cdef bint changed = False
         with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            lock_acquire_nogil(self.lock)
             i = 0
             while i < n:
                 batch = n - i if n - i < HLL_BATCH else HLL_BATCH
@@ -1208,7 +1186,7 @@ cdef class HyperLogLog:
                 for j in range(batch):
                     changed |= hll_offer(self.values, text[j] + starts[j], 20 - starts[j])
                 i += batch
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)
         return changed
 
     def add_bytes(self, const uint8_t[::1] buffer, const int64_t[::1] ends):
@@ -1222,12 +1200,12 @@ cdef class HyperLogLog:
             raise ValueError("the last element must end with the buffer")
         start = 0
         with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            lock_acquire_nogil(self.lock)
             for i in range(ends.shape[0]):
                 # &buffer[start] would be out of bounds for an empty element at the end.
                 changed |= hll_offer(self.values, &buffer[0] + start if n else NULL, ends[i] - start)
                 start = ends[i]
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)
         return changed
 
     def count(self):
@@ -1237,10 +1215,10 @@ cdef class HyperLogLog:
         cdef int value
         memset(histogram, 0, sizeof(histogram))
         with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            lock_acquire_nogil(self.lock)
             for i in range(HLL_REGISTERS):
                 histogram[self.values[i] if self.values[i] <= HLL_MAX_REGISTER else HLL_MAX_REGISTER] += 1
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)
             # Redis's estimate, in the same double-precision steps; C's round() rounds half away from 0.
             z = m * hll_tau((m - histogram[HLL_Q + 1]) / m)
             for value in range(HLL_Q, 0, -1):
@@ -1253,22 +1231,22 @@ cdef class HyperLogLog:
         cdef uint8_t theirs[HLL_REGISTERS]
         cdef size_t i
         with nogil:
-            PyThread_acquire_lock(other.lock, WAIT_LOCK)
+            lock_acquire_nogil(other.lock)
             memcpy(theirs, other.values, HLL_REGISTERS)
-            PyThread_release_lock(other.lock)
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            lock_release(other.lock)
+            lock_acquire_nogil(self.lock)
             for i in range(HLL_REGISTERS):
                 if theirs[i] > self.values[i]:
                     self.values[i] = theirs[i]
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)
 
     def registers(self):
         out = np.empty(HLL_REGISTERS, dtype=np.uint8)
         cdef uint8_t[::1] view = out
         with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            lock_acquire_nogil(self.lock)
             memcpy(&view[0], self.values, HLL_REGISTERS)
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)
         return out
 
     def load(self, const uint8_t[::1] registers):
@@ -1281,6 +1259,6 @@ cdef class HyperLogLog:
                     f"register {i} holds {registers[i]}, above the largest possible value {HLL_MAX_REGISTER}"
                 )
         with nogil:
-            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+            lock_acquire_nogil(self.lock)
             memcpy(self.values, &registers[0], HLL_REGISTERS)
-            PyThread_release_lock(self.lock)
+            lock_release(self.lock)

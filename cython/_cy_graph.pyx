@@ -15,6 +15,7 @@ from libcpp.pair cimport pair
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
 
+from _cy_guard cimport IgHold, IgRwLock, hold_exclusive, hold_shared, rwlock_free, rwlock_new
 from _cy_id_index cimport IdIndex, id_hash, id_index_free, id_index_init, id_index_insert
 
 import mmap as _mmap
@@ -27,47 +28,8 @@ from igcore import _graph_file
 cdef extern from *:
     """
     #include <algorithm>
-    #include <condition_variable>
     #include <cstdint>
-    #include <mutex>
     #include <vector>
-
-    // A graph's read-write lock. Queries share it, updates hold it alone. It prefers writers: once an
-    // update waits, new queries wait behind it, so a stream of queries cannot keep updates out. Its
-    // mutex is only ever held for a few instructions, never while waiting for the GIL.
-    struct IgRwLock {
-        std::mutex mutex;
-        std::condition_variable changed;
-        size_t readers = 0, writers_waiting = 0;
-        bool writing = false;
-        bool try_read() {
-            std::lock_guard<std::mutex> hold(mutex);
-            if (writing || writers_waiting) return false;
-            readers++;
-            return true;
-        }
-        void read() {
-            std::unique_lock<std::mutex> hold(mutex);
-            changed.wait(hold, [&] { return !writing && !writers_waiting; });
-            readers++;
-        }
-        void read_done() {
-            std::lock_guard<std::mutex> hold(mutex);
-            if (--readers == 0) changed.notify_all();
-        }
-        void write() {
-            std::unique_lock<std::mutex> hold(mutex);
-            writers_waiting++;
-            changed.wait(hold, [&] { return !writing && readers == 0; });
-            writers_waiting--;
-            writing = true;
-        }
-        void write_done() {
-            std::lock_guard<std::mutex> hold(mutex);
-            writing = false;
-            changed.notify_all();
-        }
-    };
 
     // Per-thread scratch sized to the graph: epoch stamps instead of hash sets, one score per user.
     struct IgScratch {
@@ -123,12 +85,6 @@ cdef extern from *:
         });
     }
     """
-    cppclass IgRwLock:
-        bint try_read()
-        void read() nogil
-        void read_done()
-        void write() nogil
-        void write_done()
     cppclass IgScratch:
         vector[uint32_t] stamp
         uint32_t epoch
@@ -198,28 +154,18 @@ cdef class Graph:
     cdef vector[int64_t] new_ids
     cdef unordered_map[int64_t, uint32_t] new_index
     cdef size_t entries
-    # Queries (and save, verify) share it; follow, unfollow and compact hold it alone. Every public
-    # method takes it once, and the methods they call take it no more.
+    # Queries (and save, verify) share it; follow, unfollow and compact hold it alone (see
+    # _cy_guard.pxd). Every public method takes it once, and the methods they call take it no more.
     cdef IgRwLock* lock
 
     def __cinit__(self):
         self.verified = None
         self.entries = 0
-        self.lock = new IgRwLock()
+        self.lock = rwlock_new()
 
     def __dealloc__(self):
-        del self.lock
-
-    cdef inline int _read(self) except -1:
-        if not self.lock.try_read():
-            with nogil:  # the writer may need the GIL to finish
-                self.lock.read()
-        return 0
-
-    cdef inline int _write(self) except -1:
-        with nogil:
-            self.lock.write()
-        return 0
+        if self.lock != NULL:
+            rwlock_free(self.lock)
 
     cdef void _bind(self, list arrays, bint timed):
         cdef size_t i
@@ -248,11 +194,9 @@ cdef class Graph:
     # -- checking ------------------------------------------------------------------------------------
 
     def verify(self):
-        self._read()
-        try:
-            self._verify()
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        self._verify()
 
     cdef int _verify(self) except -1:
         if self.verified is None:
@@ -368,18 +312,14 @@ cdef class Graph:
     # -- sizes -----------------------------------------------------------------------------------------
 
     def num_users(self):
-        self._read()
-        try:
-            return self.n()
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self.n()
 
     def num_follows(self):
-        self._read()
-        try:
-            return self._num_follows()
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._num_follows()
 
     cdef size_t _num_follows(self) except? 0xFFFFFFFFFFFFFFFF:
         self._ready()
@@ -392,19 +332,15 @@ cdef class Graph:
         return total
 
     def nbytes(self):
-        self._read()
-        try:
-            return (sum(a.nbytes for a in self.arrays) + self.entries * (12 if self.timed else 4)
-                    + self.new_ids.size() * 24)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return (sum(a.nbytes for a in self.arrays) + self.entries * (12 if self.timed else 4)
+                + self.new_ids.size() * 24)
 
     def user_ids(self):
-        self._read()
-        try:
-            return self._user_ids()
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._user_ids()
 
     cdef object _user_ids(self):
         self._ready()
@@ -414,22 +350,18 @@ cdef class Graph:
         return ids
 
     def contains(self, user):
-        self._read()
-        try:
-            self._ready()
-            return self.lookup(user) >= 0
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        self._ready()
+        return self.lookup(user) >= 0
 
     # -- queries ----------------------------------------------------------------------------------------
 
     def neighbours(self, user, bint out, since, until, Py_ssize_t offset, limit):
-        self._read()
-        try:
-            return self._neighbours(user, out, since, until, offset,
-                                    PY_SSIZE_T_MAX if limit is None else <Py_ssize_t>limit)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._neighbours(user, out, since, until, offset,
+                                PY_SSIZE_T_MAX if limit is None else <Py_ssize_t>limit)
 
     cdef object _neighbours(self, user, bint out, since, until, Py_ssize_t offset, Py_ssize_t limit):
         self._ready()
@@ -474,19 +406,15 @@ cdef class Graph:
         return ids, times
 
     def degree(self, user, bint out):
-        self._read()
-        try:
-            self._ready()
-            return self._degree(self.index(user), out)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        self._ready()
+        return self._degree(self.index(user), out)
 
     def counts(self, const int64_t[::1] users, bint out):
-        self._read()
-        try:
-            return self._counts(users, out)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._counts(users, out)
 
     cdef object _counts(self, const int64_t[::1] users, bint out):
         self._ready()
@@ -503,11 +431,9 @@ cdef class Graph:
         return result
 
     def is_following(self, const int64_t[::1] a, const int64_t[::1] b):
-        self._read()
-        try:
-            return self._is_following(a, b)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._is_following(a, b)
 
     cdef object _is_following(self, const int64_t[::1] a, const int64_t[::1] b):
         self._ready()
@@ -534,11 +460,9 @@ cdef class Graph:
     cdef object _in_both(self, x, bint x_out, y, bint y_out, size_t limit, size_t* total):
         """Users in both x's row and y's (each `following` when its `_out` is set, else `followers`),
         ascending by id: the first `limit` ids; `total` counts them all."""
-        self._read()
-        try:
-            return self._in_both_locked(x, x_out, y, y_out, limit, total)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._in_both_locked(x, x_out, y, y_out, limit, total)
 
     cdef object _in_both_locked(self, x, bint x_out, y, bint y_out, size_t limit, size_t* total):
         self._ready()
@@ -595,11 +519,9 @@ cdef class Graph:
                 scratch.stamp[x] = stamp
 
     def suggest(self, user, size_t limit, bint adamic_adar, const int64_t[::1] exclude):
-        self._read()
-        try:
-            return self._suggest(user, limit, adamic_adar, exclude)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._suggest(user, limit, adamic_adar, exclude)
 
     cdef object _suggest(self, user, size_t limit, bint adamic_adar, const int64_t[::1] exclude):
         self._ready()
@@ -646,11 +568,9 @@ cdef class Graph:
 
     def random_walk_suggest(self, user, uint64_t walks, uint64_t walk_length, double restart_prob,
                             uint64_t seed, size_t limit, const int64_t[::1] exclude):
-        self._read()
-        try:
-            return self._random_walk_suggest(user, walks, walk_length, restart_prob, seed, limit, exclude)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._random_walk_suggest(user, walks, walk_length, restart_prob, seed, limit, exclude)
 
     cdef object _random_walk_suggest(self, user, uint64_t walks, uint64_t walk_length, double restart_prob,
                                      uint64_t seed, size_t limit, const int64_t[::1] exclude):
@@ -696,11 +616,9 @@ cdef class Graph:
     # -- traversal -------------------------------------------------------------------------------------
 
     def bfs(self, user, uint64_t max_depth, max_nodes, bint out):
-        self._read()
-        try:
-            return self._bfs(user, max_depth, <size_t>-1 if max_nodes is None else <size_t>max_nodes, out)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._bfs(user, max_depth, <size_t>-1 if max_nodes is None else <size_t>max_nodes, out)
 
     cdef object _bfs(self, user, uint64_t max_depth, size_t limit, bint out):
         self._ready()
@@ -808,11 +726,9 @@ cdef class Graph:
         return True
 
     def follow(self, const int64_t[::1] src, const int64_t[::1] dst, times):
-        self._write()
-        try:
-            return self._follow(src, dst, times)
-        finally:
-            self.lock.write_done()
+        cdef IgHold hold
+        hold_exclusive(&hold, self.lock)
+        return self._follow(src, dst, times)
 
     cdef object _follow(self, const int64_t[::1] src, const int64_t[::1] dst, times):
         self._ready()
@@ -834,11 +750,9 @@ cdef class Graph:
         return added
 
     def unfollow(self, const int64_t[::1] src, const int64_t[::1] dst):
-        self._write()
-        try:
-            return self._unfollow(src, dst)
-        finally:
-            self.lock.write_done()
+        cdef IgHold hold
+        hold_exclusive(&hold, self.lock)
+        return self._unfollow(src, dst)
 
     cdef object _unfollow(self, const int64_t[::1] src, const int64_t[::1] dst):
         self._ready()
@@ -872,11 +786,9 @@ cdef class Graph:
         return graph
 
     def compact(self):
-        self._write()
-        try:
-            self._compact()
-        finally:
-            self.lock.write_done()
+        cdef IgHold hold
+        hold_exclusive(&hold, self.lock)
+        self._compact()
 
     cdef _compact(self):
         cdef Graph graph = self._compacted()
@@ -897,11 +809,9 @@ cdef class Graph:
     # -- whole graph ---------------------------------------------------------------------------------
 
     def edges(self):
-        self._read()
-        try:
-            return self._edges()
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._edges()
 
     cdef object _edges(self):
         self._ready()
@@ -936,11 +846,9 @@ cdef class Graph:
         return src, dst, (times if self.timed else None)
 
     def components(self, bint strong):
-        self._read()
-        try:
-            return self._components(strong)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._components(strong)
 
     cdef object _components(self, bint strong):
         cdef Graph graph = self._compacted()
@@ -966,11 +874,9 @@ cdef class Graph:
         return labels
 
     def triangle_count(self):
-        self._read()
-        try:
-            return self._triangle_count()
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._triangle_count()
 
     cdef object _triangle_count(self):
         cdef Graph graph = self._compacted()
@@ -980,11 +886,9 @@ cdef class Graph:
         return count
 
     def degree_histogram(self, bint out):
-        self._read()
-        try:
-            return self._degree_histogram(out)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        return self._degree_histogram(out)
 
     cdef object _degree_histogram(self, bint out):
         self._ready()
@@ -999,13 +903,11 @@ cdef class Graph:
         return np.array(<int64_t[:histogram.size()]>histogram.data(), dtype=np.int64) if histogram.size() else np.empty(0, np.int64)
 
     def save(self, path):
-        self._read()
-        try:
-            graph = self._compacted()
-            sections = graph.arrays[: 10 if graph.timed else 6]
-            _graph_file.write_file(path, graph.base.n, graph.base.m[1], graph.timed, sections)
-        finally:
-            self.lock.read_done()
+        cdef IgHold hold
+        hold_shared(&hold, self.lock)
+        graph = self._compacted()
+        sections = graph.arrays[: 10 if graph.timed else 6]
+        _graph_file.write_file(path, graph.base.n, graph.base.m[1], graph.timed, sections)
 
 
 cdef inline size_t _base_row(const Base* base, bint out, size_t u, size_t* start) noexcept nogil:

@@ -21,6 +21,8 @@ from libc.string cimport memcmp, memcpy, memmove
 
 cimport cython
 
+from _cy_guard cimport call_enter, call_leave
+
 import datetime as _datetime
 
 from igcore.msgpack.exceptions import BufferFull, ExtraData, FormatError, OutOfData, StackError
@@ -661,7 +663,7 @@ cdef class Packer:
     """See igcore._reference.msgpack.Packer."""
     cdef _Writer writer
     cdef bint autoreset
-    cdef bint busy  # a call is in progress (see enter)
+    cdef bint busy  # a call is in progress (see call_enter)
 
     def __init__(self, options, bint autoreset):
         self.writer = _Writer()
@@ -669,21 +671,13 @@ cdef class Packer:
         self.autoreset = autoreset
         self.busy = False
 
-    cdef int enter(self) except -1:
-        """One call at a time: a call made while another is in progress on this packer (another
-        thread's, or one from a `default` that the first runs) raises; the GIL keeps check and set whole."""
-        if self.busy:
-            raise RuntimeError("Packer cannot be called while another call on it is in progress")
-        self.busy = True
-        return 0
-
     cdef finish(self):
         if self.autoreset:
             return self.writer.take(True)
         return None
 
     def pack(self, obj):
-        self.enter()
+        call_enter(&self.busy, "Packer")
         try:
             try:
                 self.writer.pack(obj, 0)
@@ -692,10 +686,10 @@ cdef class Packer:
                 raise
             return self.finish()
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     def pack_map_pairs(self, pairs):
-        self.enter()
+        call_enter(&self.busy, "Packer")
         try:
             try:
                 n = len(pairs)
@@ -710,10 +704,10 @@ cdef class Packer:
                 raise
             return self.finish()
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     def pack_array_header(self, long long size):
-        self.enter()
+        call_enter(&self.busy, "Packer")
         try:
             if size < 0:
                 raise ValueError("array size must be non-negative")
@@ -722,10 +716,10 @@ cdef class Packer:
             write_container_header(&self.writer.out, size, 0x90, 0xDC)
             return self.finish()
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     def pack_map_header(self, long long size):
-        self.enter()
+        call_enter(&self.busy, "Packer")
         try:
             if size < 0:
                 raise ValueError("map size must be non-negative")
@@ -734,11 +728,11 @@ cdef class Packer:
             write_container_header(&self.writer.out, size, 0x80, 0xDE)
             return self.finish()
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     def pack_ext_type(self, long long code, data):
         cdef const unsigned char[::1] view = memoryview(data).cast("B")
-        self.enter()
+        call_enter(&self.busy, "Packer")
         try:
             if view.shape[0] > ITEM_LIMIT:
                 raise ValueError("ext data too large")
@@ -747,21 +741,21 @@ cdef class Packer:
                 out_write(&self.writer.out, &view[0], view.shape[0])
             return self.finish()
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     def bytes(self):
-        self.enter()
+        call_enter(&self.busy, "Packer")
         try:
             return self.writer.take(False)
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     def reset(self):
-        self.enter()
+        call_enter(&self.busy, "Packer")
         try:
             self.writer.out.len = 0
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
 
 # -- the wire format: headers --------------------------------------------------------------------------------------
@@ -1354,7 +1348,7 @@ cdef class Unpacker:
     cdef Py_ssize_t pos          # the next unread byte of buf
     cdef unsigned long long offset  # the stream offset of buf[0]
     # find_end's walk through an incomplete object starting at pos
-    cdef bint busy  # a call is in progress (see enter)
+    cdef bint busy  # a call is in progress (see call_enter)
     cdef bint scanning, scan_limits
     cdef Py_ssize_t scan_offset, scan_depth
     cdef uint64_t scan_open[1024]  # items left in each open container (a map counts keys and values)
@@ -1375,15 +1369,6 @@ cdef class Unpacker:
         self.offset = 0
         self.scanning = False
         self.busy = False
-
-    cdef int enter(self) except -1:
-        """One call at a time: a call made while another is in progress on this unpacker (another
-        thread's, or one from a hook or file_like.read() that the first runs) raises. The check and the
-        flag are set with no Python code in between, so the GIL keeps them whole."""
-        if self.busy:
-            raise RuntimeError("Unpacker cannot be called while another call on it is in progress")
-        self.busy = True
-        return 0
 
     cdef int append(self, const char* src, Py_ssize_t n) except -1:
         cdef char* grown
@@ -1409,14 +1394,14 @@ cdef class Unpacker:
 
     def feed(self, data):
         cdef const uint8_t[::1] view = data
-        self.enter()
+        call_enter(&self.busy, "Unpacker")
         try:
             if self.buf_len - self.pos + view.shape[0] > self.max_buffer_size:
                 raise BufferFull
             if view.shape[0]:
                 self.append(<const char*>&view[0], view.shape[0])
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     cdef bint read_file(self) except -1:
         if self.file_read is None:
@@ -1502,22 +1487,22 @@ cdef class Unpacker:
 
     def unpack(self):
         cdef bint found
-        self.enter()
+        call_enter(&self.busy, "Unpacker")
         try:
             obj = self.next_object(True, &found)
         finally:
-            self.busy = False
+            call_leave(&self.busy)
         if not found:
             raise OutOfData("No more data to unpack.")
         return obj
 
     def skip(self):
         cdef bint found
-        self.enter()
+        call_enter(&self.busy, "Unpacker")
         try:
             self.next_object(False, &found)
         finally:
-            self.busy = False
+            call_leave(&self.busy)
         if not found:
             raise OutOfData("No more data to unpack.")
 
@@ -1526,11 +1511,11 @@ cdef class Unpacker:
 
     def __next__(self):
         cdef bint found
-        self.enter()
+        call_enter(&self.busy, "Unpacker")
         try:
             obj = self.next_object(True, &found)
         finally:
-            self.busy = False
+            call_leave(&self.busy)
         if not found:
             raise StopIteration
         return obj
@@ -1553,22 +1538,22 @@ cdef class Unpacker:
                 raise OutOfData("No more data to unpack.")
 
     def read_array_header(self):
-        self.enter()
+        call_enter(&self.busy, "Unpacker")
         try:
             return self.container_header(0x90, 0xDC)
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     def read_map_header(self):
-        self.enter()
+        call_enter(&self.busy, "Unpacker")
         try:
             return self.container_header(0x80, 0xDE)
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     def read_bytes(self, Py_ssize_t n):
         cdef Py_ssize_t taken
-        self.enter()
+        call_enter(&self.busy, "Unpacker")
         try:
             taken = min(n, self.buf_len - self.pos)
             result = PyBytes_FromStringAndSize(self.buf + self.pos, taken)
@@ -1580,9 +1565,9 @@ cdef class Unpacker:
                 result += more
             return result
         finally:
-            self.busy = False
+            call_leave(&self.busy)
 
     def tell(self):
-        self.enter()
-        self.busy = False
+        call_enter(&self.busy, "Unpacker")
+        call_leave(&self.busy)
         return self.offset + self.pos

@@ -11,16 +11,19 @@ to wait for it), and no thread waits for the lock while holding the GIL, so the 
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memcpy, memmove
-from cpython.pythread cimport (
-    NOWAIT_LOCK,
-    WAIT_LOCK,
-    PyThread_acquire_lock,
-    PyThread_allocate_lock,
-    PyThread_free_lock,
-    PyThread_release_lock,
-    PyThread_type_lock,
-)
+from cpython.pythread cimport PyThread_type_lock
 
+from _cy_guard cimport (
+    NOGIL_TIMELINE_ENTRIES,
+    NOGIL_TIMELINE_FOLLOWERS,
+    NOGIL_TIMELINE_USERS,
+    gil_release_above,
+    lock_acquire,
+    lock_acquire_nogil,
+    lock_free,
+    lock_new,
+    lock_release,
+)
 from _cy_id_index cimport IdIndex, id_hash, id_index_free, id_index_get, id_index_init, id_index_insert, prefetch
 from _cy_numbers cimport float_bits_key, floor_div, key_float_bits
 
@@ -29,8 +32,8 @@ import numpy as np
 from igcore import _cy_codec
 
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
-# From this many entries or followers on, work runs without the GIL (when it touches no Timeline).
-cdef size_t NOGIL_FROM = 1 << 15
+# The sizes from which work runs without the GIL (when it touches no Timeline): see _cy_guard.pxd.
+_GIL_RELEASE_ABOVE = gil_release_above()
 # How far ahead a pass over runs or followers asks for memory it will read (see the Rust kernels).
 cdef size_t PREFETCH_AHEAD = 8
 
@@ -820,7 +823,7 @@ def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
             if runs[i].kind == RUN_ENTRIES:
                 continue
             # Caller arrays are read without the GIL for a long check, as the Rust kernel does.
-            if runs[i].length >= NOGIL_FROM:
+            if runs[i].length >= NOGIL_TIMELINE_ENTRIES:
                 with nogil:
                     bad = check_order(&runs[i], &nan)
             else:
@@ -833,7 +836,7 @@ def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
                     "(feed order is descending by (score, post_id))"
                 )
         # Timelines change only with the GIL held, so a merge that reads one keeps it.
-        if array_entries >= NOGIL_FROM and not touches_timelines:
+        if array_entries >= NOGIL_TIMELINE_ENTRIES and not touches_timelines:
             with nogil:
                 failed = merge_runs(runs, <size_t>k, &request, &page) < 0
         else:
@@ -869,8 +872,8 @@ cdef class TimelineStore:
         self.live = 0
         self.max_len = max_len if max_len > 0 else 1
         self.float_scores = float_scores
-        self.lock = PyThread_allocate_lock()
-        if self.lock == NULL or id_index_init(&self.user_slots, 0) < 0:
+        self.lock = lock_new()
+        if id_index_init(&self.user_slots, 0) < 0:
             raise MemoryError("out of memory while making a store")
 
     def __dealloc__(self):
@@ -881,17 +884,7 @@ cdef class TimelineStore:
         free(self.timelines)
         free(self.present)
         id_index_free(&self.user_slots)
-        if self.lock != NULL:
-            PyThread_free_lock(self.lock)
-
-    cdef void acquire(self):
-        """Takes the lock, with the GIL held; waits for it without the GIL."""
-        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
-
-    cdef void release(self):
-        PyThread_release_lock(self.lock)
+        lock_free(self.lock)
 
     cdef Py_ssize_t slot_of(self, int64_t user_id) noexcept nogil:
         """The slot of the user's timeline, or -1 when the user has none."""
@@ -932,28 +925,28 @@ cdef class TimelineStore:
         return self.live
 
     def contains(self, int64_t user_id):
-        self.acquire()
+        lock_acquire(self.lock)
         try:
             return self.slot_of(user_id) >= 0
         finally:
-            self.release()
+            lock_release(self.lock)
 
     def users(self):
         cdef size_t i
         cdef list found = []
-        self.acquire()
+        lock_acquire(self.lock)
         try:
             for i in range(self.user_slots.length):
                 if self.present[i]:
                     found.append(self.user_slots.ids[i])
         finally:
-            self.release()
+            lock_release(self.lock)
         return np.sort(np.array(found, dtype=np.int64))
 
     def get(self, int64_t user_id):
         cdef Timeline copy = Timeline(self.max_len, self.float_scores)
         cdef Py_ssize_t slot
-        self.acquire()
+        lock_acquire(self.lock)
         try:
             slot = self.slot_of(user_id)
             if slot < 0:
@@ -962,14 +955,14 @@ cdef class TimelineStore:
                 raise MemoryError("out of memory while copying a timeline")
             return copy
         finally:
-            self.release()
+            lock_release(self.lock)
 
     def put(self, int64_t user_id, Timeline timeline):
         cdef TimelineData copy
         cdef Py_ssize_t slot
         if tl_copy(&copy, &timeline.data) < 0:
             raise MemoryError("out of memory while storing a timeline")
-        self.acquire()
+        lock_acquire(self.lock)
         try:
             slot = self.timeline_of(user_id)
             if slot < 0:
@@ -978,11 +971,11 @@ cdef class TimelineStore:
             tl_free(&self.timelines[slot])
             self.timelines[slot] = copy
         finally:
-            self.release()
+            lock_release(self.lock)
 
     def discard(self, int64_t user_id):
         cdef Py_ssize_t slot
-        self.acquire()
+        lock_acquire(self.lock)
         try:
             slot = self.slot_of(user_id)
             if slot < 0:
@@ -992,7 +985,7 @@ cdef class TimelineStore:
             self.live -= 1
             return True
         finally:
-            self.release()
+            lock_release(self.lock)
 
     def merge_page(self, const int64_t[::1] user_ids, limit, after, exclude_authors, per_author_cap):
         cdef Py_ssize_t n = user_ids.shape[0], i, slot
@@ -1009,7 +1002,7 @@ cdef class TimelineStore:
         page.length = 0
         page.capacity = 0
         fill_request(&request, limit, after, self.float_scores, exclude_authors, per_author_cap)
-        self.acquire()
+        lock_acquire(self.lock)
         try:
             for i in range(n):
                 if <size_t>i + PREFETCH_AHEAD < <size_t>n:
@@ -1018,13 +1011,13 @@ cdef class TimelineStore:
                 if slot >= 0:
                     runs[k] = timeline_run(&self.timelines[slot])
                     k += 1
-            if <size_t>n >= NOGIL_FROM:
+            if <size_t>n >= NOGIL_TIMELINE_USERS:
                 with nogil:
                     failed = merge_runs(runs, k, &request, &page) < 0
             else:
                 failed = merge_runs(runs, k, &request, &page) < 0
         finally:
-            self.release()
+            lock_release(self.lock)
             free(runs)
         try:
             if failed:
@@ -1040,15 +1033,15 @@ cdef class TimelineStore:
         entry.key = float_key(score) if self.float_scores else <int64_t>score
         entry.post_id = post_id
         entry.author_id = author_id
-        if <size_t>follower_ids.shape[0] >= NOGIL_FROM:
+        if <size_t>follower_ids.shape[0] >= NOGIL_TIMELINE_FOLLOWERS:
             with nogil:
-                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+                lock_acquire_nogil(self.lock)
                 status = self.fanout_locked(entry, follower_ids, create_missing, &stood)
-                PyThread_release_lock(self.lock)
+                lock_release(self.lock)
         else:
-            self.acquire()
+            lock_acquire(self.lock)
             status = self.fanout_locked(entry, follower_ids, create_missing, &stood)
-            self.release()
+            lock_release(self.lock)
         if status < 0:
             raise MemoryError("out of memory during fan-out")
         return stood
@@ -1090,7 +1083,7 @@ cdef class TimelineStore:
             if columns is None or columns.float_scores != self.float_scores:
                 raise TypeError("backfill takes a Timeline or three canonical arrays")
             run = columns.run()
-        self.acquire()
+        lock_acquire(self.lock)
         try:
             slot = self.timeline_of(user_id)
             if slot < 0:
@@ -1101,19 +1094,19 @@ cdef class TimelineStore:
                         status = -1
                         break
         finally:
-            self.release()
+            lock_release(self.lock)
             tl_free(&copy)
         if status < 0:
             raise MemoryError("out of memory while merging a timeline")
 
     def remove_author(self, int64_t user_id, int64_t author_id):
         cdef Py_ssize_t slot
-        self.acquire()
+        lock_acquire(self.lock)
         try:
             slot = self.slot_of(user_id)
             return 0 if slot < 0 else tl_remove_author(&self.timelines[slot], author_id)
         finally:
-            self.release()
+            lock_release(self.lock)
 
 
 cdef inline void prefetch_user(const IdIndex* users, int64_t user_id) noexcept nogil:
