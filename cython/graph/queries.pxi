@@ -118,8 +118,15 @@ cdef object _ranked(Graph self, IgScratch* scratch, size_t limit):
     return ids, scores
 
 
-cdef void _mark(Graph self, IgScratch* scratch, uint32_t stamp, const int64_t[::1] exclude):
-    cdef Py_ssize_t i, x
+cdef void _skip(Graph self, IgScratch* scratch, uint32_t stamp, uint32_t user, const Row* followed,
+                const int64_t[::1] exclude):
+    """Stamps what a suggestion for `user` leaves out: the user, whom they follow, and `exclude`."""
+    cdef size_t n = self.n(), i
+    cdef Py_ssize_t x
+    scratch.stamp[user] = stamp
+    for i in range(followed.length):
+        if followed.targets[i] < n:
+            scratch.stamp[followed.targets[i]] = stamp
     for i in range(exclude.shape[0]):
         x = self.lookup(exclude[i])
         if x >= 0:
@@ -138,11 +145,7 @@ cdef object _suggest(Graph self, user, size_t limit, bint adamic_adar, const int
     cdef uint32_t f, c
     cdef double weight
     self.row(u, True, &followed)
-    scratch.stamp[u] = skip
-    for i in range(followed.length):
-        if followed.targets[i] < n:
-            scratch.stamp[followed.targets[i]] = skip
-    _mark(self, scratch, skip, exclude)
+    _skip(self, scratch, skip, u, &followed, exclude)
     with nogil:
         # Terms are added in ascending id order of f, the order the reference adds them in.
         for i in range(followed.length):
@@ -181,11 +184,7 @@ cdef object _random_walk_suggest(Graph self, user, uint64_t walks, uint64_t walk
     cdef uint64_t walk, step
     cdef uint32_t current
     cdef uint64_t state = seed
-    scratch.stamp[u] = skip
-    for i in range(start.length):
-        if start.targets[i] < n:
-            scratch.stamp[start.targets[i]] = skip
-    _mark(self, scratch, skip, exclude)
+    _skip(self, scratch, skip, u, &start, exclude)
     with nogil:
         for walk in range(walks):
             current = u

@@ -58,3 +58,15 @@ cdef inline int out_raw_be(Output* out, uint64_t value, int size) except -1:
         out.data[out.len + i] = <char>((value >> (8 * (size - 1 - i))) & 0xFF)
     out.len += size
     return 0
+
+
+cdef void* grown_stack(void* items, Py_ssize_t* capacity, size_t item_size, Py_ssize_t first,
+                       str owner) except NULL:
+    """An explicit stack of `item_size` items (a packer's or a reader's) made twice as large, or
+    `first` items large when it has none; *capacity is updated. MemoryError when memory runs out."""
+    cdef Py_ssize_t wanted = first if capacity[0] == 0 else 2 * capacity[0]
+    cdef void* grown = realloc(items, wanted * item_size)
+    if grown == NULL:
+        raise MemoryError(f"cannot grow the msgpack {owner}'s stack")
+    capacity[0] = wanted
+    return grown

@@ -159,15 +159,8 @@ cdef class _Writer:
         return packed
 
     cdef int open_frame(self, PackKind kind, object container, Py_ssize_t n) except -1:
-        cdef PackFrame* grown
-        cdef Py_ssize_t wanted
         if self.n_open == self.frames_cap:
-            wanted = 16 if self.frames_cap == 0 else 2 * self.frames_cap
-            grown = <PackFrame*>realloc(self.frames, wanted * sizeof(PackFrame))
-            if grown == NULL:
-                raise MemoryError("cannot grow the msgpack packer's stack")
-            self.frames = grown
-            self.frames_cap = wanted
+            self.frames = <PackFrame*>grown_stack(self.frames, &self.frames_cap, sizeof(PackFrame), 16, "packer")
         cdef PackFrame* frame = &self.frames[self.n_open]
         Py_INCREF(container)
         frame.kind = kind
@@ -446,12 +439,16 @@ cdef class _Writer:
         write_str_header(&self.out, n, self.use_bin_type)
         return out_write(&self.out, data, n)
 
+    cdef int write_header(self, Py_ssize_t n, str what, uint8_t fix, uint8_t marker16) except -1:
+        """The header of a container of `n` items (pairs), at most ITEM_LIMIT."""
+        if n > ITEM_LIMIT:
+            raise ValueError(f"{what} is too large")
+        return write_container_header(&self.out, n, fix, marker16)
+
     cdef int write_dict(self, object obj) except -1:
         """The map header, then the dict opened for its pairs."""
         cdef Py_ssize_t n = PyDict_Size(obj)
-        if n > ITEM_LIMIT:
-            raise ValueError("dict is too large")
-        write_container_header(&self.out, n, 0x80, 0xDE)
+        self.write_header(n, "dict", 0x80, 0xDE)
         if PyDict_CheckExact(obj):
             return self.open_frame(P_DICT, obj, n)
         # A subclass may define its own items() (OrderedDict's order, for one): use it.
@@ -460,9 +457,7 @@ cdef class _Writer:
     cdef int write_list(self, object obj) except -1:
         """The array header, then the list or tuple opened for its items."""
         cdef Py_ssize_t n = Py_SIZE(obj)
-        if n > ITEM_LIMIT:
-            raise ValueError("list is too large")
-        write_container_header(&self.out, n, 0x90, 0xDC)
+        self.write_header(n, "list", 0x90, 0xDC)
         if PyList_CheckExact(obj):
             return self.open_frame(P_LIST, obj, n)
         if PyTuple_CheckExact(obj):
@@ -498,28 +493,26 @@ cdef class Packer:
         return None
 
     def pack(self, obj):
-        call_enter(&self.busy, "Packer")
-        try:
-            try:
-                self.writer.pack(obj, 0)
-            except BaseException:
-                self.writer.out.len = 0
-                raise
-            return self.finish()
-        finally:
-            call_leave(&self.busy)
+        return self.pack_now(obj, False)
 
     def pack_map_pairs(self, pairs):
+        return self.pack_now(pairs, True)
+
+    cdef object pack_now(self, obj, bint as_pairs):
+        """pack(obj), or pack_map_pairs(obj) when `as_pairs`. When it raises, the buffer is emptied."""
         call_enter(&self.busy, "Packer")
         try:
             try:
-                n = len(pairs)
-                if n > ITEM_LIMIT:
-                    raise ValueError("map too large")
-                write_container_header(&self.writer.out, n, 0x80, 0xDE)
-                for key, value in pairs:
-                    self.writer.pack(key, 0)
-                    self.writer.pack(value, 0)
+                if as_pairs:
+                    n = len(obj)
+                    if n > ITEM_LIMIT:
+                        raise ValueError("map too large")
+                    write_container_header(&self.writer.out, n, 0x80, 0xDE)
+                    for key, value in obj:
+                        self.writer.pack(key, 0)
+                        self.writer.pack(value, 0)
+                else:
+                    self.writer.pack(obj, 0)
             except BaseException:
                 self.writer.out.len = 0
                 raise

@@ -247,9 +247,13 @@ cdef class _Reader:
         self.pos = h.end
         return 0
 
-    cdef const char* payload(self, uint32_t n) except NULL:
+    cdef const char* payload(self, uint32_t n, long long limit, str name) except NULL:
+        """The `n` bytes at `pos`, once they are all there (else _Incomplete) and within `limit`, the
+        option `name`."""
         if <Py_ssize_t>n > self.length - self.pos:
             raise _Incomplete
+        if n > limit:
+            raise ValueError(f"{n} exceeds {name}({limit})")
         cdef const char* start = <const char*>(self.data + self.pos)
         self.pos += n
         return start
@@ -322,30 +326,16 @@ cdef class _Reader:
                         obj = self.object_hook(obj)
 
     cdef int push_value(self, object obj) except -1:
-        cdef PyObject** grown
-        cdef Py_ssize_t wanted
         if self.n_values == self.values_cap:
-            wanted = 64 if self.values_cap == 0 else 2 * self.values_cap
-            grown = <PyObject**>realloc(self.values, wanted * sizeof(PyObject*))
-            if grown == NULL:
-                raise MemoryError("cannot grow the msgpack reader's stack")
-            self.values = grown
-            self.values_cap = wanted
+            self.values = <PyObject**>grown_stack(self.values, &self.values_cap, sizeof(PyObject*), 64, "reader")
         Py_INCREF(obj)
         self.values[self.n_values] = <PyObject*>obj
         self.n_values += 1
         return 0
 
     cdef int open_frame(self, ReadKind kind, uint32_t n, object dict_obj) except -1:
-        cdef ReadFrame* grown
-        cdef Py_ssize_t wanted
         if self.n_open == self.frames_cap:
-            wanted = 16 if self.frames_cap == 0 else 2 * self.frames_cap
-            grown = <ReadFrame*>realloc(self.frames, wanted * sizeof(ReadFrame))
-            if grown == NULL:
-                raise MemoryError("cannot grow the msgpack reader's stack")
-            self.frames = grown
-            self.frames_cap = wanted
+            self.frames = <ReadFrame*>grown_stack(self.frames, &self.frames_cap, sizeof(ReadFrame), 16, "reader")
         cdef ReadFrame* frame = &self.frames[self.n_open]
         frame.kind = kind
         frame.left = n
@@ -386,9 +376,7 @@ cdef class _Reader:
         if h.kind == K_INT:
             return PyLong_FromLongLong(h.i)
         if h.kind == K_STR:
-            p = self.payload(h.n)
-            if h.n > self.max_str:
-                raise ValueError(f"{h.n} exceeds max_str_len({self.max_str})")
+            p = self.payload(h.n, self.max_str, "max_str_len")
             if self.raw:
                 return PyBytes_FromStringAndSize(p, h.n)
             return PyUnicode_DecodeUTF8(p, h.n, self.errors)
@@ -428,13 +416,9 @@ cdef class _Reader:
         if h.kind == K_UINT:
             return PyLong_FromUnsignedLongLong(h.u)
         if h.kind == K_BIN:
-            p = self.payload(h.n)
-            if h.n > self.max_bin:
-                raise ValueError(f"{h.n} exceeds max_bin_len({self.max_bin})")
+            p = self.payload(h.n, self.max_bin, "max_bin_len")
             return PyBytes_FromStringAndSize(p, h.n)
-        p = self.payload(h.n)  # K_EXT
-        if h.n > self.max_ext:
-            raise ValueError(f"{h.n} exceeds max_ext_len({self.max_ext})")
+        p = self.payload(h.n, self.max_ext, "max_ext_len")  # K_EXT
         return self.ext(h.code, p, h.n)
 
     cdef int open_container(self, uint32_t n, Py_ssize_t open_containers, long long limit, str name) except -1:

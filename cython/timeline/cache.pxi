@@ -187,27 +187,35 @@ cdef class Timeline:
 
 
 cdef object entries_arrays(const TimelineData* data, bint float_scores):
-    cdef size_t i, n = data.length
-    post_ids = np.empty(n, dtype=np.int64)
-    author_ids = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] posts_view = post_ids
-    cdef int64_t[::1] authors_view = author_ids
-    cdef int64_t[::1] ints_view
-    cdef double[::1] floats_view
+    cdef size_t n = data.length
+    cdef size_t stride = sizeof(Entry) // sizeof(int64_t)  # an entry is three int64s, side by side
+    if n == 0:
+        return column(NULL, 1, 0, float_scores), column(NULL, 1, 0, False), column(NULL, 1, 0, False)
+    return (column(&data.entries[0].key, stride, n, float_scores),
+            column(&data.entries[0].post_id, stride, n, False),
+            column(&data.entries[0].author_id, stride, n, False))
+
+
+cdef object column(const int64_t* values, size_t stride, size_t n, bint float_scores):
+    """A new array of the `n` values found `stride` int64s apart: int64, or the float64 scores of feed
+    keys when `float_scores`."""
+    cdef size_t i
+    cdef int64_t[::1] ints
+    cdef double[::1] floats
     if float_scores:
-        scores = np.empty(n, dtype=np.float64)
-        floats_view = scores
+        out = np.empty(n, dtype=np.float64)
+        floats = out
         for i in range(n):
-            floats_view[i] = key_float_bits(data.entries[i].key)
+            floats[i] = key_float_bits(values[i * stride])
+        return out
+    out = np.empty(n, dtype=np.int64)
+    ints = out
+    if n and stride == 1:
+        memcpy(&ints[0], values, n * sizeof(int64_t))
     else:
-        scores = np.empty(n, dtype=np.int64)
-        ints_view = scores
         for i in range(n):
-            ints_view[i] = data.entries[i].key
-    for i in range(n):
-        posts_view[i] = data.entries[i].post_id
-        authors_view[i] = data.entries[i].author_id
-    return scores, post_ids, author_ids
+            ints[i] = values[i * stride]
+    return out
 
 
 def timeline_from_bytes(bytes data, Py_ssize_t max_len):

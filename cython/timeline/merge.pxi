@@ -412,27 +412,9 @@ cdef int merge_into_page(const Run* runs, size_t k, const Request* request, Page
 
 
 cdef object page_arrays(PageData* page, bint float_scores):
-    cdef size_t i, n = page.length
-    post_ids = np.empty(n, dtype=np.int64)
-    author_ids = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] posts_view = post_ids
-    cdef int64_t[::1] authors_view = author_ids
-    cdef double[::1] floats_view
-    cdef int64_t[::1] ints_view
-    if n:
-        memcpy(&posts_view[0], page.post_ids, n * sizeof(int64_t))
-        memcpy(&authors_view[0], page.author_ids, n * sizeof(int64_t))
-    if float_scores:
-        scores = np.empty(n, dtype=np.float64)
-        floats_view = scores
-        for i in range(n):
-            floats_view[i] = key_float_bits(page.keys[i])
-    else:
-        scores = np.empty(n, dtype=np.int64)
-        ints_view = scores
-        if n:
-            memcpy(&ints_view[0], page.keys, n * sizeof(int64_t))
-    return scores, post_ids, author_ids, bool(page.has_more)
+    cdef size_t n = page.length
+    return (column(page.keys, 1, n, float_scores), column(page.post_ids, 1, n, False),
+            column(page.author_ids, 1, n, False), bool(page.has_more))
 
 
 cdef int fill_request(Request* request, limit, after, bint float_scores, exclude_authors, per_author_cap) except -1:

@@ -74,12 +74,15 @@ cdef class TimelineStore:
     def __len__(self):
         return self.live
 
+    # Where the work under the lock is C that cannot raise, the lock is taken and let go around it
+    # without a try.
+
     def contains(self, int64_t user_id):
+        cdef bint found
         lock_acquire(self.lock)
-        try:
-            return self.slot_of(user_id) >= 0
-        finally:
-            lock_release(self.lock)
+        found = self.slot_of(user_id) >= 0
+        lock_release(self.lock)
+        return found
 
     def users(self):
         cdef size_t i
@@ -96,16 +99,15 @@ cdef class TimelineStore:
     def get(self, int64_t user_id):
         cdef Timeline copy = Timeline(self.max_len, self.float_scores)
         cdef Py_ssize_t slot
+        cdef int copied = 0
         lock_acquire(self.lock)
-        try:
-            slot = self.slot_of(user_id)
-            if slot < 0:
-                return None
-            if tl_copy(&copy.data, &self.timelines[slot]) < 0:
-                raise MemoryError("out of memory while copying a timeline")
-            return copy
-        finally:
-            lock_release(self.lock)
+        slot = self.slot_of(user_id)
+        if slot >= 0:
+            copied = 1 if tl_copy(&copy.data, &self.timelines[slot]) == 0 else -1
+        lock_release(self.lock)
+        if copied < 0:
+            raise MemoryError("out of memory while copying a timeline")
+        return copy if copied else None
 
     def put(self, int64_t user_id, Timeline timeline):
         cdef TimelineData copy
@@ -126,16 +128,13 @@ cdef class TimelineStore:
     def discard(self, int64_t user_id):
         cdef Py_ssize_t slot
         lock_acquire(self.lock)
-        try:
-            slot = self.slot_of(user_id)
-            if slot < 0:
-                return False
+        slot = self.slot_of(user_id)
+        if slot >= 0:
             tl_free(&self.timelines[slot])
             self.present[slot] = False
             self.live -= 1
-            return True
-        finally:
-            lock_release(self.lock)
+        lock_release(self.lock)
+        return slot >= 0
 
     def merge_page(self, const int64_t[::1] user_ids, limit, after, exclude_authors, per_author_cap):
         cdef Py_ssize_t n = user_ids.shape[0], i, slot
@@ -241,12 +240,13 @@ cdef class TimelineStore:
 
     def remove_author(self, int64_t user_id, int64_t author_id):
         cdef Py_ssize_t slot
+        cdef size_t removed = 0
         lock_acquire(self.lock)
-        try:
-            slot = self.slot_of(user_id)
-            return 0 if slot < 0 else tl_remove_author(&self.timelines[slot], author_id)
-        finally:
-            lock_release(self.lock)
+        slot = self.slot_of(user_id)
+        if slot >= 0:
+            removed = tl_remove_author(&self.timelines[slot], author_id)
+        lock_release(self.lock)
+        return removed
 
 
 cdef inline void prefetch_user(const IdIndex* users, int64_t user_id) noexcept nogil:
