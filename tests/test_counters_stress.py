@@ -85,7 +85,7 @@ def test_table_from_threads_adding_draining_restoring_merging_and_reading(backen
 
     def merger(done):
         for other in others:
-            table.merge(other)
+            table.add_table(other)
 
     drained = {kind: {} for kind in kinds}
 
@@ -121,10 +121,10 @@ def test_table_from_threads_adding_draining_restoring_merging_and_reading(backen
             seen.append(now)
 
     def mirror(done):
-        # Merging the shared table into a new one reads it whole: the pairs are equal there too.
+        # Adding the shared table to a new one reads it whole: the pairs are equal there too.
         while not done.is_set():
             copy = CounterTable(kinds)
-            copy.merge(table)
+            copy.add_table(table)
             for pair in pairs:
                 a, b = copy.get(pair, "views").tolist()
                 assert a == b
@@ -144,27 +144,28 @@ def test_table_from_threads_adding_draining_restoring_merging_and_reading(backen
     assert list(zip(top.keys.tolist(), top.sums.tolist())) == [(key, -total) for total, key in ranked]
 
 
-def merge_both_ways(first, second, rounds: int) -> None:
-    """`first.merge(second)` and `second.merge(first)`, `rounds` times each, on two threads at once."""
+def combine_both_ways(first, second, rounds: int, method: str) -> None:
+    """`first.<method>(second)` and `second.<method>(first)`, `rounds` times each, on two threads at
+    once (``add_table`` for counter tables, ``merge`` for sketches)."""
 
     def merging(into, other):
         def run(done):
             for _ in range(rounds):
-                into.merge(other)
+                getattr(into, method)(other)
 
         return run
 
     run_threads([merging(first, second), merging(second, first)])
 
 
-def test_two_tables_merging_into_each_other_from_two_threads(backend):
+def test_two_tables_adding_to_each_other_from_two_threads(backend):
     first, second = CounterTable(kinds=("likes",)), CounterTable(kinds=("likes",))
     first.add([1, 2], [1, 2])
     second.add([2, 3], [5, 7])
     rounds = scale(backend, 40, 20)  # at most Fibonacci growth: far below int64
 
-    merge_both_ways(first, second, rounds)
-    # Each merge adds the other's totals and its pending deltas alike: both stay equal, key for key.
+    combine_both_ways(first, second, rounds, "add_table")
+    # Each add_table adds the other's totals and its pending deltas alike: both stay equal, key for key.
     for table in (first, second):
         drained = table.drain()["likes"]
         assert table.get(drained.keys).tolist() == drained.deltas.tolist()
@@ -305,6 +306,6 @@ def test_two_sketches_merging_into_each_other_from_two_threads(backend):
     union = np.maximum(first.registers(), second.registers())
     rounds = scale(backend, 200, 30)
 
-    merge_both_ways(first, second, rounds)
+    combine_both_ways(first, second, rounds, "merge")
     # Each reads a state of the other between its own start and the union: after one merge, the union.
     assert first.registers().tolist() == second.registers().tolist() == union.tolist()

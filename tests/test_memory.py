@@ -61,7 +61,7 @@ def test_counter_tables_do_not_leak(backend):
             table, other = CounterTable(), CounterTable()  # freed each round: a leak of them shows
             table.add(keys, deltas, kind="likes")
             other.add(keys[:5000], kind="views")
-            table.merge(other)
+            table.add_table(other)
             table.top(100, "likes")
             table.get(keys[:1000], "likes")
             table.restore(table.drain())

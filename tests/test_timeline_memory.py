@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from igcore import codec
-from igcore.timeline import Timeline, TimelineStore, aggregate_activity, fanout, merge, merge_into
+from igcore.timeline import Timeline, TimelineStore, aggregate_activity, backfill, fanout, merge_page
 
 from .test_memory import rss_bytes
 
@@ -37,11 +37,11 @@ def test_merging_and_timelines_do_not_leak(backend):
 
     def churn():
         for _ in range(4):  # whole-feed pages of 10,000 entries: 1 MB a round that a leak would keep
-            merge(sources, limit=10**6)
-        page = merge(sources, limit=50, exclude_authors=[3], per_author_cap=4)
-        merge(sources, 50, page.next_cursor)
+            merge_page(sources, limit=10**6)
+        page = merge_page(sources, limit=50, exclude_authors=[3], per_author_cap=4)
+        merge_page(sources, 50, page.next_cursor)
         with pytest.raises(ValueError):
-            merge(unordered)  # the error path frees what it took, too
+            merge_page(unordered)  # the error path frees what it took, too
         timeline = Timeline(max_len=300)
         timeline.insert_many(*sources[0])
         timeline.insert_many(*sources[1])
@@ -64,8 +64,8 @@ def test_stores_do_not_leak(backend):
         store = TimelineStore(max_len=20)
         for post in range(5):
             fanout(store, post, post, 7, followers, create_missing=True)
-        merge_into(store, 3, author)
-        store.merge(followers[:500], limit=50)
+        backfill(store, 3, author)
+        store.merge_page(followers[:500], limit=50)
         store[5] = store[3]
         del store[5]
 

@@ -11,7 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import igcore
-from igcore.timeline import Page, Timeline, merge
+from igcore import _backend
+from igcore.codec import Entries
+from igcore.timeline import Page, Timeline, merge_page
 
 from .conftest import assert_releases_the_gil, outcome, reference
 from .feeds import INT64_MAX, INT64_MIN, page_lists, sources
@@ -46,7 +48,7 @@ def every_page(sources_, limit, **options) -> list:
     """The post ids of all pages, in order, following the cursors."""
     got, cursor, pages = [], None, 0
     while True:
-        page = merge(sources_, limit, cursor, **options)
+        page = merge_page(sources_, limit, cursor, **options)
         got.extend(posts(page))
         pages += 1
         assert len(page.post_ids) <= limit
@@ -57,13 +59,47 @@ def every_page(sources_, limit, **options) -> list:
         assert pages < 10_000
 
 
+# -- the shape of a page, and what the kernels take ---------------------------------------------------
+
+
+def test_a_page_unpacks_in_the_order_of_entries(backend):
+    assert Page._fields == (*Entries._fields, "next_cursor")
+    scores, post_ids, author_ids, next_cursor = merge_page([run((30, 1, 10), (20, 2, 11))], limit=1)
+    assert (scores.tolist(), post_ids.tolist(), author_ids.tolist()) == ([30], [1], [10])
+    assert next_cursor is not None
+
+
+def test_the_kernels_answer_with_a_page_and_refuse_what_is_not_canonical(backend):
+    kernels = _backend.kernels(HOT_PATH)
+    ints = (np.array([2, 1]), np.array([1, 2]), np.array([5, 5]))
+    floats = (np.array([2.5]), np.array([3]), np.array([5]))
+    scores, post_ids, author_ids, has_more = kernels.merge_page([ints], 1, None, None, None)
+    assert (post_ids.tolist(), has_more) == ([1], True)
+    not_canonical = [
+        [ints[:2]],  # two arrays
+        [(np.array([2.0, 1.0], dtype=">f8"), ints[1], ints[2])],  # not native
+        [(ints[0][::-1], ints[1], ints[2])],  # a reversed view: not C-contiguous
+        [(np.array([1, 2, 3])[::2], ints[1], ints[2])],  # a strided view
+        [(ints[0], ints[1].astype(np.int32), ints[2])],
+        [(ints[0], ints[1], np.array([5]))],  # lengths differ
+        [[ints[0], ints[1], ints[2]]],  # a list, not a tuple
+    ]
+    for refused in not_canonical:
+        with pytest.raises(TypeError, match=r"^sources\[0\] is not in canonical form: a Timeline of this"):
+            kernels.merge_page(refused, 10, None, None, None)
+    with pytest.raises(TypeError, match=r"^sources mix int64 and float64 scores \(sources\[1\] has int64, "):
+        kernels.merge_page([floats, ints], 10, None, None, None)
+    with pytest.raises(ValueError, match=r"^the cursor belongs to a feed with float64 scores; these sources"):
+        kernels.merge_page([ints], 10, (True, 1.5, 3), None, None)
+
+
 # -- order, ties, duplicates -----------------------------------------------------------------------------
 
 
 def test_merges_in_feed_order_and_breaks_score_ties_by_the_larger_post_id(backend):
     a = run((30, 1, 10), (20, 5, 10), (10, 2, 10))
     b = run((30, 4, 20), (20, 3, 20), (5, 6, 20))
-    page = merge([a, b], limit=10)
+    page = merge_page([a, b], limit=10)
     assert isinstance(page, Page)
     assert posts(page) == [4, 1, 5, 3, 2, 6]
     assert page.scores.tolist() == [30, 30, 20, 20, 10, 5]
@@ -75,7 +111,7 @@ def test_merges_in_feed_order_and_breaks_score_ties_by_the_larger_post_id(backen
 def test_a_post_in_several_sources_stands_once_with_its_greatest_key(backend):
     a = run((50, 7, 1), (10, 8, 1))
     b = run((40, 8, 2), (30, 7, 2))
-    page = merge([a, b])
+    page = merge_page([a, b])
     assert posts(page) == [7, 8]
     assert page.scores.tolist() == [50, 40]
     assert page.author_ids.tolist() == [1, 2]
@@ -83,29 +119,29 @@ def test_a_post_in_several_sources_stands_once_with_its_greatest_key(backend):
 
 def test_on_equal_keys_the_earlier_source_stands(backend):
     first, second = run((9, 1, 100)), run((9, 1, 200))
-    assert merge([first, second]).author_ids.tolist() == [100]
-    assert merge([second, first]).author_ids.tolist() == [200]
+    assert merge_page([first, second]).author_ids.tolist() == [100]
+    assert merge_page([second, first]).author_ids.tolist() == [200]
 
 
 def test_empty_sources_and_no_sources(backend):
     empty = run()
-    assert posts(merge([])) == [] and merge([]).next_cursor is None
-    assert posts(merge([empty, run((1, 1, 1)), empty])) == [1]
-    assert merge([]).scores.dtype == np.int64
+    assert posts(merge_page([])) == [] and merge_page([]).next_cursor is None
+    assert posts(merge_page([empty, run((1, 1, 1)), empty])) == [1]
+    assert merge_page([]).scores.dtype == np.int64
 
 
 def test_extreme_scores_and_ids(backend):
     a = run((INT64_MAX, INT64_MIN, 0), (INT64_MIN, INT64_MAX, -1))
     b = run((0, 0, INT64_MAX))
-    page = merge([a, b], limit=2)
+    page = merge_page([a, b], limit=2)
     assert posts(page) == [INT64_MIN, 0]
-    assert posts(merge([a, b], 2, page.next_cursor)) == [INT64_MAX]
+    assert posts(merge_page([a, b], 2, page.next_cursor)) == [INT64_MAX]
 
 
 def test_float_scores_order_as_numbers_with_minus_zero_as_zero(backend):
     a = (np.array([np.inf, 0.5, -0.0]), np.array([1, 2, 3]), np.array([0, 0, 0]))
     b = (np.array([0.5, 0.0, -np.inf]), np.array([4, 2, 5]), np.array([1, 1, 1]))
-    page = merge([a, b])
+    page = merge_page([a, b])
     assert posts(page) == [1, 4, 2, 3, 5]
     assert page.scores.dtype == np.float64
     assert page.scores.tolist() == [np.inf, 0.5, 0.5, 0.0, -np.inf]
@@ -118,19 +154,19 @@ def test_float_scores_order_as_numbers_with_minus_zero_as_zero(backend):
 def test_muted_authors_are_left_out_before_duplicates_are_dropped(backend):
     original = run((8, 2, 1), (7, 3, 1))
     reshare = run((10, 2, 3))  # author 3 reshared post 2, higher
-    assert merge([original, reshare]).author_ids.tolist() == [3, 1]
-    page = merge([original, reshare], exclude_authors=[3])
+    assert merge_page([original, reshare]).author_ids.tolist() == [3, 1]
+    page = merge_page([original, reshare], exclude_authors=[3])
     assert posts(page) == [2, 3] and page.author_ids.tolist() == [1, 1]
-    assert posts(merge([original, reshare], exclude_authors={1, 3})) == []
-    assert posts(merge([original, reshare], exclude_authors=np.array([], dtype=np.int64))) == [2, 3]
+    assert posts(merge_page([original, reshare], exclude_authors={1, 3})) == []
+    assert posts(merge_page([original, reshare], exclude_authors=np.array([], dtype=np.int64))) == [2, 3]
 
 
 def test_per_author_cap_skips_an_authors_extra_entries_on_each_page(backend):
     a = run((9, 1, 1), (8, 2, 1), (7, 3, 1), (6, 4, 2), (5, 5, 1))
-    page = merge([a], limit=3, per_author_cap=2)
+    page = merge_page([a], limit=3, per_author_cap=2)
     assert posts(page) == [1, 2, 4]
     # the skipped entry (post 3) is dropped, not deferred: the next page starts below post 4
-    assert posts(merge([a], 3, page.next_cursor, per_author_cap=2)) == [5]
+    assert posts(merge_page([a], 3, page.next_cursor, per_author_cap=2)) == [5]
 
 
 # -- pagination ------------------------------------------------------------------------------------------
@@ -139,7 +175,7 @@ def test_per_author_cap_skips_an_authors_extra_entries_on_each_page(backend):
 def test_pages_concatenate_to_the_whole_feed_whatever_the_page_size(backend):
     a = run((9, 1, 1), (7, 3, 1), (7, 2, 1), (5, 5, 1), (3, 7, 1))
     b = run((8, 2, 2), (7, 3, 2), (4, 6, 2), (1, 9, 2), (1, 3, 2))
-    whole = posts(merge([a, b], limit=1000))
+    whole = posts(merge_page([a, b], limit=1000))
     assert whole == [1, 2, 3, 5, 6, 7, 9]
     for limit in range(1, 9):
         assert every_page([a, b], limit) == whole, limit
@@ -147,23 +183,23 @@ def test_pages_concatenate_to_the_whole_feed_whatever_the_page_size(backend):
 
 def test_a_cursor_names_a_position_so_new_posts_at_the_top_do_not_shift_pages(backend):
     older = run((5, 50, 1), (4, 40, 1), (3, 30, 1), (2, 20, 1))
-    first = merge([older], limit=2)
+    first = merge_page([older], limit=2)
     newer = run((9, 90, 1), (8, 80, 1), *zip([5, 4, 3, 2], [50, 40, 30, 20], [1, 1, 1, 1]))
-    assert posts(merge([newer], 2, first.next_cursor)) == [30, 20]
+    assert posts(merge_page([newer], 2, first.next_cursor)) == [30, 20]
 
 
 def test_the_last_page_says_nothing_is_left(backend):
     a = run((3, 1, 1), (2, 2, 1))
-    assert merge([a], limit=2).next_cursor is None
-    assert merge([a], limit=1).next_cursor is not None
+    assert merge_page([a], limit=2).next_cursor is None
+    assert merge_page([a], limit=1).next_cursor is not None
     # the entry after a full page is a duplicate: nothing is left
     b = run((3, 1, 1), (2, 2, 1), (1, 1, 2))
-    assert merge([b], limit=2).next_cursor is None
+    assert merge_page([b], limit=2).next_cursor is None
 
 
 def test_a_huge_limit_returns_the_whole_feed(backend):
     a = run((3, 1, 1), (2, 2, 1))
-    assert posts(merge([a], limit=INT64_MAX)) == [1, 2]
+    assert posts(merge_page([a], limit=INT64_MAX)) == [1, 2]
 
 
 def test_a_deep_page_drops_posts_that_a_reshare_placed_above_the_cursor(backend):
@@ -176,7 +212,7 @@ def test_a_deep_page_drops_posts_that_a_reshare_placed_above_the_cursor(backend)
     for limit in (3, 50):
         got = every_page(feeds, limit)
         assert len(got) == len(set(got))
-        assert got == posts(merge(feeds, limit=10**6))
+        assert got == posts(merge_page(feeds, limit=10**6))
 
 
 # -- the hybrid feed: a pushed home timeline plus pulled timelines ------------------------------------------
@@ -187,10 +223,10 @@ def test_the_hybrid_home_feed_is_one_call(backend):
     for score, post, author in [(10, 1, 7), (8, 2, 8), (6, 3, 7), (4, 4, 8), (2, 5, 7)]:
         home.insert(score, post, author)
     celebrity = run((9, 100, 99), (8, 2, 99), (1, 101, 99))  # also reshared post 2
-    page = merge([home, celebrity], limit=3, exclude_authors=[8])
+    page = merge_page([home, celebrity], limit=3, exclude_authors=[8])
     assert posts(page) == [1, 100, 2]
     assert page.author_ids.tolist() == [7, 99, 99]
-    assert posts(merge([home, celebrity], 3, page.next_cursor, exclude_authors=[8])) == [3, 101]
+    assert posts(merge_page([home, celebrity], 3, page.next_cursor, exclude_authors=[8])) == [3, 101]
 
 
 # -- cursors ---------------------------------------------------------------------------------------------
@@ -198,46 +234,50 @@ def test_the_hybrid_home_feed_is_one_call(backend):
 
 def test_a_malformed_cursor_raises_value_error(backend):
     a = run((3, 1, 1), (2, 2, 1), (1, 3, 1))
-    cursor = merge([a], limit=1).next_cursor
+    cursor = merge_page([a], limit=1).next_cursor
     assert isinstance(cursor, str) and len(cursor) == 46
     for bad in ["", "x", cursor[:-1], cursor + "A", cursor.replace(cursor[5], "*"), "é" * 46, "=" * 46]:
         with pytest.raises(ValueError, match="cursor"):
-            merge([a], 1, bad)
+            merge_page([a], 1, bad)
     with pytest.raises(TypeError, match="cursor must be a str or None, not bytes"):
-        merge([a], 1, cursor.encode())
+        merge_page([a], 1, cursor.encode())
 
 
 def test_a_tampered_cursor_is_refused(backend):
     a = run((3, 1, 1), (2, 2, 1), (1, 3, 1))
-    cursor = merge([a], limit=1).next_cursor
+    cursor = merge_page([a], limit=1).next_cursor
     raw = bytearray(base64.urlsafe_b64decode(cursor + "=="))
     raw[10] ^= 1  # another post id: the checksum no longer matches
     forged = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
     with pytest.raises(ValueError, match="cursor failed verification"):
-        merge([a], 1, forged)
+        merge_page([a], 1, forged)
 
 
 def test_a_cursor_key_signs_cursors(backend):
     a = run((3, 1, 1), (2, 2, 1), (1, 3, 1))
-    signed = merge([a], 1, cursor_key=b"server secret").next_cursor
-    assert posts(merge([a], 1, signed, cursor_key=b"server secret")) == [2]
-    assert merge([a], 1, signed, cursor_key="server secret").next_cursor is not None  # str keys are UTF-8
-    unsigned = merge([a], 1).next_cursor
+    signed = merge_page([a], 1, cursor_key=b"server secret").next_cursor
+    assert posts(merge_page([a], 1, signed, cursor_key=b"server secret")) == [2]
+    assert (
+        merge_page([a], 1, signed, cursor_key="server secret").next_cursor is not None
+    )  # str keys are UTF-8
+    unsigned = merge_page([a], 1).next_cursor
     for cursor, key in [(signed, None), (signed, b"another"), (unsigned, b"server secret")]:
         with pytest.raises(ValueError, match="cursor failed verification"):
-            merge([a], 1, cursor, cursor_key=key)
+            merge_page([a], 1, cursor, cursor_key=key)
     long_key = bytes(range(256))  # beyond BLAKE2b's 64 bytes: hashed first
-    assert posts(merge([a], 1, merge([a], 1, cursor_key=long_key).next_cursor, cursor_key=long_key)) == [2]
+    assert posts(
+        merge_page([a], 1, merge_page([a], 1, cursor_key=long_key).next_cursor, cursor_key=long_key)
+    ) == [2]
     with pytest.raises(TypeError, match="cursor_key must be bytes or str"):
-        merge([a], 1, cursor_key=7)
+        merge_page([a], 1, cursor_key=7)
 
 
 def test_a_cursor_of_another_score_kind_is_refused(backend):
     ints = run((3, 1, 1), (2, 2, 1))
     floats = (np.array([3.0, 2.0]), np.array([1, 2]), np.array([1, 1]))
-    cursor = merge([ints], limit=1).next_cursor
+    cursor = merge_page([ints], limit=1).next_cursor
     with pytest.raises(ValueError, match="the cursor belongs to a feed with int64 scores"):
-        merge([floats], 1, cursor)
+        merge_page([floats], 1, cursor)
 
 
 # -- bad input: a clear error at the door, the same on every backend ----------------------------------------
@@ -292,7 +332,7 @@ def test_a_cursor_of_another_score_kind_is_refused(backend):
 )
 def test_bad_sources_raise_a_clear_error(backend, sources_, error, message):
     with pytest.raises(error, match=message):
-        merge(sources_)
+        merge_page(sources_)
 
 
 @pytest.mark.parametrize(
@@ -308,20 +348,20 @@ def test_bad_sources_raise_a_clear_error(backend, sources_, error, message):
 )
 def test_bad_options_raise_a_clear_error(backend, options, error, message):
     with pytest.raises(error, match=message):
-        merge([run((1, 1, 1))], **options)
+        merge_page([run((1, 1, 1))], **options)
 
 
 def test_sources_in_other_forms_are_converted(backend):
-    expected = posts(merge([run((3, 1, 1), (2, 2, 1))]))
+    expected = posts(merge_page([run((3, 1, 1), (2, 2, 1))]))
     for source in (
         ([3, 2], [1, 2], [1, 1]),
         (np.array([3, 2], dtype=np.int32), np.array([1, 2], dtype=">i8"), np.array([1, 1], dtype=np.uint8)),
         (np.array([3, 9, 2])[::2], np.array([1, 9, 2])[::2], np.array([1, 1, 1])[::2]),
         [np.array([3, 2]), np.array([1, 2]), np.array([1, 1])],
     ):
-        assert posts(merge([source])) == expected
-    assert merge([([3.5, 2], [1, 2], [1, 1])]).scores.dtype == np.float64
-    assert posts(merge(iter([run((3, 1, 1))]))) == [1]
+        assert posts(merge_page([source])) == expected
+    assert merge_page([([3.5, 2], [1, 2], [1, 1])]).scores.dtype == np.float64
+    assert posts(merge_page(iter([run((3, 1, 1))]))) == [1]
 
 
 def test_a_timeline_of_another_backend_is_refused(backend):
@@ -332,15 +372,15 @@ def test_a_timeline_of_another_backend_is_refused(backend):
     with igcore.use_backend(others[0]):
         theirs = Timeline()
     with pytest.raises(TypeError, match=rf"sources\[1\] is a Timeline of the {others[0]} backend"):
-        merge([mine, theirs])
-    assert posts(merge([mine, theirs.to_backend(backend)])) == []
+        merge_page([mine, theirs])
+    assert posts(merge_page([mine, theirs.to_backend(backend)])) == []
 
 
 def test_inputs_are_not_modified(backend):
     a = run((3, 1, 1), (2, 2, 1))
     for array in a:
         array.flags.writeable = False
-    merge([a], limit=1, exclude_authors=np.array([5]))
+    merge_page([a], limit=1, exclude_authors=np.array([5]))
     assert [x.tolist() for x in a] == [[3, 2], [1, 2], [1, 1]]
 
 
@@ -357,7 +397,7 @@ def test_a_large_merge_releases_the_gil(backend):
     ]
 
     def whole_feed():
-        return merge(big, limit=10**9)  # 2,000,000 entries merged into one page: long work
+        return merge_page(big, limit=10**9)  # 2,000,000 entries merged into one page: long work
 
     assert_releases_the_gil(whole_feed)
 
@@ -372,8 +412,10 @@ def test_pages_match_the_reference(backend, generated, limit, cap, data):
     options = {"exclude_authors": excluded, "per_author_cap": cap}
     cursor = None
     for _ in range(4):  # a few pages in, following this backend's cursors
-        page = outcome(merge, [s.make() for s in made_sources], limit, cursor, **options)
-        expected = reference(lambda at=cursor: merge([s.make() for s in made_sources], limit, at, **options))
+        page = outcome(merge_page, [s.make() for s in made_sources], limit, cursor, **options)
+        expected = reference(
+            lambda at=cursor: merge_page([s.make() for s in made_sources], limit, at, **options)
+        )
         assert _plain(page) == _plain(expected)
         if page[0] != "ok" or page[1].next_cursor is None:
             break
@@ -384,14 +426,14 @@ def test_pages_match_the_reference(backend, generated, limit, cap, data):
 def test_pagination_is_exact_from_every_position(backend, generated, data):
     made_sources, _ = generated
     built = [s.make() for s in made_sources]
-    whole = merge(built, limit=10**9)
+    whole = merge_page(built, limit=10**9)
     assert len(set(posts(whole))) == len(whole.post_ids)
     keys = list(zip(whole.scores.tolist(), posts(whole)))
     assert keys == sorted(keys, reverse=True)
     # a cursor after each position gives the rest of the feed, whatever the page size
     limit = data.draw(st.integers(1, 5))
     for position in range(len(whole.post_ids)):
-        cursor = merge(built, limit=position + 1).next_cursor
+        cursor = merge_page(built, limit=position + 1).next_cursor
         rest = posts(whole)[position + 1 :]
         if not rest:
             assert cursor is None
@@ -402,7 +444,7 @@ def test_pagination_is_exact_from_every_position(backend, generated, data):
 def every_page_from(built, limit, cursor) -> list:
     got = []
     while cursor is not None:
-        page = merge(built, limit, cursor)
+        page = merge_page(built, limit, cursor)
         got.extend(posts(page))
         cursor = page.next_cursor
     return got
@@ -412,7 +454,7 @@ def every_page_from(built, limit, cursor) -> list:
 def test_with_a_cap_pages_never_repeat_or_reorder_the_feed(backend, generated, limit, cap):
     made_sources, _ = generated
     built = [s.make() for s in made_sources]
-    whole = posts(merge(built, limit=10**9))
+    whole = posts(merge_page(built, limit=10**9))
     got = every_page(built, limit, per_author_cap=cap)
     assert len(got) == len(set(got))
     positions = [whole.index(p) for p in got]
@@ -427,4 +469,7 @@ def _plain(result):
 
 def test_reference_reads_as_the_docstring_says():
     with igcore.use_backend("python"):
-        assert posts(merge([run((5, 1, 1)), run((5, 2, 2))])) == [2, 1]  # equal scores: larger post id first
+        assert posts(merge_page([run((5, 1, 1)), run((5, 2, 2))])) == [
+            2,
+            1,
+        ]  # equal scores: larger post id first

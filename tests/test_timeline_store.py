@@ -1,4 +1,4 @@
-"""Conformance of timeline.TimelineStore and fan-out on write (fanout, merge_into, unmerge), on every
+"""Conformance of timeline.TimelineStore and fan-out on write (fanout, backfill, remove_author), on every
 backend; and the store under several threads."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import igcore
-from igcore.timeline import Timeline, TimelineStore, fanout, merge, merge_into, unmerge
+from igcore.timeline import Timeline, TimelineStore, backfill, fanout, merge_page, remove_author
 
 from .conftest import assert_releases_the_gil, outcome
 from .feeds import ids, int_scores, page_lists
@@ -80,27 +80,27 @@ def test_merge_over_the_store_is_merge_over_its_timelines(backend):
     store[1] = timeline_of([(9, 1, 10), (5, 2, 10)])
     store[2] = timeline_of([(8, 3, 20), (5, 2, 20), (1, 4, 20)])
     store[3] = timeline_of([(7, 5, 30)])
-    page = store.merge([1, 2, 99, 3], limit=3)  # user 99 has no timeline: nothing from it
-    expected = merge([store[1], store[2], store[3]], limit=3)
+    page = store.merge_page([1, 2, 99, 3], limit=3)  # user 99 has no timeline: nothing from it
+    expected = merge_page([store[1], store[2], store[3]], limit=3)
     assert page_lists(page) == page_lists(expected)
     assert page.post_ids.tolist() == [1, 3, 5]
-    rest = store.merge([1, 2, 99, 3], 3, page.next_cursor, exclude_authors=[20])
+    rest = store.merge_page([1, 2, 99, 3], 3, page.next_cursor, exclude_authors=[20])
     assert rest.post_ids.tolist() == [2] and rest.next_cursor is None
-    assert store.merge([], limit=3).post_ids.tolist() == []
-    assert store.merge(np.array([1, 1]), per_author_cap=1).post_ids.tolist() == [1]
+    assert store.merge_page([], limit=3).post_ids.tolist() == []
+    assert store.merge_page(np.array([1, 1]), per_author_cap=1).post_ids.tolist() == [1]
 
 
 def test_a_float_store(backend):
     store = TimelineStore(score_dtype="float64")
-    assert fanout(store, 1, 2, 7, [5], create_missing=True) == 1  # an int score becomes a float
-    page = store.merge([5])
+    assert fanout(store, 2, 1, 7, [5], create_missing=True) == 1  # an int score becomes a float
+    page = store.merge_page([5])
     assert page.scores.dtype == np.float64 and page.scores.tolist() == [2.0]
     with pytest.raises(
         ValueError, match="the cursor belongs to a feed with int64 scores; this store has float64"
     ):
-        store.merge([5], 1, merge([([2, 1], [1, 2], [0, 0])], limit=1).next_cursor)
+        store.merge_page([5], 1, merge_page([([2, 1], [1, 2], [0, 0])], limit=1).next_cursor)
     with pytest.raises(ValueError, match="score is NaN"):
-        fanout(store, 2, float("nan"), 7, [5])
+        fanout(store, float("nan"), 2, 7, [5])
 
 
 # -- fan-out on write ------------------------------------------------------------------------------------
@@ -110,20 +110,20 @@ def test_fanout_reaches_followers_with_a_timeline(backend):
     store = TimelineStore(max_len=2)
     store[1] = Timeline(2)
     store[3] = Timeline(2)
-    assert fanout(store, 100, 10, 9, [1, 2, 3]) == 2
+    assert fanout(store, 10, 100, 9, [1, 2, 3]) == 2
     assert 2 not in store
-    assert fanout(store, 101, 20, 9, np.array([1, 2, 3, 3]), create_missing=True) == 3
+    assert fanout(store, 20, 101, 9, np.array([1, 2, 3, 3]), create_missing=True) == 3
     assert posts_of(store, 2) == [101] and posts_of(store, 1) == [101, 100]
-    assert fanout(store, 102, 5, 9, [1, 2, 3]) == 1  # below the full timelines of 1 and 3
-    assert fanout(store, 101, 20, 9, [1, 2, 3]) == 0  # already there
-    assert fanout(store, 7, 1, 9, []) == 0
+    assert fanout(store, 5, 102, 9, [1, 2, 3]) == 1  # below the full timelines of 1 and 3
+    assert fanout(store, 20, 101, 9, [1, 2, 3]) == 0  # already there
+    assert fanout(store, 1, 7, 9, []) == 0
 
 
 def test_fanout_to_many_followers(backend):
     followers = np.arange(50_000, dtype=np.int64) * 7919 + 2**40
     store = TimelineStore(max_len=3)
-    assert fanout(store, 1, 100, 9, followers, create_missing=True) == 50_000
-    assert fanout(store, 2, 200, 9, followers[::2]) == 25_000
+    assert fanout(store, 100, 1, 9, followers, create_missing=True) == 50_000
+    assert fanout(store, 200, 2, 9, followers[::2]) == 25_000
     assert len(store) == 50_000
     assert posts_of(store, int(followers[2])) == [2, 1] and posts_of(store, int(followers[3])) == [1]
 
@@ -131,15 +131,15 @@ def test_fanout_to_many_followers(backend):
 def test_merge_into_follows_mastodons_rule(backend):
     store = TimelineStore(max_len=3)
     for post, score in [(1, 50), (2, 40), (3, 30)]:
-        fanout(store, post, score, 7, [42], create_missing=True)
+        fanout(store, score, post, 7, [42], create_missing=True)
     author = timeline_of([(45, 10, 8), (35, 11, 8), (5, 12, 8)])
-    assert merge_into(store, 42, author) is None
+    assert backfill(store, 42, author) is None
     assert posts_of(store, 42) == [1, 10, 2]  # full: only entries above the lowest get in
-    assert unmerge(store, 42, 8) == 1 and posts_of(store, 42) == [1, 2]
+    assert remove_author(store, 42, 8) == 1 and posts_of(store, 42) == [1, 2]
     # not full: the author's entries get in, and the timeline is trimmed to max_len
-    merge_into(store, 43, ([45, 35, 5, 1], [10, 11, 12, 13], [8, 8, 8, 8]))
+    backfill(store, 43, ([45, 35, 5, 1], [10, 11, 12, 13], [8, 8, 8, 8]))
     assert posts_of(store, 43) == [10, 11, 12]
-    assert unmerge(store, 44, 8) == 0 and 44 not in store
+    assert remove_author(store, 44, 8) == 0 and 44 not in store
 
 
 def test_fan_out_arguments_are_checked(backend):
@@ -149,17 +149,17 @@ def test_fan_out_arguments_are_checked(backend):
     with pytest.raises(TypeError, match="follower_ids must hold integers"):
         fanout(store, 1, 1, 1, [1.5])
     with pytest.raises(TypeError, match="this timeline holds int64 scores; score is a float"):
-        fanout(store, 1, 1.5, 1, [1])
+        fanout(store, 1.5, 1, 1, [1])
     with pytest.raises(TypeError, match="author_timeline must be a Timeline or a"):
-        merge_into(store, 1, "posts")
+        backfill(store, 1, "posts")
     with pytest.raises(ValueError, match="author_timeline must be a .* triple, got 2 items"):
-        merge_into(store, 1, ([1], [1]))
+        backfill(store, 1, ([1], [1]))
     with pytest.raises(TypeError, match="author_timeline has float64 scores and the store int64"):
-        merge_into(store, 1, Timeline(score_dtype="float64"))
+        backfill(store, 1, Timeline(score_dtype="float64"))
     with pytest.raises(TypeError, match="this timeline holds int64 scores; scores are float64"):
-        merge_into(store, 1, ([1.5], [1], [1]))
+        backfill(store, 1, ([1.5], [1], [1]))
     with pytest.raises(TypeError, match="user_id must be an int"):
-        unmerge(store, "1", 2)
+        remove_author(store, "1", 2)
     assert len(store) == 0
 
 
@@ -175,8 +175,8 @@ def store_operations():
             st.tuples(
                 st.just("fanout"), st.tuples(ids, int_scores, ids, st.lists(users, max_size=5), st.booleans())
             ),
-            st.tuples(st.just("merge_into"), st.tuples(users, entries, st.booleans())),
-            st.tuples(st.just("unmerge"), st.tuples(users, ids)),
+            st.tuples(st.just("backfill"), st.tuples(users, entries, st.booleans())),
+            st.tuples(st.just("remove_author"), st.tuples(users, ids)),
             st.tuples(st.just("discard"), users),
             st.tuples(st.just("page"), st.tuples(st.lists(users, max_size=6), st.integers(1, 5))),
         ),
@@ -188,8 +188,8 @@ def apply(store: TimelineStore, operation):
     name, argument = operation
     if name == "fanout":
         post_id, score, author_id, followers, create = argument
-        return fanout(store, post_id, score, author_id, followers, create_missing=create)
-    if name == "merge_into":
+        return fanout(store, score, post_id, author_id, followers, create_missing=create)
+    if name == "backfill":
         user_id, entries, as_timeline = argument
         source = (
             timeline_of(entries, store.max_len)
@@ -198,13 +198,13 @@ def apply(store: TimelineStore, operation):
         )
         if as_timeline:
             source = source.to_backend(store.backend)
-        return merge_into(store, user_id, source)
-    if name == "unmerge":
-        return unmerge(store, *argument)
+        return backfill(store, user_id, source)
+    if name == "remove_author":
+        return remove_author(store, *argument)
     if name == "discard":
         return store.get(argument) is not None and store.__delitem__(argument)
     user_ids, limit = argument
-    return page_lists(store.merge(user_ids, limit))
+    return page_lists(store.merge_page(user_ids, limit))
 
 
 @given(st.integers(1, 4), store_operations())
@@ -255,7 +255,7 @@ def test_threads_share_a_store(backend):
     def reader():
         try:
             for _ in range(200):
-                page = store.merge(followers[:50], limit=20)
+                page = store.merge_page(followers[:50], limit=20)
                 assert len(page.post_ids) == len(set(page.post_ids.tolist()))
                 store.get(int(followers[7]))
                 len(store)

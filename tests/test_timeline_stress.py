@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import igcore
-from igcore.timeline import Timeline, TimelineStore, fanout, merge, merge_into, unmerge
+from igcore.timeline import Timeline, TimelineStore, backfill, fanout, merge_page, remove_author
 
 from .threads import run_threads
 
@@ -70,7 +70,7 @@ def test_a_timeline_shared_by_writers_and_readers(backend):
         while not done.is_set():
             page = shared.page(limit=100)
             assert_feed(page.scores, page.post_ids)
-            page = merge([shared, other], limit=100)
+            page = merge_page([shared, other], limit=100)
             assert_feed(page.scores, page.post_ids)
             snapshot = shared.copy().entries()
             assert_feed(snapshot.scores, snapshot.post_ids)
@@ -104,12 +104,12 @@ def test_a_timeline_store_shared_by_fanout_merges_and_follows(backend):
             fanout(store, post_id, post_id, 7_000 + writer, followers, create_missing=True)
 
     def follow_and_unfollow(_done):
-        # Users of their own, away from the followers: merge_into on follow, unmerge on unfollow,
+        # Users of their own, away from the followers: backfill on follow, remove_author on unfollow,
         # whole timelines put, read back and dropped.
         for user in range(10):
             user_id = 10**9 + user
-            merge_into(store, user_id, ([30, 20, 10], [900_001, 900_002, 900_003], [55, 55, 56]))
-            assert unmerge(store, user_id, 56) == 1
+            backfill(store, user_id, ([30, 20, 10], [900_001, 900_002, 900_003], [55, 55, 56]))
+            assert remove_author(store, user_id, 56) == 1
             timeline = Timeline(max_len=1_000)
             timeline.insert(5, 800_000 + user, 66)
             store[2 * 10**9 + user] = timeline
@@ -120,7 +120,7 @@ def test_a_timeline_store_shared_by_fanout_merges_and_follows(backend):
         rng = np.random.default_rng(threading.get_ident() % 2**32)
         while not done.is_set():
             some = rng.choice(followers, size=50)
-            page = store.merge(some, limit=30)
+            page = store.merge_page(some, limit=30)
             assert_feed(page.scores, page.post_ids)
             pages.append(len(page.post_ids))
             one = store.get(int(some[0]))
@@ -135,7 +135,7 @@ def test_a_timeline_store_shared_by_fanout_merges_and_follows(backend):
     posts = sorted((w * 1_000 + i for w in range(WRITERS) for i in range(posts_per_writer)), reverse=True)
     for follower in [1, int(followers[len(followers) // 2]), int(followers[-1])]:
         assert store[follower].entries().post_ids.tolist() == posts
-    page = store.merge(followers, limit=len(posts) + 5)
+    page = store.merge_page(followers, limit=len(posts) + 5)
     assert page.post_ids.tolist() == posts and page.next_cursor is None
     for user in range(10):
         assert store[10**9 + user].entries().post_ids.tolist() == [900_001, 900_002]
@@ -146,7 +146,7 @@ def test_a_timeline_store_shared_by_fanout_merges_and_follows(backend):
 @pytest.mark.parametrize("threads", [4])
 def test_timelines_merged_while_each_is_rewritten(backend, threads):
     # Several timelines, each rewritten by its own thread, merged together by the others: a merge holds
-    # every timeline it reads for the whole merge, in one order, so merges and writers cannot deadlock.
+    # every timeline it reads for the whole merge_page, in one order, so merges and writers cannot deadlock.
     timelines = [Timeline(max_len=500) for _ in range(threads)]
     rounds = 200 if backend == "python" else 1_000
 
@@ -162,7 +162,7 @@ def test_timelines_merged_while_each_is_rewritten(backend, threads):
 
     def read(done):
         while not done.is_set():
-            page = merge(timelines + timelines[::-1], limit=200)
+            page = merge_page(timelines + timelines[::-1], limit=200)
             assert_feed(page.scores, page.post_ids)
 
     run_threads([lambda done, i=i: rewrite(i) for i in range(threads)], [read, read])

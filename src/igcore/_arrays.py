@@ -1,12 +1,59 @@
 """Argument checks at the door: every public function converts its inputs here, once, so that kernels
-can trust them and an error message reads the same whichever backend runs."""
+can trust them and an error message reads the same whichever backend runs and whichever hot path.
+
+The rule for integers, the same in every hot path:
+- An id, a timestamp, a count or a limit is an int64: an ``int`` or a numpy integer (never a bool or a
+  float: ``TypeError``); outside the int64 range it raises ``OverflowError``.
+- A count or a limit below its smallest meaningful value raises ``ValueError`` ("must be at least").
+- A limit above what there is takes all there is (a page of ``limit=10**18`` holds the whole feed), up to
+  int64; only a size with a stated maximum (e.g. ``WindowedCounter``'s buckets) raises ``ValueError``
+  above it ("must be at most").
+"""
 
 from __future__ import annotations
 
+import operator
+from typing import Optional
+
 import numpy as np
+
+from . import _messages
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+
+
+def int64(value: object, name: str) -> int:
+    """One int64 value (an id, a timestamp, a score) as a Python int."""
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the common case, quickly
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(_messages.BOOL_NOT_INT.format(name=name))
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(_messages.NOT_AN_INT.format(name=name, type=type(value).__name__)) from None
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise OverflowError(_messages.OUTSIDE_INT64.format(name=name, value=number))
+    return number
+
+
+def count(value: object, name: str, smallest: int = 0, largest: int = INT64_MAX) -> int:
+    """A count, limit, size or offset: an int64 of at least `smallest` (and at most `largest`, when a
+    size has a stated maximum)."""
+    if type(value) is int and smallest <= value <= largest:  # the common case, quickly
+        return value
+    number = int64(value, name)
+    if number < smallest:
+        raise ValueError(_messages.BELOW_MINIMUM.format(name=name, minimum=smallest, value=number))
+    if number > largest:
+        raise ValueError(_messages.ABOVE_MAXIMUM.format(name=name, maximum=largest, value=number))
+    return number
+
+
+def optional_count(value: object, name: str, smallest: int = 0) -> Optional[int]:
+    """``count``, or None for None (no limit)."""
+    return None if value is None else count(value, name, smallest)
 
 
 def int64_array(values: object, name: str) -> np.ndarray:
@@ -27,13 +74,13 @@ def int64_array(values: object, name: str) -> np.ndarray:
             # numpy turns ints beyond int64 into float64 or object; look at each element to say which.
             array = _object_ints(np.array(values, dtype=object), name)
     if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}")
+        raise ValueError(_messages.NOT_ONE_D.format(name=name, shape=array.shape))
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers (int64), got dtype {array.dtype}")
     if array.dtype == np.int64 and array.dtype.isnative:
         return np.ascontiguousarray(array)
     if array.dtype.kind == "u" and array.size and int(array.max()) > INT64_MAX:
-        raise OverflowError(f"{name} holds a value outside the int64 range: {int(array.max())}")
+        raise OverflowError(_messages.ARRAY_VALUE_OUTSIDE_INT64.format(name=name, value=int(array.max())))
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
@@ -44,7 +91,7 @@ def _object_ints(array: np.ndarray, name: str) -> np.ndarray:
         if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must hold integers (int64), got {type(value).__name__}")
         if not INT64_MIN <= int(value) <= INT64_MAX:
-            raise OverflowError(f"{name} holds a value outside the int64 range: {int(value)}")
+            raise OverflowError(_messages.ARRAY_VALUE_OUTSIDE_INT64.format(name=name, value=int(value)))
     return np.array(flat, dtype=np.int64).reshape(array.shape)
 
 
@@ -59,7 +106,7 @@ def score_array(values: object, name: str) -> np.ndarray:
         array = np.asarray(values)  # a list of floats (or of ints and floats) is a float64 array
     if isinstance(array, np.ndarray) and array.dtype.kind == "f":
         if array.ndim != 1:
-            raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}")
+            raise ValueError(_messages.NOT_ONE_D.format(name=name, shape=array.shape))
         return np.ascontiguousarray(array, dtype=np.float64)
     return int64_array(values, name)
 

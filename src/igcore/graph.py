@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _backend, _graph_file
-from ._arrays import INT64_MAX, INT64_MIN, int64_array
+from . import _backend, _graph_file, _messages
+from ._arrays import count, int64, int64_array, optional_count
 
 # The most steps one random_walk_suggest call may take: a bound on its time, whatever it is asked.
 MAX_WALK_STEPS = 2**30
@@ -56,34 +56,6 @@ class Reached(NamedTuple):
     depths: np.ndarray
 
 
-def _user(value, name: str) -> int:
-    """One user id as a Python int in the int64 range."""
-    if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the common case, quickly
-        return value
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int user id, not {type(value).__name__}")
-    value = int(value)
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise OverflowError(f"{name} is outside the int64 range: {value}")
-    return value
-
-
-def _count(value, name: str, minimum: int = 0, allow_none: bool = False):
-    if type(value) is int and minimum <= value <= INT64_MAX:  # the common case, quickly
-        return value
-    if value is None and allow_none:
-        return None
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not bool")
-    if number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {number}")
-    return min(number, INT64_MAX)
-
-
 def _direction(direction: str) -> bool:
     if direction not in ("following", "followers"):
         raise ValueError(f"direction must be 'following' or 'followers', not {direction!r}")
@@ -93,14 +65,22 @@ def _direction(direction: str) -> bool:
 def _pairs(src, dst, names=("src", "dst")) -> tuple[np.ndarray, np.ndarray]:
     src, dst = int64_array(src, names[0]), int64_array(dst, names[1])
     if len(src) != len(dst):
-        raise ValueError(f"{names[0]} and {names[1]} differ in length ({len(src)} != {len(dst)})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(
+                first=names[0], second=names[1], first_length=len(src), second_length=len(dst)
+            )
+        )
     return src, dst
 
 
 def _times(times, length: int) -> np.ndarray:
     times = int64_array(times, "timestamps")
     if len(times) != length:
-        raise ValueError(f"timestamps and src differ in length ({len(times)} != {length})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(
+                first="timestamps", second="src", first_length=len(times), second_length=length
+            )
+        )
     return times
 
 
@@ -200,7 +180,7 @@ class FollowGraph:
                     graph.verify()
                 break
             except ValueError as exc:
-                if str(exc) == _graph_file.REPLACED and attempt < 2:
+                if str(exc) == _messages.GRAPH_FILE_REPLACED and attempt < 2:
                     continue  # a save renamed a new file over this one: read the new one
                 raise ValueError(f"{path}: {exc}") from None
             except MemoryError:
@@ -262,7 +242,7 @@ class FollowGraph:
 
     def __contains__(self, user) -> bool:
         try:
-            user = _user(user, "user")
+            user = int64(user, "user")
         except (TypeError, OverflowError):
             return False
         return bool(self._graph.contains(user))
@@ -280,13 +260,13 @@ class FollowGraph:
     # -- queries -----------------------------------------------------------------------------------------
 
     def _listing(self, out, user, since, until, offset, limit, return_times):
-        user = _user(user, "user")
+        user = int64(user, "user")
         if (since is not None or until is not None) and not self.has_timestamps:
             raise ValueError("since and until need a graph with timestamps")
-        since = None if since is None else _user(since, "since")
-        until = None if until is None else _user(until, "until")
-        offset = _count(offset, "offset")
-        limit = _count(limit, "limit", allow_none=True)
+        since = None if since is None else int64(since, "since")
+        until = None if until is None else int64(until, "until")
+        offset = count(offset, "offset")
+        limit = optional_count(limit, "limit")
         if return_times and not self.has_timestamps:
             raise ValueError("return_times needs a graph with timestamps")
         ids, times = self._graph.neighbours(user, out, since, until, offset, limit)
@@ -305,7 +285,7 @@ class FollowGraph:
 
     def _counts(self, users, out: bool):
         if isinstance(users, (int, np.integer)) and not isinstance(users, (bool, np.bool_)):
-            return int(self._graph.degree(_user(users, "user"), out))
+            return int(self._graph.degree(int64(users, "user"), out))
         return self._graph.counts(int64_array(users, "users"), out)
 
     def following_count(self, users):
@@ -321,28 +301,28 @@ class FollowGraph:
         """Whether `a` follows `b`: a bool for two ids, a bool array for two arrays of ids (pairwise).
         An unknown user follows no one and has no followers (no error)."""
         if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
-            pair = np.array([_user(a, "a")], np.int64), np.array([_user(b, "b")], np.int64)
+            pair = np.array([int64(a, "a")], np.int64), np.array([int64(b, "b")], np.int64)
             return bool(self._graph.is_following(*pair)[0])
         a, b = _pairs(a, b, ("a", "b"))
         return self._graph.is_following(a, b)
 
     def mutual_follows(self, user) -> np.ndarray:
         """Accounts `user` follows that follow `user` back, ascending. ``KeyError`` for an unknown user."""
-        return self._graph.mutual_follows(_user(user, "user"))
+        return self._graph.mutual_follows(int64(user, "user"))
 
     def common_following(self, a, b) -> np.ndarray:
         """Accounts both `a` and `b` follow, ascending. ``KeyError`` for an unknown user."""
-        return self._graph.common(_user(a, "a"), _user(b, "b"), True)
+        return self._graph.common(int64(a, "a"), int64(b, "b"), True)
 
     def common_followers(self, a, b) -> np.ndarray:
         """Accounts that follow both `a` and `b`, ascending. ``KeyError`` for an unknown user."""
-        return self._graph.common(_user(a, "a"), _user(b, "b"), False)
+        return self._graph.common(int64(a, "a"), int64(b, "b"), False)
 
     def followed_by(self, viewer, target, limit: int = 3) -> FollowedBy:
         """Which accounts `viewer` follows that also follow `target` ("Followed by x, y and 12 others"):
         the first `limit` by ascending id, and the total. ``KeyError`` for an unknown user."""
         ids, total = self._graph.followed_by(
-            _user(viewer, "viewer"), _user(target, "target"), _count(limit, "limit")
+            int64(viewer, "viewer"), int64(target, "target"), count(limit, "limit")
         )
         return FollowedBy(ids, int(total))
 
@@ -357,7 +337,7 @@ class FollowGraph:
             raise ValueError(f"method must be 'common' or 'adamic_adar', not {method!r}")
         exclude = np.empty(0, np.int64) if exclude is None else int64_array(exclude, "exclude")
         ids, scores = self._graph.suggest(
-            _user(user, "user"), _count(limit, "limit"), method == "adamic_adar", exclude
+            int64(user, "user"), count(limit, "limit"), method == "adamic_adar", exclude
         )
         return Suggestions(ids, scores)
 
@@ -380,19 +360,19 @@ class FollowGraph:
             raise ValueError(f"restart_prob must be within [0, 1], got {restart_prob!r}")
         exclude = np.empty(0, np.int64) if exclude is None else int64_array(exclude, "exclude")
         seed = operator.index(seed) & (2**64 - 1)
-        walks, walk_length = _count(walks, "walks"), _count(walk_length, "walk_length")
+        walks, walk_length = count(walks, "walks"), count(walk_length, "walk_length")
         for value, name in ((walks, "walks"), (walk_length, "walk_length")):
             if value > MAX_WALK_STEPS:
                 raise ValueError(f"{name} must be at most {MAX_WALK_STEPS:,}")
         if walks * walk_length > MAX_WALK_STEPS:
             raise ValueError(f"walks * walk_length must be at most {MAX_WALK_STEPS:,}")
         ids, scores = self._graph.random_walk_suggest(
-            _user(user, "user"),
+            int64(user, "user"),
             walks,
             walk_length,
             restart,
             seed,
-            _count(limit, "limit"),
+            count(limit, "limit"),
             exclude,
         )
         return Suggestions(ids, scores)
@@ -405,7 +385,7 @@ class FollowGraph:
         depth 0; each user's neighbours in ascending id order), at most `max_nodes` of them."""
         out = _direction(direction)
         ids, depths = self._graph.bfs(
-            _user(user, "user"), _count(max_depth, "max_depth"), _count(max_nodes, "max_nodes", 1, True), out
+            int64(user, "user"), count(max_depth, "max_depth"), optional_count(max_nodes, "max_nodes", 1), out
         )
         return Reached(ids, depths)
 

@@ -1,11 +1,11 @@
 """Timelines: home-feed merging (fan-out on read), bounded timeline caches, fan-out on write, and
 aggregated activity.
 
-- ``merge(sources, limit, cursor, ...)`` pages through the feed that merges timelines and
+- ``merge_page(sources, limit, cursor, ...)`` pages through the feed that merges timelines and
   ``(scores, post_ids, author_ids)`` arrays, deduplicated, filtered, with exact pagination.
 - ``Timeline``: a bounded, ordered, deduplicated cache of one feed, with a compact binary form.
-- ``TimelineStore``: many timelines keyed by user id in native memory; ``fanout``, ``merge_into`` and
-  ``unmerge`` keep them up to date as posts arrive and users follow and unfollow.
+- ``TimelineStore``: many timelines keyed by user id in native memory; ``fanout``, ``backfill`` and
+  ``remove_author`` keep them up to date as posts arrive and users follow and unfollow.
 - ``aggregate_activity``: "alice, bob and 3 others liked your post".
 
 The meaning (feed order, ties, duplicates, limits, errors) is defined in ``igcore._reference.timeline``.
@@ -20,14 +20,13 @@ import binascii
 import hashlib
 import hmac
 import math
-import operator
 import struct
 from typing import Iterator, NamedTuple, Optional
 
 import numpy as np
 
-from . import _backend
-from ._arrays import INT64_MAX, INT64_MIN, byte_string, int64_array
+from . import _backend, _messages
+from ._arrays import INT64_MAX, INT64_MIN, byte_string, count, int64, int64_array, optional_count
 from .codec import Entries, entry_arrays
 
 __all__ = [
@@ -36,10 +35,10 @@ __all__ = [
     "Timeline",
     "TimelineStore",
     "aggregate_activity",
+    "backfill",
     "fanout",
-    "merge",
-    "merge_into",
-    "unmerge",
+    "merge_page",
+    "remove_author",
 ]
 
 HOT_PATH = "timeline"
@@ -47,39 +46,16 @@ DEFAULT_MAX_LEN = 800  # Instagram-like home caches hold a few hundred entries; 
 
 
 class Page(NamedTuple):
-    """One page of a feed: numpy arrays in feed order, and the cursor of the next page (None when the
-    feed holds nothing more)."""
+    """One page of a feed: numpy arrays in feed order (the fields of ``Entries``, in its order), and the
+    cursor of the next page (None when the feed holds nothing more)."""
 
-    post_ids: np.ndarray
     scores: np.ndarray
+    post_ids: np.ndarray
     author_ids: np.ndarray
     next_cursor: Optional[str]
 
 
 # -- arguments ---------------------------------------------------------------------------------------
-
-
-def _int64(value, name: str) -> int:
-    if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the common case, quickly
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise OverflowError(f"{name} is outside the int64 range: {value}")
-    return value
-
-
-def _count(value, name: str, smallest: int = 1) -> int:
-    if type(value) is int and smallest <= value <= INT64_MAX:
-        return value
-    value = _int64(value, name)
-    if value < smallest:
-        raise ValueError(f"{name} must be at least {smallest}, got {value}")
-    return value
 
 
 def _float_scores(score_dtype) -> bool:
@@ -99,7 +75,7 @@ def _score(value, float_scores: bool, name: str = "score"):
     if not float_scores:
         if isinstance(value, (float, np.floating)):
             raise TypeError(f"this timeline holds int64 scores; {name} is a float ({value!r})")
-        return _int64(value, name)
+        return int64(value, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     value = float(value)
@@ -133,6 +109,7 @@ def _ids(values, name: str) -> np.ndarray:
 
 
 _INT64 = np.dtype(np.int64)
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _author_set(exclude_authors) -> Optional[np.ndarray]:
@@ -214,20 +191,20 @@ def _decode_cursor(cursor, cursor_key):
     try:
         raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"==")
     except (UnicodeEncodeError, binascii.Error, ValueError):
-        raise ValueError("malformed cursor") from None
+        raise ValueError(_messages.MALFORMED_CURSOR) from None
     if len(raw) != size or len(cursor) != (4 * size + 2) // 3:
-        raise ValueError("malformed cursor")
+        raise ValueError(_messages.MALFORMED_CURSOR)
     payload, tag = raw[: _CURSOR_PAYLOAD.size], raw[_CURSOR_PAYLOAD.size :]
     if not hmac.compare_digest(tag, _cursor_tag(payload, cursor_key)):
         raise ValueError("cursor failed verification: corrupted, forged, or made with another cursor_key")
     version, kind, score_bits, post_id = _CURSOR_PAYLOAD.unpack(payload)
     if version != _CURSOR_VERSION or kind > 1:
-        raise ValueError("malformed cursor")
+        raise ValueError(_messages.MALFORMED_CURSOR)
     if kind == 0:
         return False, score_bits, post_id
     score = _FLOAT_BITS.unpack(_INT_BITS.pack(score_bits))[0]
     if math.isnan(score):
-        raise ValueError("malformed cursor")
+        raise ValueError(_messages.MALFORMED_CURSOR)
     return True, score, post_id
 
 
@@ -237,13 +214,13 @@ def _make_page(result, cursor_key) -> Page:
     if has_more:
         last_score = scores.item(-1)
         next_cursor = _encode_cursor(type(last_score) is float, last_score, post_ids.item(-1), cursor_key)
-    return Page(post_ids, scores, author_ids, next_cursor)
+    return Page(scores, post_ids, author_ids, next_cursor)
 
 
-# -- merge -------------------------------------------------------------------------------------------
+# -- merge_page ---------------------------------------------------------------------------------------
 
 
-def merge(
+def merge_page(
     sources,
     limit: int = 50,
     cursor: Optional[str] = None,
@@ -257,7 +234,7 @@ def merge(
     - `sources`: ``Timeline`` objects and ``(scores, post_ids, author_ids)`` array triples, each in feed
       order (checked: ``ValueError`` names the source and the entry otherwise). All hold one score kind,
       int64 or float64; mixing them raises ``TypeError`` (convert explicitly, e.g. ``.astype(float)``).
-      The hybrid home feed is one call: ``merge([home_timeline, *celebrity_timelines], ...)``.
+      The hybrid home feed is one call: ``merge_page([home_timeline, *celebrity_timelines], ...)``.
     - The feed holds each post once (the entry with the greatest ``(score, post_id)`` key stands; on
       equal keys the earlier source's), leaves out `exclude_authors` (mutes, blocks) first, and is in
       feed order: descending by score, then by post id.
@@ -271,10 +248,10 @@ def merge(
     Returns a ``Page``. Runs on the backend of the Timelines among `sources` (on the current backend when
     there are none); a Timeline of another backend raises ``TypeError``.
     """
-    limit = _count(limit, "limit")
+    limit = count(limit, "limit", 1)
     after = _decode_cursor(cursor, cursor_key)
     excluded = _author_set(exclude_authors)
-    cap = None if per_author_cap is None else _count(per_author_cap, "per_author_cap")
+    cap = optional_count(per_author_cap, "per_author_cap", 1)
     if not isinstance(sources, (list, tuple)):
         if isinstance(sources, (Timeline, np.ndarray, str, bytes)) or not hasattr(sources, "__iter__"):
             raise TypeError(
@@ -284,17 +261,45 @@ def merge(
         sources = list(sources)
     owner = next((s for s in sources if type(s) is Timeline), None)
     kernels = owner._kernels if owner is not None else _backend.kernels(HOT_PATH)
-    cores = [s._core if type(s) is Timeline else s for s in sources]
-    result = kernels.merge(cores, limit, after, excluded, cap)
-    if result is None:  # some source needs converting, or does not fit: the slow path explains
-        cores = _canonical_sources(sources, kernels, owner, after)
-        result = kernels.merge(cores, limit, after, excluded, cap)
-        if result is None:
-            raise RuntimeError("igcore bug: a kernel refused sources in canonical form")
-    return _make_page(result, cursor_key)
+    cores = _kernel_sources(sources, kernels, after)
+    return _make_page(kernels.merge_page(cores, limit, after, excluded, cap), cursor_key)
 
 
-def _canonical_sources(sources: list, kernels, owner, after) -> list:
+def _kernel_sources(sources: list, kernels, after) -> list:
+    """The sources as the kernels take them: each Timeline's core, each triple as canonical arrays.
+
+    The common case (Timelines of the kernels' backend and canonical int64 or float64 arrays, of one
+    score kind) is recognised quickly; anything else goes through the checks that explain the problem.
+    """
+    cores = []
+    kinds = set()
+    for source in sources:
+        if type(source) is Timeline and source._kernels is kernels:
+            cores.append(source._core)
+            kinds.add(source._core.float_scores)
+        elif type(source) is tuple and len(source) == 3 and _canonical_triple(*source):
+            cores.append(source)
+            kinds.add(source[0].dtype is _FLOAT64)
+        else:
+            return _canonical_sources(sources, kernels, after)
+    if len(kinds) > 1 or (after is not None and kinds and after[0] not in kinds):
+        return _canonical_sources(sources, kernels, after)
+    return cores
+
+
+def _canonical_triple(scores, post_ids, author_ids) -> bool:
+    for array in (scores, post_ids, author_ids):
+        if type(array) is not np.ndarray or array.ndim != 1 or not array.flags.c_contiguous:
+            return False
+    return (
+        (scores.dtype is _INT64 or scores.dtype is _FLOAT64)
+        and post_ids.dtype is _INT64
+        and author_ids.dtype is _INT64
+        and len(scores) == len(post_ids) == len(author_ids)
+    )
+
+
+def _canonical_sources(sources: list, kernels, after) -> list:
     """Each source as its backend object or as three canonical arrays; a clear error otherwise."""
     cores = []
     kinds = {}  # float_scores -> the index of the first source of that kind
@@ -302,22 +307,17 @@ def _canonical_sources(sources: list, kernels, owner, after) -> list:
         if type(source) is Timeline:
             if source._kernels is not kernels:
                 raise TypeError(
-                    f"sources[{i}] is a Timeline of the {source.backend} backend, and this merge runs on "
-                    f"{_backend.backend_name(kernels)} (the backend of the first Timeline); convert it "
-                    f"with .to_backend({_backend.backend_name(kernels)!r})"
+                    _messages.SOURCE_OF_ANOTHER_BACKEND.format(
+                        index=i, backend=source.backend, feed_backend=_backend.backend_name(kernels)
+                    )
                 )
             cores.append(source._core)
             kinds.setdefault(source._core.float_scores, i)
             continue
         if isinstance(source, (TimelineStore, str, bytes, dict)) or not hasattr(source, "__len__"):
-            raise TypeError(
-                f"sources[{i}] must be a Timeline or a (scores, post_ids, author_ids) triple, "
-                f"not {type(source).__name__}"
-            )
+            raise TypeError(_messages.NOT_A_SOURCE.format(what=f"sources[{i}]", type=type(source).__name__))
         if len(source) != 3:
-            raise ValueError(
-                f"sources[{i}] must be a (scores, post_ids, author_ids) triple, got {len(source)} items"
-            )
+            raise ValueError(_messages.NOT_A_TRIPLE.format(what=f"sources[{i}]", count=len(source)))
         scores, post_ids, author_ids = source
         try:
             arrays = entry_arrays(scores, post_ids, author_ids)
@@ -327,14 +327,13 @@ def _canonical_sources(sources: list, kernels, owner, after) -> list:
         kinds.setdefault(arrays[0].dtype == np.float64, i)
     if len(kinds) > 1:
         raise TypeError(
-            f"sources mix int64 and float64 scores (sources[{kinds[False]}] has int64, "
-            f"sources[{kinds[True]}] has float64); one feed has one score kind: convert explicitly, "
-            "e.g. with scores.astype(np.float64)"
+            _messages.SOURCES_MIX_SCORE_KINDS.format(int_index=kinds[False], float_index=kinds[True])
         )
     if after is not None and kinds and after[0] not in kinds:
         raise ValueError(
-            f"the cursor belongs to a feed with {_dtype_name(after[0])} scores; "
-            f"these sources have {_dtype_name(not after[0])} scores"
+            _messages.CURSOR_SCORE_KIND.format(
+                cursor_kind=_dtype_name(after[0]), sources_kind=_dtype_name(not after[0])
+            )
         )
     return cores
 
@@ -380,7 +379,7 @@ class Timeline(_Native):
     def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype="int64"):
         kernels = _backend.kernels(HOT_PATH)
         self._kernels = kernels
-        self._core = kernels.Timeline(_count(max_len, "max_len"), _float_scores(score_dtype))
+        self._core = kernels.Timeline(count(max_len, "max_len", 1), _float_scores(score_dtype))
 
     @classmethod
     def _wrap(cls, core, kernels) -> Timeline:
@@ -407,7 +406,7 @@ class Timeline(_Native):
         ):
             return core.insert(score, post_id, author_id)
         return core.insert(
-            _score(score, core.float_scores), _int64(post_id, "post_id"), _int64(author_id, "author_id")
+            _score(score, core.float_scores), int64(post_id, "post_id"), int64(author_id, "author_id")
         )
 
     def insert_many(self, scores, post_ids, author_ids) -> None:
@@ -417,11 +416,11 @@ class Timeline(_Native):
 
     def remove_post(self, post_id: int) -> bool:
         """Removes the post's entry (a deleted post); returns whether it was there."""
-        return self._core.remove_post(_int64(post_id, "post_id"))
+        return self._core.remove_post(int64(post_id, "post_id"))
 
     def remove_author(self, author_id: int) -> int:
         """Removes every entry of the author (on unfollow, block); returns how many."""
-        return self._core.remove_author(_int64(author_id, "author_id"))
+        return self._core.remove_author(int64(author_id, "author_id"))
 
     def clear(self) -> None:
         self._core.clear()
@@ -435,8 +434,8 @@ class Timeline(_Native):
         *,
         cursor_key=None,
     ) -> Page:
-        """A page of this timeline: ``merge([self], ...)``."""
-        return merge([self], limit, cursor, exclude_authors, per_author_cap, cursor_key=cursor_key)
+        """A page of this timeline: ``merge_page([self], ...)``."""
+        return merge_page([self], limit, cursor, exclude_authors, per_author_cap, cursor_key=cursor_key)
 
     def entries(self) -> Entries:
         """The entries in feed order, as three new arrays."""
@@ -484,7 +483,7 @@ class Timeline(_Native):
     def from_bytes(cls, data, max_len: int = DEFAULT_MAX_LEN) -> Timeline:
         """A timeline from ``to_bytes`` output (of any backend), keeping its top `max_len` entries.
         Truncated, corrupted or foreign bytes raise ``ValueError``; the score dtype comes from the data."""
-        max_len = _count(max_len, "max_len")
+        max_len = count(max_len, "max_len", 1)
         kernels = _backend.kernels(HOT_PATH)
         return cls._wrap(kernels.timeline_from_bytes(byte_string(data, "data"), max_len), kernels)
 
@@ -497,9 +496,9 @@ class TimelineStore(_Native):
 
     ``store[user_id] = timeline`` stores a copy; ``store[user_id]`` returns a copy (``KeyError`` when
     absent); ``del store[user_id]``; ``user_id in store``; ``len(store)``; ``users()``. Every timeline
-    shares the store's `max_len` and score dtype. ``store.merge(user_ids, ...)`` merges stored timelines
-    as ``merge`` does, with no Python object per timeline or entry. ``fanout``, ``merge_into`` and
-    ``unmerge`` update it as posts arrive and users follow and unfollow.
+    shares the store's `max_len` and score dtype. ``store.merge_page(user_ids, ...)`` merges stored
+    timelines as ``merge_page`` does, with no Python object per timeline or entry. ``fanout``,
+    ``backfill`` and ``remove_author`` update it as posts arrive and users follow and unfollow.
     """
 
     __slots__ = ()
@@ -508,34 +507,34 @@ class TimelineStore(_Native):
     def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype="int64"):
         kernels = _backend.kernels(HOT_PATH)
         self._kernels = kernels
-        self._core = kernels.TimelineStore(_count(max_len, "max_len"), _float_scores(score_dtype))
+        self._core = kernels.TimelineStore(count(max_len, "max_len", 1), _float_scores(score_dtype))
 
     def __len__(self) -> int:
         return len(self._core)
 
     def __contains__(self, user_id) -> bool:
-        return self._core.contains(_int64(user_id, "user_id"))
+        return self._core.contains(int64(user_id, "user_id"))
 
     def users(self) -> np.ndarray:
         """The user ids that have a timeline, ascending."""
         return self._core.users()
 
     def __getitem__(self, user_id) -> Timeline:
-        core = self._core.get(_int64(user_id, "user_id"))
+        core = self._core.get(int64(user_id, "user_id"))
         if core is None:
             raise KeyError(user_id)
         return Timeline._wrap(core, self._kernels)
 
     def get(self, user_id, default=None):
-        core = self._core.get(_int64(user_id, "user_id"))
+        core = self._core.get(int64(user_id, "user_id"))
         return default if core is None else Timeline._wrap(core, self._kernels)
 
     def __setitem__(self, user_id, timeline: Timeline) -> None:
-        user_id = _int64(user_id, "user_id")
+        user_id = int64(user_id, "user_id")
         self._core.put(user_id, self._own(timeline, "the timeline")._core)
 
     def __delitem__(self, user_id) -> None:
-        if not self._core.discard(_int64(user_id, "user_id")):
+        if not self._core.discard(int64(user_id, "user_id")):
             raise KeyError(user_id)
 
     def _own(self, timeline, what: str) -> Timeline:
@@ -544,8 +543,9 @@ class TimelineStore(_Native):
             raise TypeError(f"{what} must be a Timeline, not {type(timeline).__name__}")
         if timeline._kernels is not self._kernels:
             raise TypeError(
-                f"{what} is held by the {timeline.backend} backend and the store by {self.backend}; "
-                f"convert it with .to_backend({self.backend!r})"
+                _messages.HELD_BY_ANOTHER_BACKEND.format(
+                    what=what, backend=timeline.backend, store_backend=self.backend
+                )
             )
         if (timeline.max_len, timeline.score_dtype) != (self.max_len, self.score_dtype):
             raise ValueError(
@@ -554,7 +554,7 @@ class TimelineStore(_Native):
             )
         return timeline
 
-    def merge(
+    def merge_page(
         self,
         user_ids,
         limit: int = 50,
@@ -564,10 +564,10 @@ class TimelineStore(_Native):
         *,
         cursor_key=None,
     ) -> Page:
-        """``merge`` of the stored timelines of `user_ids` (fan-out on read over the store); users
+        """``merge_page`` of the stored timelines of `user_ids` (fan-out on read over the store); users
         without a timeline contribute nothing."""
         user_ids = _ids(user_ids, "user_ids")
-        limit = _count(limit, "limit")
+        limit = count(limit, "limit", 1)
         after = _decode_cursor(cursor, cursor_key)
         float_scores = self._core.float_scores
         if after is not None and after[0] != float_scores:
@@ -576,8 +576,8 @@ class TimelineStore(_Native):
                 f"this store has {_dtype_name(float_scores)} scores"
             )
         excluded = _author_set(exclude_authors)
-        cap = None if per_author_cap is None else _count(per_author_cap, "per_author_cap")
-        return _make_page(self._core.merge(user_ids, limit, after, excluded, cap), cursor_key)
+        cap = optional_count(per_author_cap, "per_author_cap", 1)
+        return _make_page(self._core.merge_page(user_ids, limit, after, excluded, cap), cursor_key)
 
     def __repr__(self) -> str:
         return (
@@ -587,7 +587,7 @@ class TimelineStore(_Native):
 
 
 def fanout(
-    store: TimelineStore, post_id: int, score, author_id: int, follower_ids, *, create_missing=False
+    store: TimelineStore, score, post_id: int, author_id: int, follower_ids, *, create_missing=False
 ) -> int:
     """Fan-out on write: inserts one post into the timeline of each follower (as ``Timeline.insert``).
 
@@ -596,31 +596,32 @@ def fanout(
     Returns how many timelines took the post.
     """
     if not isinstance(store, TimelineStore):
-        raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
+        raise TypeError(_messages.NOT_A_TIMELINE_STORE.format(type=type(store).__name__))
     core = store._core
     return core.fanout(
-        _int64(post_id, "post_id"),
         _score(score, core.float_scores),
-        _int64(author_id, "author_id"),
+        int64(post_id, "post_id"),
+        int64(author_id, "author_id"),
         _ids(follower_ids, "follower_ids"),
         bool(create_missing),
     )
 
 
-def merge_into(store: TimelineStore, user_id: int, author_timeline) -> None:
+def backfill(store: TimelineStore, user_id: int, author_timeline) -> None:
     """On follow: the author's entries into the user's timeline (created when missing), as
     ``insert_many`` does, so a full timeline takes only entries that rank above its lowest entry and
     stays within ``max_len`` (as Mastodon's FeedManager does). `author_timeline`: a ``Timeline`` of the
     store's backend, or ``(scores, post_ids, author_ids)`` arrays."""
     if not isinstance(store, TimelineStore):
-        raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
-    user_id = _int64(user_id, "user_id")
+        raise TypeError(_messages.NOT_A_TIMELINE_STORE.format(type=type(store).__name__))
+    user_id = int64(user_id, "user_id")
     float_scores = store._core.float_scores
     if isinstance(author_timeline, Timeline):
         if author_timeline._kernels is not store._kernels:
             raise TypeError(
-                f"author_timeline is held by the {author_timeline.backend} backend and the store by "
-                f"{store.backend}; convert it with .to_backend({store.backend!r})"
+                _messages.HELD_BY_ANOTHER_BACKEND.format(
+                    what="author_timeline", backend=author_timeline.backend, store_backend=store.backend
+                )
             )
         if author_timeline._core.float_scores != float_scores:
             raise TypeError(
@@ -631,24 +632,22 @@ def merge_into(store: TimelineStore, user_id: int, author_timeline) -> None:
     else:
         if isinstance(author_timeline, (str, bytes, dict)) or not hasattr(author_timeline, "__len__"):
             raise TypeError(
-                "author_timeline must be a Timeline or a (scores, post_ids, author_ids) triple, "
-                f"not {type(author_timeline).__name__}"
+                _messages.NOT_A_SOURCE.format(what="author_timeline", type=type(author_timeline).__name__)
             )
         if len(author_timeline) != 3:
             raise ValueError(
-                "author_timeline must be a (scores, post_ids, author_ids) triple, "
-                f"got {len(author_timeline)} items"
+                _messages.NOT_A_TRIPLE.format(what="author_timeline", count=len(author_timeline))
             )
         scores, post_ids, author_ids = entry_arrays(*author_timeline)
         source = (_scores(scores, float_scores), post_ids, author_ids)
-    store._core.merge_into(user_id, source)
+    store._core.backfill(user_id, source)
 
 
-def unmerge(store: TimelineStore, user_id: int, author_id: int) -> int:
+def remove_author(store: TimelineStore, user_id: int, author_id: int) -> int:
     """On unfollow: removes the author's entries from the user's timeline; returns how many."""
     if not isinstance(store, TimelineStore):
-        raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
-    return store._core.unmerge(_int64(user_id, "user_id"), _int64(author_id, "author_id"))
+        raise TypeError(_messages.NOT_A_TIMELINE_STORE.format(type=type(store).__name__))
+    return store._core.remove_author(int64(user_id, "user_id"), int64(author_id, "author_id"))
 
 
 # -- aggregated activity -------------------------------------------------------------------------------
@@ -699,6 +698,6 @@ def aggregate_activity(actor_ids, verbs, target_ids, timestamps, window_seconds:
         raise ValueError(
             f"actor_ids, verbs, target_ids and timestamps differ in length ({', '.join(map(str, lengths))})"
         )
-    window_seconds = _count(window_seconds, "window_seconds")
-    max_actors = _count(max_actors, "max_actors", smallest=0)
+    window_seconds = count(window_seconds, "window_seconds", 1)
+    max_actors = count(max_actors, "max_actors")
     return Activity(*_backend.kernels(HOT_PATH).aggregate_activity(*columns, window_seconds, max_actors))

@@ -8,6 +8,8 @@ import threading
 
 import numpy as np
 
+from .. import _messages
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
@@ -32,7 +34,7 @@ def aggregate(keys: np.ndarray, deltas: np.ndarray | None = None) -> tuple[np.nd
             totals[key] = totals.get(key, 0) + delta
     for key, total in totals.items():
         if not INT64_MIN <= total <= INT64_MAX:
-            raise OverflowError(f"the total for key {key} does not fit in int64")
+            raise OverflowError(_messages.TOTAL_OVERFLOW.format(key=key))
     n = len(totals)
     return np.fromiter(totals.keys(), np.int64, n), np.fromiter(totals.values(), np.int64, n)
 
@@ -81,7 +83,7 @@ class CounterTable:
     - ``restore(kind, keys, deltas, retract)``: adds `deltas` to the pending deltas only (subtracts
       them when `retract`), for a flush that failed (or that turned out to have reached the store);
       checked and all-or-nothing like `add`, with the pending-delta message.
-    - ``merge(other)``: adds `other`'s totals and pending deltas into this table (same kinds); other is
+    - ``add_table(other)``: adds `other`'s totals and pending deltas into this table (same kinds); other is
       read first, then applied all or nothing, kind by kind, keys ascending, total then pending.
 
     Every method holds the table's lock: threads may call them concurrently.
@@ -102,9 +104,9 @@ class CounterTable:
             new_pending = {key: pending.get(key, 0) + delta for key, delta in batch.items()}
             for key in batch:
                 if not _fits(new_totals[key]):
-                    raise OverflowError(f"the {name} total for key {key} does not fit in int64")
+                    raise OverflowError(_messages.KIND_TOTAL_OVERFLOW.format(kind=name, key=key))
                 if not _fits(new_pending[key]):
-                    raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
+                    raise OverflowError(_messages.PENDING_DELTA_OVERFLOW.format(kind=name, key=key))
             totals.update(new_totals)
             pending.update(new_pending)
 
@@ -135,10 +137,10 @@ class CounterTable:
             staged = {key: pending.get(key, 0) + sign * delta for key, delta in batch.items()}
             for key, waiting in staged.items():
                 if not _fits(waiting):
-                    raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
+                    raise OverflowError(_messages.PENDING_DELTA_OVERFLOW.format(kind=name, key=key))
             pending.update(staged)
 
-    def merge(self, other: CounterTable) -> None:
+    def add_table(self, other: CounterTable) -> None:
         with other._lock:
             theirs = []
             for totals, pending in zip(other._totals, other._pending):
@@ -153,10 +155,10 @@ class CounterTable:
                 for key, total, waiting in entries:
                     new_totals[key] = totals.get(key, 0) + total
                     if not _fits(new_totals[key]):
-                        raise OverflowError(f"the {name} total for key {key} does not fit in int64")
+                        raise OverflowError(_messages.KIND_TOTAL_OVERFLOW.format(kind=name, key=key))
                     new_pending[key] = pending.get(key, 0) + waiting
                     if not _fits(new_pending[key]):
-                        raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
+                        raise OverflowError(_messages.PENDING_DELTA_OVERFLOW.format(kind=name, key=key))
                 staged.append((totals, new_totals, pending, new_pending))
             for totals, new_totals, pending, new_pending in staged:
                 totals.update(new_totals)
@@ -232,7 +234,7 @@ class WindowedCounter:
             for (bucket, key), count in staged.items():
                 if not _fits(count):
                     t = first_time[(bucket, key)]
-                    raise OverflowError(f"the count for key {key} at time {t} does not fit in int64")
+                    raise OverflowError(_messages.COUNT_OVERFLOW.format(key=key, time=t))
             for (bucket, key), count in staged.items():
                 self._counts.setdefault(bucket, {})[key] = count
             self._too_old += too_old
@@ -259,7 +261,7 @@ class WindowedCounter:
             for key in keys.tolist():
                 total = sum(counts.get(key, 0) for counts in window)
                 if not _fits(total):
-                    raise OverflowError(f"the window total for key {key} does not fit in int64")
+                    raise OverflowError(_messages.WINDOW_TOTAL_OVERFLOW.format(key=key))
                 totals.append(total)
             return _int64s(totals)
 
@@ -271,7 +273,7 @@ class WindowedCounter:
                     totals[key] = totals.get(key, 0) + count
         for key in sorted(totals):
             if not _fits(totals[key]):
-                raise OverflowError(f"the window total for key {key} does not fit in int64")
+                raise OverflowError(_messages.WINDOW_TOTAL_OVERFLOW.format(key=key))
         return _top(totals, k)
 
 

@@ -65,6 +65,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .. import _messages
 from ..msgpack.exceptions import BufferFull, ExtraData, FormatError, OutOfData, StackError
 from ..msgpack.ext import ExtType, Timestamp
 
@@ -87,7 +88,7 @@ def _one_call_at_a_time(method):
     def guarded(self, *args):
         if not self._busy.acquire(blocking=False):
             name = type(self).__name__
-            raise RuntimeError(f"{name} cannot be called while another call on it is in progress")
+            raise RuntimeError(_messages.CALL_IN_PROGRESS.format(name=name))
         try:
             return method(self, *args)
         finally:
@@ -139,7 +140,7 @@ class Packer:
         def write():
             size = len(pairs)
             if size > ITEM_LIMIT:
-                raise ValueError("map too large")
+                raise ValueError(_messages.MAP_HEADER_TOO_LARGE)
             writer = _Writer(self._buffer, self._options)
             writer.map_header(size)
             for key, value in pairs:
@@ -152,9 +153,9 @@ class Packer:
     def pack_array_header(self, size: int) -> bytes | None:
         """The header of an array of `size` items (the items are packed by later calls)."""
         if size < 0:
-            raise ValueError("array size must be non-negative")
+            raise ValueError(_messages.ARRAY_SIZE_NEGATIVE)
         if size > ITEM_LIMIT:
-            raise ValueError("array too large")
+            raise ValueError(_messages.ARRAY_HEADER_TOO_LARGE)
         _Writer(self._buffer, self._options).array_header(size)
         return self._done()
 
@@ -162,9 +163,9 @@ class Packer:
     def pack_map_header(self, size: int) -> bytes | None:
         """The header of a map of `size` pairs (keys and values are packed by later calls)."""
         if size < 0:
-            raise ValueError("map size must be non-negative")
+            raise ValueError(_messages.MAP_SIZE_NEGATIVE)
         if size > ITEM_LIMIT:
-            raise ValueError("map too large")
+            raise ValueError(_messages.MAP_HEADER_TOO_LARGE)
         _Writer(self._buffer, self._options).map_header(size)
         return self._done()
 
@@ -173,7 +174,7 @@ class Packer:
         """An ext of type `code` (-128..127, an int) and payload `data` (bytes-like)."""
         payload = memoryview(data).cast("B")
         if len(payload) > ITEM_LIMIT:
-            raise ValueError("ext data too large")
+            raise ValueError(_messages.EXT_HEADER_TOO_LARGE)
         _Writer(self._buffer, self._options).ext(code, payload)
         return self._done()
 
@@ -220,7 +221,7 @@ class _Writer:
     def pack_one(self, obj, depth: int):
         """Writes `obj` if it is a scalar, or the header of a container and returns its children."""
         if depth > NEST_LIMIT:
-            raise ValueError("recursion limit exceeded.")
+            raise ValueError(_messages.RECURSION_LIMIT)
         if self.default is not None:
             children = self.pack_known(obj, depth, will_default=True)
             if children is not _UNKNOWN:
@@ -245,7 +246,7 @@ class _Writer:
             if not -(2**63) <= obj < 2**64:
                 if will_default:
                     return _UNKNOWN
-                raise OverflowError("Integer value out of range")
+                raise OverflowError(_messages.INT_OUT_OF_RANGE)
             self.int(obj)
         elif is_a((float,)):
             if self.use_single_float:
@@ -256,37 +257,37 @@ class _Writer:
                 out += struct.pack(">d", obj)
         elif is_a((bytes, bytearray)):
             if len(obj) > ITEM_LIMIT:
-                raise ValueError(f"{type(obj).__name__} object is too large")
+                raise ValueError(_messages.OBJECT_TOO_LARGE.format(type=type(obj).__name__))
             self.bin_header(len(obj))
             out += obj
         elif is_a((str,)):
             encoded = obj.encode("utf-8", self.unicode_errors or "strict")
             if len(encoded) > ITEM_LIMIT:
-                raise ValueError("unicode string is too large")
+                raise ValueError(_messages.STR_TOO_LARGE)
             self.str_header(len(encoded))
             out += encoded
         elif is_a((dict,)):
             if len(obj) > ITEM_LIMIT:
-                raise ValueError("dict is too large")
+                raise ValueError(_messages.DICT_TOO_LARGE)
             self.map_header(len(obj))
             return _counted(_flat_pairs(obj.items()), 2 * len(obj), "dictionary")
         elif is_a((ExtType,)):
             if len(obj.data) > ITEM_LIMIT:
-                raise ValueError("EXT data is too large")
+                raise ValueError(_messages.EXT_TOO_LARGE)
             self.ext(obj.code, obj.data)
         elif type(obj) is Timestamp:
             self.timestamp(obj.seconds, obj.nanoseconds)
         elif type(obj) is list if strict else isinstance(obj, (list, tuple)):
             if len(obj) > ITEM_LIMIT:
-                raise ValueError("list is too large")
+                raise ValueError(_messages.LIST_TOO_LARGE)
             self.array_header(len(obj))
             return _counted(obj, len(obj), "list")
         elif isinstance(obj, memoryview):
             if not obj.c_contiguous:
-                raise BufferError("memoryview: underlying buffer is not C-contiguous")
+                raise BufferError(_messages.MEMORYVIEW_NOT_CONTIGUOUS)
             payload = obj.cast("B")
             if len(payload) > ITEM_LIMIT:
-                raise ValueError("memoryview is too large")
+                raise ValueError(_messages.MEMORYVIEW_TOO_LARGE)
             self.bin_header(len(payload))
             out += payload
         elif self.datetime and type(obj) is _dt.datetime and obj.tzinfo is not None:
@@ -295,9 +296,9 @@ class _Writer:
         elif will_default:
             return _UNKNOWN
         elif self.datetime and type(obj) is _dt.datetime:
-            raise ValueError(f"can not serialize {_type_name(obj)!r} object where tzinfo=None")
+            raise ValueError(_messages.NAIVE_DATETIME.format(type=_type_name(obj)))
         else:
-            raise TypeError(f"can not serialize {_type_name(obj)!r} object")
+            raise TypeError(_messages.CANNOT_SERIALIZE.format(type=_type_name(obj)))
         return None
 
     def int(self, value: int) -> None:
@@ -363,7 +364,7 @@ class _Writer:
     def ext(self, code: int, data) -> None:
         """An ext header and payload; `code` must fit a signed byte (``OverflowError`` otherwise)."""
         if not -128 <= code <= 127:
-            raise OverflowError("value too large to convert to char")
+            raise OverflowError(_messages.EXT_CODE_TOO_LARGE)
         n = len(data)
         fixext = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
         if n in fixext:
@@ -379,7 +380,7 @@ class _Writer:
 
     def timestamp(self, seconds: int, nanoseconds: int) -> None:
         if not -(2**63) <= seconds < 2**63:
-            raise OverflowError("Python int too large to convert to C long")
+            raise OverflowError(_messages.INT_TOO_LARGE_FOR_C_LONG)
         self.ext(-1, Timestamp(seconds, nanoseconds).to_bytes())
 
 
@@ -395,7 +396,7 @@ def _counted(items, announced: int, what: str):
         count += 1
         yield item
     if count != announced:
-        raise RuntimeError(f"{what} changed size during iteration")
+        raise RuntimeError(_messages.CHANGED_SIZE.format(what=what))
 
 
 def _flat_pairs(items):
@@ -430,7 +431,7 @@ def unpackb(data, options):
     try:
         obj, end = reader.read(data, 0)
     except _Incomplete:
-        raise ValueError("Unpack failed: incomplete input") from None
+        raise ValueError(_messages.INCOMPLETE_INPUT) from None
     if end < len(data):
         raise ExtraData(obj, bytes(data[end:]))
     return obj
@@ -509,7 +510,7 @@ def header(data, pos: int) -> tuple[int, int, int]:
     if marker <= 0xBF:
         return _STR, marker & 0x1F, pos + 1
     if marker not in _FORMATS:
-        raise FormatError(f"invalid msgpack: byte 0x{marker:02x} at offset {pos} starts no type")
+        raise FormatError(_messages.INVALID_BYTE.format(byte=marker, offset=pos))
     kind, size, fmt = _FORMATS[marker]
     end = pos + 1 + size
     if kind in (_NIL, _FALSE, _TRUE):
@@ -539,11 +540,13 @@ class _Reader:
             kind, value, pos = header(data, pos)
             if kind in (_ARRAY, _MAP):
                 if len(stack) >= MAX_OPEN_CONTAINERS:
-                    raise StackError(f"containers nested deeper than {MAX_OPEN_CONTAINERS} levels")
+                    raise StackError(_messages.NESTED_TOO_DEEP.format(levels=MAX_OPEN_CONTAINERS))
                 is_map = kind == _MAP
                 limit, name = (limits.map, "max_map_len") if is_map else (limits.array, "max_array_len")
                 if value > limit:
-                    raise ValueError(f"{value} exceeds {name}({limit})")
+                    raise ValueError(
+                        _messages.LIMIT_EXCEEDED.format(length=value, limit_name=name, limit=limit)
+                    )
                 if value > 0:
                     stack.append([self.new_map() if is_map else [], value, is_map, _END])
                     continue
@@ -581,10 +584,18 @@ class _Reader:
             payload = data[pos:payload_end]
             if kind == _BIN:
                 if value > self.limits.bin:
-                    raise ValueError(f"{value} exceeds max_bin_len({self.limits.bin})")
+                    raise ValueError(
+                        _messages.LIMIT_EXCEEDED.format(
+                            length=value, limit_name="max_bin_len", limit=self.limits.bin
+                        )
+                    )
                 return bytes(payload), payload_end
             if value > self.limits.str:
-                raise ValueError(f"{value} exceeds max_str_len({self.limits.str})")
+                raise ValueError(
+                    _messages.LIMIT_EXCEEDED.format(
+                        length=value, limit_name="max_str_len", limit=self.limits.str
+                    )
+                )
             if self.options.raw:
                 return bytes(payload), payload_end
             return str(payload, "utf-8", self.options.unicode_errors or "strict"), payload_end
@@ -592,7 +603,11 @@ class _Reader:
 
     def ext(self, code_byte: int, payload) -> Any:
         if len(payload) > self.limits.ext:
-            raise ValueError(f"{len(payload)} exceeds max_ext_len({self.limits.ext})")
+            raise ValueError(
+                _messages.LIMIT_EXCEEDED.format(
+                    length=len(payload), limit_name="max_ext_len", limit=self.limits.ext
+                )
+            )
         code = code_byte - 0x100 if code_byte >= 0x80 else code_byte
         if code != -1:
             return self.options.ext_hook(code, bytes(payload))
@@ -605,13 +620,13 @@ class _Reader:
         if wanted == 3:
             days = abs(seconds) // 86400 * (1 if seconds >= 0 else -1)  # as C divides: toward zero
             if not -(2**31) <= days < 2**31:
-                raise OverflowError(f"days={days}; too large to convert to C int")
+                raise OverflowError(_messages.TIMESTAMP_DAYS_OVERFLOW.format(days=days))
             return _EPOCH + _dt.timedelta(seconds=seconds, microseconds=nanoseconds // 1000)
         return Timestamp(seconds, nanoseconds)
 
     def map_key(self, key):
         if self.options.strict_map_key and type(key) not in (str, bytes):
-            raise ValueError(f"{_type_name(key)} is not allowed for map key when strict_map_key=True")
+            raise ValueError(_messages.MAP_KEY_NOT_ALLOWED.format(type=_type_name(key)))
         return key
 
     def finish_array(self, items: list):
@@ -648,9 +663,9 @@ def _timestamp_fields(payload) -> tuple[int, int]:
     elif len(payload) == 12:
         nanoseconds, seconds = struct.unpack(">Iq", payload)
     else:
-        raise ValueError(f"invalid timestamp data (length {len(payload)})")
+        raise ValueError(_messages.INVALID_TIMESTAMP.format(length=len(payload)))
     if nanoseconds >= _NANOS:
-        raise ValueError("nanoseconds must be a non-negative integer not greater than 999999999.")
+        raise ValueError(_messages.TIMESTAMP_NANOSECONDS)
     return seconds, nanoseconds
 
 
@@ -678,11 +693,13 @@ def find_end(data, pos: int, limits: _Limits | None, scan: list) -> int | None:
                 return None
         elif kind in (_ARRAY, _MAP):
             if len(open_counts) >= MAX_OPEN_CONTAINERS:
-                raise StackError(f"containers nested deeper than {MAX_OPEN_CONTAINERS} levels")
+                raise StackError(_messages.NESTED_TOO_DEEP.format(levels=MAX_OPEN_CONTAINERS))
             if limits is not None:
                 limit, name = (limits.map, "max_map_len") if kind == _MAP else (limits.array, "max_array_len")
                 if value > limit:
-                    raise ValueError(f"{value} exceeds {name}({limit})")
+                    raise ValueError(
+                        _messages.LIMIT_EXCEEDED.format(length=value, limit_name=name, limit=limit)
+                    )
             if value:
                 open_counts.append(value * 2 if kind == _MAP else value)
                 offset = next_offset
@@ -762,7 +779,7 @@ class Unpacker:
         if not chunk:
             return False
         if not isinstance(chunk, bytes):
-            raise TypeError(f"file_like.read() must return bytes, not {type(chunk).__name__}")
+            raise TypeError(_messages.READ_NOT_BYTES.format(type=type(chunk).__name__))
         self._drop_consumed()
         self._buffer += chunk
         return True
@@ -789,7 +806,7 @@ class Unpacker:
                     self._pos = end
                     return obj
             if not self._read_file():
-                raise OutOfData("No more data to unpack.")
+                raise OutOfData(_messages.NO_MORE_DATA)
 
     @_one_call_at_a_time
     def unpack(self):
@@ -815,7 +832,7 @@ class Unpacker:
         while True:
             if self._pos < len(self._buffer):
                 if self._buffer[self._pos] not in markers:
-                    raise ValueError("Unexpected type header on stream")
+                    raise ValueError(_messages.UNEXPECTED_TYPE_HEADER)
                 try:
                     _, value, end = header(self._buffer, self._pos)
                 except _Incomplete:
@@ -825,7 +842,7 @@ class Unpacker:
                     self._pos = end
                     return value
             if not self._read_file():
-                raise OutOfData("No more data to unpack.")
+                raise OutOfData(_messages.NO_MORE_DATA)
 
     @_one_call_at_a_time
     def read_array_header(self) -> int:

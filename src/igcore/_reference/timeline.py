@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from .. import _messages
 from . import codec
 
 # -- entries -----------------------------------------------------------------------------------------
@@ -167,12 +168,12 @@ def timeline_from_bytes(data: bytes, max_len: int) -> Timeline:
         zip(scores.tolist(), post_ids.tolist(), author_ids.tolist())
     ):
         if float_scores and math.isnan(score):
-            raise ValueError(f"not a timeline: a NaN score at entry {j}")
+            raise ValueError(_messages.NOT_A_TIMELINE_NAN.format(entry=j))
         score = _normal(score, float_scores)
         if previous is not None and (score, post_id) >= previous:
-            raise ValueError(f"not a timeline: entry {j} does not rank below entry {j - 1}")
+            raise ValueError(_messages.NOT_A_TIMELINE_ORDER.format(entry=j, previous=j - 1))
         if post_id in seen:
-            raise ValueError(f"not a timeline: post {post_id} appears twice")
+            raise ValueError(_messages.DUPLICATE_POST.format(post_id=post_id))
         seen.add(post_id)
         previous = (score, post_id)
         entries.append((score, post_id, author_id))
@@ -183,58 +184,75 @@ def timeline_from_bytes(data: bytes, max_len: int) -> Timeline:
     return timeline
 
 
-# -- merge: fan-out on read ------------------------------------------------------------------------------
+# -- merge_page: fan-out on read -------------------------------------------------------------------------
 
 
-def _accept(sources: list, after) -> Optional[tuple[list, bool]]:
-    """The sources as runs of entries, and whether scores are floats; None when a source is not in the
-    canonical form (this backend's Timeline, or a tuple of three 1-D C-contiguous native arrays:
-    int64 or float64 scores, int64 post ids and author ids, one length) or when score kinds disagree
-    (between sources, or with the cursor). The public layer then converts, or explains the problem."""
+def _accept(sources: list, after) -> tuple[list, bool]:
+    """The sources as runs of entries, and whether scores are floats.
+
+    The public layer hands over canonical sources only: this backend's Timelines, or tuples of three
+    1-D C-contiguous native arrays of one length (int64 or float64 scores, int64 post and author ids),
+    all of one score kind, the cursor's too. Anything else is refused here (``TypeError``, or
+    ``ValueError`` for a cursor of the other score kind) rather than guessed at.
+    """
     runs = []
-    kinds = set()
-    for source in sources:
+    kinds: dict[bool, int] = {}  # float_scores -> the index of the first source of that kind
+    for index, source in enumerate(sources):
         if type(source) is Timeline:
             runs.append((source.snapshot(), None))
-            kinds.add(source.float_scores)
+            kinds.setdefault(source.float_scores, index)
             continue
-        if not isinstance(source, tuple) or len(source) != 3:
-            return None
+        if not _canonical(source):
+            raise TypeError(_messages.SOURCE_NOT_CANONICAL.format(index=index))
         scores, post_ids, author_ids = source
-        if not all(type(a) is np.ndarray and a.ndim == 1 and a.flags.c_contiguous for a in source):
-            return None
-        if scores.dtype not in (np.int64, np.float64) or not scores.dtype.isnative:
-            return None
-        if any(a.dtype != np.int64 or not a.dtype.isnative for a in (post_ids, author_ids)):
-            return None
-        if not len(scores) == len(post_ids) == len(author_ids):
-            return None
         float_scores = scores.dtype == np.float64
-        runs.append((list(zip(scores.tolist(), post_ids.tolist(), author_ids.tolist())), len(runs)))
-        kinds.add(float_scores)
-    if after is not None:
-        kinds.add(after[0])
+        runs.append((list(zip(scores.tolist(), post_ids.tolist(), author_ids.tolist())), index))
+        kinds.setdefault(float_scores, index)
     if len(kinds) > 1:
-        return None
-    return runs, (kinds.pop() if kinds else False)
+        raise TypeError(
+            _messages.SOURCES_MIX_SCORE_KINDS.format(int_index=kinds[False], float_index=kinds[True])
+        )
+    float_scores = next(iter(kinds), False)
+    if after is not None and kinds and after[0] != float_scores:
+        raise ValueError(
+            _messages.CURSOR_SCORE_KIND.format(
+                cursor_kind=_KIND_NAMES[after[0]], sources_kind=_KIND_NAMES[float_scores]
+            )
+        )
+    return runs, (after[0] if after is not None and not kinds else float_scores)
+
+
+_KIND_NAMES = {False: "int64", True: "float64"}
+
+
+def _canonical(source) -> bool:
+    """A tuple of three 1-D C-contiguous native arrays of one length: int64 or float64 scores, int64
+    post and author ids."""
+    if not isinstance(source, tuple) or len(source) != 3:
+        return False
+    scores, post_ids, author_ids = source
+    if not all(type(a) is np.ndarray and a.ndim == 1 and a.flags.c_contiguous for a in source):
+        return False
+    if scores.dtype not in (np.int64, np.float64) or not scores.dtype.isnative:
+        return False
+    if any(a.dtype != np.int64 or not a.dtype.isnative for a in (post_ids, author_ids)):
+        return False
+    return len(scores) == len(post_ids) == len(author_ids)
 
 
 def _check_order(entries: list, index: int, float_scores: bool) -> None:
     previous = None
     for j, (score, post_id, _) in enumerate(entries):
         if float_scores and math.isnan(score):
-            raise ValueError(f"sources[{index}] has a NaN score at index {j}")
+            raise ValueError(_messages.NAN_SCORE_IN_SOURCE.format(index=index, entry=j))
         key = (_normal(score, float_scores), post_id)
         if previous is not None and key > previous:
-            raise ValueError(
-                f"sources[{index}] is not in feed order: entry {j} ranks above entry {j - 1} "
-                "(feed order is descending by (score, post_id))"
-            )
+            raise ValueError(_messages.NOT_FEED_ORDER.format(index=index, entry=j, previous=j - 1))
         previous = key
 
 
-def merge(sources: list, limit: int, after, exclude_authors, per_author_cap):
-    """One page of the feed that merges `sources`; None when a source needs converting (see _accept).
+def merge_page(sources: list, limit: int, after, exclude_authors, per_author_cap):
+    """One page of the feed that merges `sources` (canonical: see _accept).
 
     - The feed: every entry of every source whose author is not in `exclude_authors`, in feed order,
       each post once (the greatest key stands; on equal keys the earlier source). Muted authors are
@@ -250,10 +268,7 @@ def merge(sources: list, limit: int, after, exclude_authors, per_author_cap):
     - Returns ``(scores, post_ids, author_ids, has_more)``; `has_more` says whether the feed holds an
       entry below the last one taken; it is False when the page reached the end of the feed.
     """
-    accepted = _accept(sources, after)
-    if accepted is None:
-        return None
-    runs, float_scores = accepted
+    runs, float_scores = _accept(sources, after)
     for entries, index in runs:
         if index is not None:
             _check_order(entries, index, float_scores)
@@ -263,7 +278,7 @@ def merge(sources: list, limit: int, after, exclude_authors, per_author_cap):
 
 
 def _page(runs: list, float_scores: bool, limit: int, after, exclude_authors, per_author_cap):
-    """``merge`` of runs of entries already accepted and checked."""
+    """``merge_page`` of runs of entries already accepted and checked."""
     excluded = set(exclude_authors.tolist()) if exclude_authors is not None else set()
 
     candidates = []
@@ -307,16 +322,17 @@ class TimelineStore:
 
     - ``put(user_id, timeline)`` stores a copy; ``get(user_id)`` returns a copy, or None;
       ``discard(user_id) -> bool``; ``contains(user_id)``; ``users()``: the user ids, ascending.
-    - ``merge(user_ids, ...)``: ``merge`` over the stored timelines of `user_ids`, in that order; users
-      without a stored timeline contribute nothing.
-    - ``fanout(post_id, score, author_id, follower_ids, create_missing) -> int``: ``insert`` into the
+    - ``merge_page(user_ids, ...)``: ``merge_page`` over the stored timelines of `user_ids`, in that
+      order; users without a stored timeline contribute nothing.
+    - ``fanout(score, post_id, author_id, follower_ids, create_missing) -> int``: ``insert`` into the
       timeline of each follower in turn; followers without one are skipped, or given an empty one first
       when `create_missing`. Returns how many of the inserts stood (``insert`` returned True).
-    - ``merge_into(user_id, source)`` (on follow): ``insert_many`` of the source's entries (a Timeline,
+    - ``backfill(user_id, source)`` (on follow): ``insert_many`` of the source's entries (a Timeline,
       in feed order, or arrays, in array order) into the user's timeline, which is created when missing.
       So, as Mastodon's FeedManager does, once the timeline is full only entries that rank above its
       lowest entry get in, and it stays within `max_len`.
-    - ``unmerge(user_id, author_id) -> int`` (on unfollow): ``remove_author``; 0 without a timeline.
+    - ``remove_author(user_id, author_id) -> int`` (on unfollow): the timeline's ``remove_author``; 0
+      without a timeline.
     - Every method is atomic with respect to the others, from any thread (as a Timeline's are).
     """
 
@@ -350,13 +366,13 @@ class TimelineStore:
         with self._lock:
             return self._timelines.pop(user_id, None) is not None
 
-    def merge(self, user_ids: np.ndarray, limit: int, after, exclude_authors, per_author_cap):
+    def merge_page(self, user_ids: np.ndarray, limit: int, after, exclude_authors, per_author_cap):
         with self._lock:
             timelines = [self._timelines.get(u) for u in user_ids.tolist()]
             runs = [t._entries for t in timelines if t is not None]
             return _page(runs, self.float_scores, limit, after, exclude_authors, per_author_cap)
 
-    def fanout(self, post_id: int, score, author_id: int, follower_ids: np.ndarray, create_missing: bool):
+    def fanout(self, score, post_id: int, author_id: int, follower_ids: np.ndarray, create_missing: bool):
         stood = 0
         with self._lock:
             for follower in follower_ids.tolist():
@@ -368,7 +384,7 @@ class TimelineStore:
                 stood += timeline.insert(score, post_id, author_id)
         return stood
 
-    def merge_into(self, user_id: int, source) -> None:
+    def backfill(self, user_id: int, source) -> None:
         entries = source.entries() if type(source) is Timeline else source
         with self._lock:
             timeline = self._timelines.get(user_id)
@@ -376,7 +392,7 @@ class TimelineStore:
                 timeline = self._timelines[user_id] = Timeline(self.max_len, self.float_scores)
             timeline.insert_many(*entries)
 
-    def unmerge(self, user_id: int, author_id: int) -> int:
+    def remove_author(self, user_id: int, author_id: int) -> int:
         with self._lock:
             timeline = self._timelines.get(user_id)
             return 0 if timeline is None else timeline.remove_author(author_id)

@@ -56,7 +56,7 @@ def followee_timelines(followees: int, entries: int, seed: int) -> list:
     return sources
 
 
-# -- the peers' merge, over Python tuples ----------------------------------------------------------------
+# -- the peers' merge, over Python tuples --------------------------------------------------------------------
 
 
 def _rank(entry):
@@ -127,7 +127,7 @@ def _merge_inputs(followees: int, entries: int, deep: bool):
         cursor = None
         if skip:
             with _backend.use_backend("python"):
-                cursor = timeline.merge(sources, limit=skip).next_cursor
+                cursor = timeline.merge_page(sources, limit=skip).next_cursor
         return {"sources": sources, "skip": skip, "cursor": cursor}
 
     return make
@@ -152,7 +152,7 @@ for _followees, _entries in ((500, 200), (2_000, 20)):
                 hot_path="timeline",
                 title=_merge_title(_followees, _entries, _deep),
                 make_inputs=_merge_inputs(_followees, _entries, _deep),
-                run=lambda i: timeline.merge(i["sources"], LIMIT, i["cursor"]),
+                run=lambda i: timeline.merge_page(i["sources"], LIMIT, i["cursor"]),
                 peers={
                     "heapq.merge": lambda i: heapq_page(_as_tuples(i["sources"]), i["skip"], LIMIT),
                     "heapq.nlargest": lambda i: nlargest_page(_as_tuples(i["sources"]), i["skip"], LIMIT),
@@ -203,7 +203,7 @@ register(
             "timelines of 200 (peer: heapq.merge over ready-made tuples, conversion excluded)"
         ),
         make_inputs=_store_inputs,
-        run=lambda i: _built_for_backend(i, lambda: _make_store(i)).merge(i["user_ids"], LIMIT),
+        run=lambda i: _built_for_backend(i, lambda: _make_store(i)).merge_page(i["user_ids"], LIMIT),
         peers={"heapq.merge (ready-made tuples)": lambda i: heapq_page(i["ready"], 0, LIMIT)},
         same=lambda r, e: (
             _same_entries((r.scores, r.post_ids, r.author_ids), e) and r.next_cursor == e.next_cursor
@@ -230,7 +230,7 @@ def _fanout_inputs(scale: float) -> dict:
 
 def _make_follower_store(inputs: dict):
     store = timeline.TimelineStore(max_len=FANOUT_MAX_LEN)
-    timeline.fanout(store, 0, EPOCH_MS, 1, inputs["followers"], create_missing=True)
+    timeline.fanout(store, EPOCH_MS, 0, 1, inputs["followers"], create_missing=True)
     return store
 
 
@@ -238,7 +238,7 @@ def _fanout_one_post(inputs: dict):
     store = _built_for_backend(inputs, lambda: _make_follower_store(inputs))
     n = next(inputs["next_post"])  # each call a new post, later and with a larger id than the last
     ms = EPOCH_MS + 1_000 * n
-    return timeline.fanout(store, int(snowflake(np.int64(ms), np.int64(n))), ms, 7, inputs["followers"])
+    return timeline.fanout(store, ms, int(snowflake(np.int64(ms), np.int64(n))), 7, inputs["followers"])
 
 
 register(
@@ -325,7 +325,7 @@ def _bytes_inputs(scale: float) -> dict:
     # a home timeline: the top 800 of 200 followees' posts
     home = followee_timelines(200, 40, SEED)
     with _backend.use_backend("python"):
-        page = timeline.merge(home, limit=800)
+        page = timeline.merge_page(home, limit=800)
     entries = (page.scores, page.post_ids, page.author_ids)
     return {
         "entries": entries,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 
-from .. import _backend
+from .. import _backend, _messages
 from ._options import (
     DEFAULT_PACK,
     DEFAULT_UNPACK,
@@ -65,17 +65,9 @@ __all__ = [
 ]
 
 
-_by_request: dict = {}  # requested backend name -> the kernels serving msgpack under it
-
-
-def _kernels():
-    """The backend serving msgpack here and now (``_backend.kernels``, remembered by requested name:
-    packb and unpackb of small messages are where a few hundred nanoseconds show)."""
-    requested = _backend._requested.get()  # looked up here: this module may load while _backend does
-    kernels = _by_request.get(requested)
-    if kernels is None:
-        kernels = _by_request[requested] = _backend.kernels("msgpack")
-    return kernels
+# The kernels serving msgpack here and now: packb and unpackb of small messages are where a few hundred
+# nanoseconds of lookup show.
+_kernels = _backend.kernel_lookup("msgpack")
 
 
 def packb(o, **kwargs) -> bytes:
@@ -194,7 +186,7 @@ class Packer:
 def _size(size) -> int:
     size = operator.index(size)
     if not -(2**63) <= size < 2**63:
-        raise OverflowError("Python int too large to convert to C long")
+        raise OverflowError(_messages.INT_TOO_LARGE_FOR_C_LONG)
     return size
 
 
