@@ -59,6 +59,9 @@ HELD_BY_ANOTHER_BACKEND = (
 )
 # cursors (ValueError)
 MALFORMED_CURSOR = "malformed cursor"
+# the kernels: sources that are not canonical arrays (TypeError)
+INSERT_MANY_NOT_CANONICAL = "insert_many takes three 1-D contiguous arrays of one length"
+BACKFILL_NOT_CANONICAL = "backfill takes a Timeline or three canonical arrays"
 
 # -- counters (OverflowError) ---------------------------------------------------------------------------
 
@@ -67,6 +70,14 @@ KIND_TOTAL_OVERFLOW = "the {kind} total for key {key} does not fit in int64"
 PENDING_DELTA_OVERFLOW = "the pending {kind} delta for key {key} does not fit in int64"
 COUNT_OVERFLOW = "the count for key {key} at time {time} does not fit in int64"
 WINDOW_TOTAL_OVERFLOW = "the window total for key {key} does not fit in int64"
+# the kernels' own checks (ValueError)
+NO_KIND_NUMBER = "no kind number {kind}"
+TABLE_KINDS_DIFFER = "cannot add a table of {theirs} kinds to one of {ours}"
+WINDOW_SIZES_BELOW_ONE = "bucket_seconds and buckets must be at least 1"
+HLL_ELEMENT_ENDS_FALL = "element ends must rise within the buffer"
+HLL_LAST_END_SHORT = "the last element must end with the buffer"
+HLL_REGISTER_COUNT = "a HyperLogLog has {registers} registers, got {count}"
+HLL_REGISTER_TOO_LARGE = "register {index} holds {value}, above the largest possible value {largest}"
 
 # -- codec (ValueError) ---------------------------------------------------------------------------------
 
@@ -85,6 +96,8 @@ BYTES_AFTER_LAST_VALUE = "{left} bytes after the last value"
 UNKNOWN_ENTRY_FLAGS = "unknown flags 0x{flags:02x}"
 AUTHOR_TABLE_SIZE_WRONG = "author table of {size} for {entries} entries"
 AUTHOR_INDEX_BEYOND_TABLE = "author index {index} beyond the table of {size}"
+# encoding entries (ValueError)
+ENTRY_ARRAYS_DIFFER = "scores, post_ids and author_ids differ in length ({scores}, {post_ids}, {author_ids})"
 
 # -- graph (ValueError) ---------------------------------------------------------------------------------
 
@@ -102,6 +115,9 @@ CORRUPT_OFFSETS = "corrupted: list offsets are out of order or out of range"
 CORRUPT_FOLLOW_LIST = "corrupted: a follow list is out of range, out of order or holds its own user"
 CORRUPT_TIME_ORDER = "corrupted: a list's order by time is wrong"
 CORRUPT_NOT_MIRRORED = "corrupted: followers do not mirror following"
+CORRUPT_SECTION_OUTSIDE_FILE = "corrupted: a section lies outside the file"
+# building and updating
+TOO_MANY_USERS = "too many users for one graph"
 
 # -- msgpack: packing -----------------------------------------------------------------------------------
 
@@ -126,6 +142,7 @@ MEMORYVIEW_NOT_CONTIGUOUS = "memoryview: underlying buffer is not C-contiguous" 
 INT_OUT_OF_RANGE = "Integer value out of range"
 INT_TOO_LARGE_FOR_C_LONG = "Python int too large to convert to C long"
 EXT_CODE_TOO_LARGE = "value too large to convert to char"
+FLOAT_TOO_LARGE_FOR_SINGLE = "float too large to pack with f format"
 # what cannot be packed
 NAIVE_DATETIME = "can not serialize {type!r} object where tzinfo=None"  # ValueError
 CANNOT_SERIALIZE = "can not serialize {type!r} object"  # TypeError
