@@ -16,6 +16,8 @@ import zlib
 
 import numpy as np
 
+from igcore import _messages
+
 cdef uint8_t IDS_MAGIC = 0x49      # "I"
 cdef uint8_t ENTRIES_MAGIC = 0x45  # "E"
 cdef uint8_t VERSION = 1
@@ -183,19 +185,19 @@ cdef class Reader:
     cdef raise_error(self):
         cdef str reason
         if self.error == 1:
-            reason = "truncated varint"
+            reason = _messages.TRUNCATED_VARINT
         elif self.error == 2:
-            reason = "varint beyond 64 bits"
+            reason = _messages.VARINT_BEYOND_64_BITS
         elif self.error == 3:
-            reason = "overlong varint"
+            reason = _messages.OVERLONG_VARINT
         elif self.error == 4:
-            reason = f"count {self.error_count} exceeds the {self.error_left} bytes left"
+            reason = _messages.COUNT_EXCEEDS_BYTES_LEFT.format(count=self.error_count, left=self.error_left)
         else:
-            reason = f"{self.end - self.pos} bytes after the last value"
-        raise ValueError(f"malformed {self.kind}: {reason} at byte {self.error_at}")
+            reason = _messages.BYTES_AFTER_LAST_VALUE.format(left=self.end - self.pos)
+        self.fail_with(reason, self.error_at)
 
     cdef fail_with(self, str reason, Py_ssize_t at):
-        raise ValueError(f"malformed {self.kind}: {reason} at byte {at}")
+        raise ValueError(_messages.MALFORMED_ENCODING.format(kind=self.kind, reason=reason, at=at))
 
 
 cdef check_envelope(bytes data, str kind, uint8_t magic, Py_ssize_t smallest):
@@ -203,15 +205,15 @@ cdef check_envelope(bytes data, str kind, uint8_t magic, Py_ssize_t smallest):
     cdef const uint8_t* raw = <const uint8_t*><const char*>data
     cdef unsigned long stored
     if size < smallest:
-        raise ValueError(f"truncated {kind}: {size} bytes, the smallest is {smallest}")
+        raise ValueError(_messages.TRUNCATED_ENCODING.format(kind=kind, size=size, smallest=smallest))
     if raw[0] != magic:
-        raise ValueError(f"not an igcore {kind}: bad magic byte 0x{raw[0]:02x}")
+        raise ValueError(_messages.BAD_MAGIC.format(kind=kind, byte=raw[0]))
     if raw[1] != VERSION:
-        raise ValueError(f"unsupported {kind} version {raw[1]} (this igcore reads version {VERSION})")
+        raise ValueError(_messages.UNSUPPORTED_VERSION.format(kind=kind, version=raw[1], supported=VERSION))
     stored = (<unsigned long>raw[size - 4] | (<unsigned long>raw[size - 3] << 8)
               | (<unsigned long>raw[size - 2] << 16) | (<unsigned long>raw[size - 1] << 24))
     if zlib.crc32(memoryview(data)[:size - CRC_BYTES]) != stored:
-        raise ValueError(f"corrupted {kind}: checksum mismatch")
+        raise ValueError(_messages.CHECKSUM_MISMATCH.format(kind=kind))
 
 
 def decode_ids(bytes data):
@@ -257,13 +259,15 @@ def encode_entries(scores, const int64_t[::1] post_ids, const int64_t[::1] autho
         if is_float:
             floats = scores
             if floats.shape[0] != n or author_ids.shape[0] != n:
-                raise ValueError("scores, post_ids and author_ids differ in length")
+                raise ValueError(_messages.ENTRY_ARRAYS_DIFFER.format(
+                    scores=floats.shape[0], post_ids=n, author_ids=author_ids.shape[0]))
             for i in range(n):
                 keys[i] = float_bits_key(floats[i])
         else:
             ints = scores
             if ints.shape[0] != n or author_ids.shape[0] != n:
-                raise ValueError("scores, post_ids and author_ids differ in length")
+                raise ValueError(_messages.ENTRY_ARRAYS_DIFFER.format(
+                    scores=ints.shape[0], post_ids=n, author_ids=author_ids.shape[0]))
             for i in range(n):
                 keys[i] = ints[i]
         out[0] = ENTRIES_MAGIC
@@ -304,7 +308,7 @@ def decode_entries(bytes data):
     cdef uint64_t index
     cdef int64_t* table = NULL
     if flags & ~FLOAT_SCORES:
-        reader.fail_with(f"unknown flags 0x{flags:02x}", 2)
+        reader.fail_with(_messages.UNKNOWN_ENTRY_FLAGS.format(flags=flags), 2)
     if reader.count(&n) < 0:
         reader.raise_error()
     keys = np.empty(n, dtype=np.int64)
@@ -320,7 +324,7 @@ def decode_entries(bytes data):
     if reader.count(&m) < 0:
         reader.raise_error()
     if m > n or (n > 0 and m == 0):
-        reader.fail_with(f"author table of {m} for {n} entries", table_at)
+        reader.fail_with(_messages.AUTHOR_TABLE_SIZE_WRONG.format(size=m, entries=n), table_at)
     table = <int64_t*>malloc((m if m else 1) * sizeof(int64_t))
     if table == NULL:
         raise MemoryError("out of memory while decoding entries")
@@ -332,7 +336,7 @@ def decode_entries(bytes data):
             if reader.varint(&index) < 0:
                 reader.raise_error()
             if index >= <uint64_t>m:
-                reader.fail_with(f"author index {index} beyond the table of {m}", at)
+                reader.fail_with(_messages.AUTHOR_INDEX_BEYOND_TABLE.format(index=index, size=m), at)
             author_view[i] = table[index]
         if reader.finish() < 0:
             reader.raise_error()

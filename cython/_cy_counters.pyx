@@ -28,6 +28,8 @@ from _cy_numbers cimport floor_div
 
 import numpy as np
 
+from igcore import _messages
+
 cdef extern from *:
     """
     typedef __int128 igcore_int128;
@@ -47,7 +49,9 @@ cdef const int64_t* first_of(const int64_t[::1] values, Py_ssize_t n, str name) 
     if values is None:
         return NULL
     if values.shape[0] != n:
-        raise ValueError(f"keys and {name} differ in length ({n} != {values.shape[0]})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(first="keys", second=name, first_length=n, second_length=values.shape[0])
+        )
     return &values[0] if n else NULL
 
 

@@ -29,6 +29,7 @@ import zlib
 import numpy as np
 
 from igcore import _graph_file
+from igcore import _graph_file, _messages
 
 cdef extern from *:
     """
@@ -430,7 +431,7 @@ cdef class Graph:
         if x >= 0:
             return <uint32_t>x
         if self.n() >= 0xFFFFFFFEu:
-            raise ValueError("too many users for one graph")
+            raise ValueError(_messages.TOO_MANY_USERS)
         self.new_index[id] = <uint32_t>self.new_ids.size()
         self.new_ids.push_back(id)
         return <uint32_t>(self.n() - 1)

@@ -99,7 +99,8 @@ cdef extern from "_cy_guard.h":
 cdef inline int call_enter(bint* busy, str owner) except -1:
     """Marks a call on `owner` in progress; RuntimeError when one already is."""
     if busy[0]:
-        raise RuntimeError(f"{owner} cannot be called while another call on it is in progress")
+        from igcore import _messages  # here: the modules that cimport this file need not import it
+        raise RuntimeError(_messages.CALL_IN_PROGRESS.format(name=owner))
     busy[0] = True
     return 0
 

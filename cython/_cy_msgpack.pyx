@@ -30,6 +30,8 @@ from _cy_guard cimport call_enter, call_leave
 
 import datetime as _datetime
 
+from igcore import _messages
+
 from igcore.msgpack.exceptions import BufferFull, ExtraData, FormatError, OutOfData, StackError
 from igcore.msgpack.ext import ExtType, Timestamp
 

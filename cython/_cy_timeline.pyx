@@ -33,6 +33,7 @@ from _cy_numbers cimport float_bits_key, floor_div, key_float_bits
 import numpy as np
 
 from igcore import _cy_codec
+from igcore import _cy_codec, _messages
 
 cdef int64_t INT64_MAX = 0x7FFFFFFFFFFFFFFF
 # The sizes from which work runs without the GIL (when it touches no Timeline): see _cy_guard.pxd.

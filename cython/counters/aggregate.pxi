@@ -186,7 +186,7 @@ def aggregate(const int64_t[::1] keys, const int64_t[::1] deltas=None):
         if failed:
             raise MemoryError("out of memory while aggregating")
         if overflow_at >= 0:
-            raise OverflowError(f"the total for key {table.order[overflow_at]} does not fit in int64")
+            raise OverflowError(_messages.TOTAL_OVERFLOW.format(key=table.order[overflow_at]))
         unique_keys = np.empty(table.length, dtype=np.int64)
         sums = np.empty(table.length, dtype=np.int64)
         _fill_results(&table, unique_keys, sums)

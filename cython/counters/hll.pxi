@@ -174,10 +174,10 @@ cdef class HyperLogLog:
         cdef bint changed = False
         for i in range(ends.shape[0]):
             if ends[i] < start or ends[i] > n:
-                raise ValueError("element ends must rise within the buffer")
+                raise ValueError(_messages.HLL_ELEMENT_ENDS_FALL)
             start = ends[i]
         if start != n:
-            raise ValueError("the last element must end with the buffer")
+            raise ValueError(_messages.HLL_LAST_END_SHORT)
         start = 0
         with nogil:
             lock_acquire_nogil(self.lock)
@@ -232,11 +232,11 @@ cdef class HyperLogLog:
     def load(self, const uint8_t[::1] registers):
         cdef size_t i
         if registers.shape[0] != HLL_REGISTERS:
-            raise ValueError(f"a HyperLogLog has {HLL_REGISTERS} registers, got {registers.shape[0]}")
+            raise ValueError(_messages.HLL_REGISTER_COUNT.format(registers=HLL_REGISTERS, count=registers.shape[0]))
         for i in range(HLL_REGISTERS):
             if registers[i] > HLL_MAX_REGISTER:
                 raise ValueError(
-                    f"register {i} holds {registers[i]}, above the largest possible value {HLL_MAX_REGISTER}"
+                    _messages.HLL_REGISTER_TOO_LARGE.format(index=i, value=registers[i], largest=HLL_MAX_REGISTER)
                 )
         with nogil:
             lock_acquire_nogil(self.lock)

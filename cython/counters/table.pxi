@@ -80,7 +80,7 @@ cdef class CounterTable:
         cdef Count current
         cdef Count* updates = NULL
         if kind >= self.num_kinds:
-            raise ValueError(f"no kind number {kind}")
+            raise ValueError(_messages.NO_KIND_NUMBER.format(kind=kind))
         if table_init(&sums) < 0 or table_init(&wraps) < 0:
             failure = NO_MEMORY
         try:
@@ -141,8 +141,8 @@ cdef class CounterTable:
         if failure == NO_MEMORY:
             raise MemoryError("out of memory in a CounterTable")
         if failure == TOTAL_OVERFLOW:
-            raise OverflowError(f"the {name} total for key {key} does not fit in int64")
-        raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
+            raise OverflowError(_messages.KIND_TOTAL_OVERFLOW.format(kind=name, key=key))
+        raise OverflowError(_messages.PENDING_DELTA_OVERFLOW.format(kind=name, key=key))
 
     def add(self, size_t kind, const int64_t[::1] keys, const int64_t[::1] deltas=None):
         cdef Py_ssize_t n = keys.shape[0]
@@ -152,7 +152,7 @@ cdef class CounterTable:
     def get(self, size_t kind, const int64_t[::1] keys):
         cdef Py_ssize_t n = keys.shape[0], i, at
         if kind >= self.num_kinds:
-            raise ValueError(f"no kind number {kind}")
+            raise ValueError(_messages.NO_KIND_NUMBER.format(kind=kind))
         totals = np.empty(n, dtype=np.int64)
         cdef int64_t[::1] out = totals
         with nogil:
@@ -168,7 +168,7 @@ cdef class CounterTable:
         cdef size_t i
         cdef int failed
         if kind >= self.num_kinds:
-            raise ValueError(f"no kind number {kind}")
+            raise ValueError(_messages.NO_KIND_NUMBER.format(kind=kind))
         with nogil:
             lock_acquire_nogil(self.lock)
             failed = topk_init(&top, k, self.index.length)
@@ -246,7 +246,7 @@ cdef class CounterTable:
         cdef size_t failed_kind = 0
         cdef int64_t failed_key = 0
         if other.num_kinds != num_kinds:
-            raise ValueError(f"cannot add a table of {other.num_kinds} kinds to one of {num_kinds}")
+            raise ValueError(_messages.TABLE_KINDS_DIFFER.format(theirs=other.num_kinds, ours=num_kinds))
         theirs = <Entry**>calloc(num_kinds, sizeof(Entry*))
         sizes = <size_t*>calloc(num_kinds, sizeof(size_t))
         try:

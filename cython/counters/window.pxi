@@ -52,7 +52,7 @@ cdef class WindowedCounter:
 
     def __cinit__(self, int64_t bucket_seconds, size_t buckets):
         if bucket_seconds < 1 or buckets < 1:
-            raise ValueError("bucket_seconds and buckets must be at least 1")
+            raise ValueError(_messages.WINDOW_SIZES_BELOW_ONE)
         self.bucket_seconds = bucket_seconds
         self.buckets = buckets
         self.lock = lock_new()
@@ -221,7 +221,7 @@ cdef class WindowedCounter:
         if failure == NO_MEMORY:
             raise MemoryError("out of memory in a WindowedCounter")
         if overflow is not None:
-            raise OverflowError(f"the count for key {overflow[0]} at time {overflow[1]} does not fit in int64")
+            raise OverflowError(_messages.COUNT_OVERFLOW.format(key=overflow[0], time=overflow[1]))
         return dropped[0], dropped[1]
 
     def dropped(self):
@@ -269,7 +269,7 @@ cdef class WindowedCounter:
         finally:
             free(chosen)
         if failed_at >= 0:
-            raise OverflowError(f"the window total for key {keys[failed_at]} does not fit in int64")
+            raise OverflowError(_messages.WINDOW_TOTAL_OVERFLOW.format(key=keys[failed_at]))
         return totals
 
     def top(self, size_t k, int64_t now, size_t window_buckets):
@@ -337,7 +337,7 @@ cdef class WindowedCounter:
             if failure == NO_MEMORY:
                 raise MemoryError("out of memory in WindowedCounter.top")
             if has_overflow:
-                raise OverflowError(f"the window total for key {overflow_key} does not fit in int64")
+                raise OverflowError(_messages.WINDOW_TOTAL_OVERFLOW.format(key=overflow_key))
             return topk_finish(&top)
         finally:
             free(chosen)

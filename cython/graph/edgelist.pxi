@@ -79,13 +79,13 @@ def parse_edgelist(const unsigned char[::1] data):
             if width == 3:
                 third.push_back(values[2])
     if error == 1:
-        raise ValueError(f"line {line_number}: expected 2 or 3 columns, found {fields}")
+        raise ValueError(_messages.EDGE_LIST_COLUMNS.format(line=line_number, found=fields))
     if error == 2:
-        raise ValueError(f"line {line_number}: expected {width} columns, found {fields}")
+        raise ValueError(_messages.EDGE_LIST_WIDTH.format(line=line_number, width=width, found=fields))
     if error == 3:
-        raise ValueError(f"line {line_number}: column {error_column} is not an integer")
+        raise ValueError(_messages.EDGE_LIST_NOT_AN_INTEGER.format(line=line_number, column=error_column))
     if error == 4:
-        raise ValueError(f"line {line_number}: column {error_column} is outside the int64 range")
+        raise ValueError(_messages.EDGE_LIST_OUTSIDE_INT64.format(line=line_number, column=error_column))
     return _array(&first), _array(&second), (_array(&third) if width == 3 else None)
 
 

@@ -20,9 +20,9 @@ def load(path, layout, bint mmap):
         else:
             buffer = file.read()
     if buffer[: _graph_file.HEADER_SIZE] != layout.header:
-        raise ValueError(_graph_file.REPLACED)
+        raise ValueError(_messages.GRAPH_FILE_REPLACED)
     if len(buffer) < layout.file_size:
-        raise ValueError("corrupted: a section lies outside the file")
+        raise ValueError(_messages.CORRUPT_SECTION_OUTSIDE_FILE)
     arrays = []
     for i, (dtype, offset, length) in enumerate(zip(SECTION_DTYPES, layout.offsets, layout.lengths)):
         if i >= 6 and not layout.timed:
@@ -116,13 +116,13 @@ cdef int _check_structure(const Base* base, size_t m_out, size_t m_in, bint time
 
 
 MESSAGES = {
-    1: "user ids are not strictly ascending",
-    2: "the id table does not hold every user once",
-    3: "the id table does not find every user",
-    4: "list offsets are out of order or out of range",
-    5: "a follow list is out of range, out of order or holds its own user",
-    6: "a list's order by time is wrong",
-    7: "followers do not mirror following",
+    1: _messages.CORRUPT_IDS_NOT_ASCENDING,
+    2: _messages.CORRUPT_ID_TABLE_NOT_ONCE,
+    3: _messages.CORRUPT_ID_TABLE_MISSES_USER,
+    4: _messages.CORRUPT_OFFSETS,
+    5: _messages.CORRUPT_FOLLOW_LIST,
+    6: _messages.CORRUPT_TIME_ORDER,
+    7: _messages.CORRUPT_NOT_MIRRORED,
 }
 
 
@@ -131,7 +131,7 @@ cdef object _verify_structure(Graph graph):
     cdef size_t m_out = len(graph.arrays[3]), m_in = len(graph.arrays[5])
     cdef int failed
     if graph.base.num_slots != _graph_file.num_slots_for(n) or len(graph.arrays[2]) != n + 1 or len(graph.arrays[4]) != n + 1:
-        return "corrupted: " + MESSAGES[4]
+        return MESSAGES[4]
     with nogil:
         failed = _check_structure(&graph.base, m_out, m_in, graph.timed)
-    return None if failed == 0 else "corrupted: " + MESSAGES[failed]
+    return None if failed == 0 else MESSAGES[failed]

@@ -62,7 +62,9 @@ cdef object _counts(Graph self, const int64_t[::1] users, bint out):
 cdef object _is_following(Graph self, const int64_t[::1] a, const int64_t[::1] b):
     self._ready()
     if a.shape[0] != b.shape[0]:
-        raise ValueError(f"a and b differ in length ({a.shape[0]} != {b.shape[0]})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(first="a", second="b", first_length=a.shape[0], second_length=b.shape[0])
+        )
     result = np.zeros(a.shape[0], dtype=bool)
     cdef cbool[::1] view = result
     cdef Py_ssize_t i, x, y

@@ -59,7 +59,7 @@ cdef inline int write_container_header(Output* out, Py_ssize_t n, uint8_t fix, u
 
 cdef int write_ext_header(Output* out, long long code, Py_ssize_t n) except -1:
     if code < -128 or code > 127:
-        raise OverflowError("value too large to convert to char")
+        raise OverflowError(_messages.EXT_CODE_TOO_LARGE)
     cdef uint8_t code_byte = <uint8_t>(code & 0xFF)
     if n == 1:
         out_byte(out, 0xD4)
@@ -199,7 +199,7 @@ cdef class _Writer:
                 self.close_frames(self.n_open - 1)
                 if written != n:
                     what = "dictionary" if kind == P_DICT or kind == P_ITEMS else "list"
-                    raise RuntimeError(f"{what} changed size during iteration")
+                    raise RuntimeError(_messages.CHANGED_SIZE.format(what=what))
         finally:
             self.close_frames(base)
         return 0
@@ -215,7 +215,7 @@ cdef class _Writer:
                 return 0  # an error handler is Python code
             data = ptr_utf8(p, &n)
             if n > ITEM_LIMIT:
-                raise ValueError("unicode string is too large")
+                raise ValueError(_messages.STR_TOO_LARGE)
             write_str_header(&self.out, n, self.use_bin_type)
             out_write(&self.out, data, n)
             return 1
@@ -250,7 +250,7 @@ cdef class _Writer:
         if top.kind == P_LIST:
             while top.written < ptr_list_size(top.container):
                 if depth > NEST_LIMIT:
-                    raise ValueError("recursion limit exceeded.")
+                    raise ValueError(_messages.RECURSION_LIMIT)
                 item = ptr_list_item(top.container, top.written)
                 top.written += 1
                 if not self.write_scalar(item):
@@ -259,7 +259,7 @@ cdef class _Writer:
         if top.kind == P_TUPLE:
             while top.written < top.len:
                 if depth > NEST_LIMIT:
-                    raise ValueError("recursion limit exceeded.")
+                    raise ValueError(_messages.RECURSION_LIMIT)
                 item = ptr_tuple_item(top.container, top.written)
                 top.written += 1
                 if not self.write_scalar(item):
@@ -274,11 +274,11 @@ cdef class _Writer:
             while True:
                 if ptr_dict_size(top.container) != top.len:
                     # What the dict's own iterator says when a `default` changed it.
-                    raise RuntimeError("dictionary changed size during iteration")
+                    raise RuntimeError(_messages.CHANGED_SIZE.format(what="dictionary"))
                 if not ptr_dict_next(top.container, &top.pos, &key, &value):
                     return _END
                 if depth > NEST_LIMIT:
-                    raise ValueError("recursion limit exceeded.")
+                    raise ValueError(_messages.RECURSION_LIMIT)
                 top.written += 1
                 # Borrowed, and live while no Python code runs: a key that needs more is returned with
                 # a reference to its value kept in the frame, so that packing the key (a `default` that
@@ -294,7 +294,7 @@ cdef class _Writer:
         if found is _END:
             return _END
         if depth > NEST_LIMIT:
-            raise ValueError("recursion limit exceeded.")
+            raise ValueError(_messages.RECURSION_LIMIT)
         top = &self.frames[self.n_open - 1]
         top.written += 1
         if top.kind == P_ITER:
@@ -354,19 +354,19 @@ cdef class _Writer:
                 except OverflowError:
                     if will_default:
                         return 1
-                    raise OverflowError("Integer value out of range")
+                    raise OverflowError(_messages.INT_OUT_OF_RANGE)
                 write_uint(&self.out, uvalue)
             elif will_default:
                 return 1
             else:
-                raise OverflowError("Integer value out of range")
+                raise OverflowError(_messages.INT_OUT_OF_RANGE)
         elif PyFloat_CheckExact(obj) if strict else PyFloat_Check(obj):
             self.write_float(PyFloat_AS_DOUBLE(obj))
         elif (PyBytes_CheckExact(obj) or PyByteArray_CheckExact(obj)) if strict else (
             PyBytes_Check(obj) or PyByteArray_Check(obj)
         ):
             if Py_SIZE(obj) > ITEM_LIMIT:
-                raise ValueError(f"{type_name(obj)} object is too large")
+                raise ValueError(_messages.OBJECT_TOO_LARGE.format(type=type_name(obj)))
             write_bin_header(&self.out, Py_SIZE(obj), self.use_bin_type)
             if PyBytes_Check(obj):
                 out_write(&self.out, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj))
@@ -379,23 +379,23 @@ cdef class _Writer:
         elif type(obj) is ExtType if strict else isinstance(obj, ExtType):
             view = memoryview(obj.data).cast("B")
             if view.shape[0] > ITEM_LIMIT:
-                raise ValueError("EXT data is too large")
+                raise ValueError(_messages.EXT_TOO_LARGE)
             write_ext_header(&self.out, obj.code, view.shape[0])
             if view.shape[0]:
                 out_write(&self.out, &view[0], view.shape[0])
         elif type(obj) is Timestamp:
             seconds = obj.seconds
             if not -(2**63) <= seconds < 2**63:
-                raise OverflowError("Python int too large to convert to C long")
+                raise OverflowError(_messages.INT_TOO_LARGE_FOR_C_LONG)
             write_timestamp(&self.out, seconds, obj.nanoseconds)
         elif PyList_CheckExact(obj) if strict else (PyList_Check(obj) or PyTuple_Check(obj)):
             self.write_list(obj)
         elif PyMemoryView_Check(obj):
             if not obj.c_contiguous:
-                raise BufferError("memoryview: underlying buffer is not C-contiguous")
+                raise BufferError(_messages.MEMORYVIEW_NOT_CONTIGUOUS)
             view = obj.cast("B") if obj.ndim != 1 or obj.format != "B" else obj
             if view.shape[0] > ITEM_LIMIT:
-                raise ValueError("memoryview is too large")
+                raise ValueError(_messages.MEMORYVIEW_TOO_LARGE)
             write_bin_header(&self.out, view.shape[0], self.use_bin_type)
             if view.shape[0]:
                 out_write(&self.out, &view[0], view.shape[0])
@@ -405,9 +405,9 @@ cdef class _Writer:
         elif will_default:
             return 1
         elif self.datetime and type(obj) is _DATETIME:
-            raise ValueError(f"can not serialize {type_name(obj)!r} object where tzinfo=None")
+            raise ValueError(_messages.NAIVE_DATETIME.format(type=type_name(obj)))
         else:
-            raise TypeError(f"can not serialize {type_name(obj)!r} object")
+            raise TypeError(_messages.CANNOT_SERIALIZE.format(type=type_name(obj)))
         return 0
 
     cdef int write_float(self, double value) except -1:
@@ -417,7 +417,7 @@ cdef class _Writer:
         if self.use_single_float:
             single = <float>value  # rounds to nearest, as CPython's float packing does
             if isinf(single) and not isinf(value):
-                raise OverflowError("float too large to pack with f format")
+                raise OverflowError(_messages.FLOAT_TOO_LARGE_FOR_SINGLE)
             memcpy(&bits32, &single, 4)  # the bits of the float (memcpy: no aliasing tricks)
             out_be(&self.out, 0xCA, bits32, 4)
         else:
@@ -435,20 +435,20 @@ cdef class _Writer:
             data = PyBytes_AS_STRING(encoded)
             n = PyBytes_GET_SIZE(encoded)
         if n > ITEM_LIMIT:
-            raise ValueError("unicode string is too large")
+            raise ValueError(_messages.STR_TOO_LARGE)
         write_str_header(&self.out, n, self.use_bin_type)
         return out_write(&self.out, data, n)
 
-    cdef int write_header(self, Py_ssize_t n, str what, uint8_t fix, uint8_t marker16) except -1:
-        """The header of a container of `n` items (pairs), at most ITEM_LIMIT."""
+    cdef int write_header(self, Py_ssize_t n, str too_large, uint8_t fix, uint8_t marker16) except -1:
+        """The header of a container of `n` items (pairs), at most ITEM_LIMIT (else `too_large`)."""
         if n > ITEM_LIMIT:
-            raise ValueError(f"{what} is too large")
+            raise ValueError(too_large)
         return write_container_header(&self.out, n, fix, marker16)
 
     cdef int write_dict(self, object obj) except -1:
         """The map header, then the dict opened for its pairs."""
         cdef Py_ssize_t n = PyDict_Size(obj)
-        self.write_header(n, "dict", 0x80, 0xDE)
+        self.write_header(n, _messages.DICT_TOO_LARGE, 0x80, 0xDE)
         if PyDict_CheckExact(obj):
             return self.open_frame(P_DICT, obj, n)
         # A subclass may define its own items() (OrderedDict's order, for one): use it.
@@ -457,7 +457,7 @@ cdef class _Writer:
     cdef int write_list(self, object obj) except -1:
         """The array header, then the list or tuple opened for its items."""
         cdef Py_ssize_t n = Py_SIZE(obj)
-        self.write_header(n, "list", 0x90, 0xDC)
+        self.write_header(n, _messages.LIST_TOO_LARGE, 0x90, 0xDC)
         if PyList_CheckExact(obj):
             return self.open_frame(P_LIST, obj, n)
         if PyTuple_CheckExact(obj):
@@ -506,7 +506,7 @@ cdef class Packer:
                 if as_pairs:
                     n = len(obj)
                     if n > ITEM_LIMIT:
-                        raise ValueError("map too large")
+                        raise ValueError(_messages.MAP_HEADER_TOO_LARGE)
                     write_container_header(&self.writer.out, n, 0x80, 0xDE)
                     for key, value in obj:
                         self.writer.pack(key, 0)
@@ -521,18 +521,21 @@ cdef class Packer:
             call_leave(&self.busy)
 
     def pack_array_header(self, long long size):
-        return self.pack_container_header(size, "array", 0x90, 0xDC)
+        return self.pack_container_header(size, _messages.ARRAY_SIZE_NEGATIVE, _messages.ARRAY_HEADER_TOO_LARGE,
+                                          0x90, 0xDC)
 
     def pack_map_header(self, long long size):
-        return self.pack_container_header(size, "map", 0x80, 0xDE)
+        return self.pack_container_header(size, _messages.MAP_SIZE_NEGATIVE, _messages.MAP_HEADER_TOO_LARGE,
+                                          0x80, 0xDE)
 
-    cdef object pack_container_header(self, long long size, str what, uint8_t fix, uint8_t marker16):
+    cdef object pack_container_header(self, long long size, str negative, str too_large, uint8_t fix,
+                                      uint8_t marker16):
         call_enter(&self.busy, "Packer")
         try:
             if size < 0:
-                raise ValueError(f"{what} size must be non-negative")
+                raise ValueError(negative)
             if size > ITEM_LIMIT:
-                raise ValueError(f"{what} too large")
+                raise ValueError(too_large)
             write_container_header(&self.writer.out, size, fix, marker16)
             return self.finish()
         finally:
@@ -543,7 +546,7 @@ cdef class Packer:
         call_enter(&self.busy, "Packer")
         try:
             if view.shape[0] > ITEM_LIMIT:
-                raise ValueError("ext data too large")
+                raise ValueError(_messages.EXT_HEADER_TOO_LARGE)
             write_ext_header(&self.writer.out, code, view.shape[0])
             if view.shape[0]:
                 out_write(&self.writer.out, &view[0], view.shape[0])

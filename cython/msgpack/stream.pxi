@@ -77,7 +77,7 @@ cdef class Unpacker:
         if not chunk:
             return False
         if not PyBytes_CheckExact(chunk):
-            raise TypeError(f"file_like.read() must return bytes, not {type(chunk).__name__}")
+            raise TypeError(_messages.READ_NOT_BYTES.format(type=type(chunk).__name__))
         self.append(PyBytes_AS_STRING(chunk), PyBytes_GET_SIZE(chunk))
         return True
 
@@ -98,7 +98,7 @@ cdef class Unpacker:
                 return -1
             if found == HEADER_FORMAT:
                 self.scanning = False
-                raise FormatError(f"invalid msgpack: byte 0xc1 at offset {self.scan_offset} starts no type")
+                raise FormatError(_messages.INVALID_BYTE.format(byte=0xC1, offset=self.scan_offset))
             items = 0
             if h.kind == K_STR or h.kind == K_BIN or h.kind == K_EXT:
                 if <Py_ssize_t>h.n > avail - h.end:
@@ -107,13 +107,13 @@ cdef class Unpacker:
             elif h.kind == K_ARRAY or h.kind == K_MAP:
                 if self.scan_depth >= MAX_OPEN_CONTAINERS:
                     self.scanning = False
-                    raise StackError(f"containers nested deeper than {MAX_OPEN_CONTAINERS} levels")
+                    raise StackError(_messages.NESTED_TOO_DEEP.format(levels=MAX_OPEN_CONTAINERS))
                 if with_limits and h.kind == K_ARRAY and h.n > self.reader.max_array:
                     self.scanning = False
-                    raise ValueError(f"{h.n} exceeds max_array_len({self.reader.max_array})")
+                    raise ValueError(_messages.LIMIT_EXCEEDED.format(length=h.n, limit_name="max_array_len", limit=self.reader.max_array))
                 if with_limits and h.kind == K_MAP and h.n > self.reader.max_map:
                     self.scanning = False
-                    raise ValueError(f"{h.n} exceeds max_map_len({self.reader.max_map})")
+                    raise ValueError(_messages.LIMIT_EXCEEDED.format(length=h.n, limit_name="max_map_len", limit=self.reader.max_map))
                 items = <uint64_t>h.n * (2 if h.kind == K_MAP else 1)
             self.scan_offset = h.end
             if items:
@@ -173,7 +173,7 @@ cdef class Unpacker:
         if not found:
             if iterating:
                 raise StopIteration
-            raise OutOfData("No more data to unpack.")
+            raise OutOfData(_messages.NO_MORE_DATA)
         return obj
 
     cdef Py_ssize_t container_header(self, uint8_t fix, uint8_t marker16) except -1:
@@ -192,14 +192,14 @@ cdef class Unpacker:
             if self.pos < self.buf_len:
                 marker = <uint8_t>self.buf[self.pos]
                 if not (fix <= marker <= fix + 0x0F or marker == marker16 or marker == marker16 + 1):
-                    raise ValueError("Unexpected type header on stream")
+                    raise ValueError(_messages.UNEXPECTED_TYPE_HEADER)
                 result = read_header(<const uint8_t*>self.buf, self.buf_len, self.pos, &h)
                 if result == HEADER_OK:
                     self.pos = h.end
                     self.scanning = False
                     return h.n
             if not self.read_file():
-                raise OutOfData("No more data to unpack.")
+                raise OutOfData(_messages.NO_MORE_DATA)
 
     def read_array_header(self):
         return self.container_header(0x90, 0xDC)

@@ -243,7 +243,7 @@ cdef class _Reader:
         if found == HEADER_INCOMPLETE:
             raise _Incomplete
         if found == HEADER_FORMAT:
-            raise FormatError(f"invalid msgpack: byte 0xc1 at offset {self.pos} starts no type")
+            raise FormatError(_messages.INVALID_BYTE.format(byte=0xC1, offset=self.pos))
         self.pos = h.end
         return 0
 
@@ -253,7 +253,7 @@ cdef class _Reader:
         if <Py_ssize_t>n > self.length - self.pos:
             raise _Incomplete
         if n > limit:
-            raise ValueError(f"{n} exceeds {name}({limit})")
+            raise ValueError(_messages.LIMIT_EXCEEDED.format(length=n, limit_name=name, limit=limit))
         cdef const char* start = <const char*>(self.data + self.pos)
         self.pos += n
         return start
@@ -423,9 +423,9 @@ cdef class _Reader:
 
     cdef int open_container(self, uint32_t n, Py_ssize_t open_containers, long long limit, str name) except -1:
         if open_containers >= MAX_OPEN_CONTAINERS:
-            raise StackError(f"containers nested deeper than {MAX_OPEN_CONTAINERS} levels")
+            raise StackError(_messages.NESTED_TOO_DEEP.format(levels=MAX_OPEN_CONTAINERS))
         if n > limit:
-            raise ValueError(f"{n} exceeds {name}({limit})")
+            raise ValueError(_messages.LIMIT_EXCEEDED.format(length=n, limit_name=name, limit=limit))
         return 0
 
     cdef inline object read_key(self):
@@ -444,7 +444,7 @@ cdef class _Reader:
 
     cdef object checked_key(self, object key):
         if self.strict_map_key and not (PyUnicode_CheckExact(key) or PyBytes_CheckExact(key)):
-            raise ValueError(f"{type_name(key)} is not allowed for map key when strict_map_key=True")
+            raise ValueError(_messages.MAP_KEY_NOT_ALLOWED.format(type=type_name(key)))
         return key
 
     cdef object ext(self, int8_t code, const char* p, uint32_t n):
@@ -464,16 +464,16 @@ cdef class _Reader:
             nanoseconds = <uint32_t>load_be(<const uint8_t*>p, 4)
             seconds = <int64_t>load_be(<const uint8_t*>p + 4, 8)
         else:
-            raise ValueError(f"invalid timestamp data (length {n})")
+            raise ValueError(_messages.INVALID_TIMESTAMP.format(length=n))
         if nanoseconds > 999999999:
-            raise ValueError("nanoseconds must be a non-negative integer not greater than 999999999.")
+            raise ValueError(_messages.TIMESTAMP_NANOSECONDS)
         if self.timestamp == 1:
             return <double>seconds + <double>nanoseconds / 1e9
         if self.timestamp == 2:
             return <object>seconds * 1000000000 + nanoseconds
         if self.timestamp == 3:
             if not -2147483648 <= seconds // 86400 <= 2147483647:  # C division: toward zero
-                raise OverflowError(f"days={seconds // 86400}; too large to convert to C int")
+                raise OverflowError(_messages.TIMESTAMP_DAYS_OVERFLOW.format(days=seconds // 86400))
             return _EPOCH + _TIMEDELTA(0, seconds, nanoseconds // 1000)
         return Timestamp(seconds, nanoseconds)
 
@@ -489,7 +489,7 @@ def unpackb(data, options):
     try:
         obj = reader.read()
     except _Incomplete:
-        raise ValueError("Unpack failed: incomplete input") from None
+        raise ValueError(_messages.INCOMPLETE_INPUT) from None
     finally:
         give_back_reader(reader)
     if reader.pos < reader.length:

@@ -151,7 +151,7 @@ cdef class Timeline:
     def insert_many(self, scores, post_ids, author_ids):
         cdef _Columns columns = accept_columns((scores, post_ids, author_ids))
         if columns is None or columns.float_scores != self.float_scores:
-            raise TypeError("insert_many takes three 1-D contiguous arrays of one length")
+            raise TypeError(_messages.INSERT_MANY_NOT_CANONICAL)
         cdef Run run = columns.run()
         cdef size_t i
         for i in range(run.length):
@@ -244,18 +244,18 @@ def timeline_from_bytes(bytes data, Py_ssize_t max_len):
         for j in range(n):
             if float_scores:
                 if floats[j] != floats[j]:
-                    raise ValueError(f"not a timeline: a NaN score at entry {j}")
+                    raise ValueError(_messages.NOT_A_TIMELINE_NAN.format(entry=j))
                 entry.key = float_key(floats[j])
             else:
                 entry.key = ints[j]
             entry.post_id = posts[j]
             entry.author_id = authors[j]
             if j > 0 and not ranks_above(previous_key, previous_post, entry.key, entry.post_id):
-                raise ValueError(f"not a timeline: entry {j} does not rank below entry {j - 1}")
+                raise ValueError(_messages.NOT_A_TIMELINE_ORDER.format(entry=j, previous=j - 1))
             if id_index_insert(&seen, entry.post_id, &inserted) < 0:
                 raise MemoryError("out of memory while reading a timeline")
             if not inserted:
-                raise ValueError(f"not a timeline: post {entry.post_id} appears twice")
+                raise ValueError(_messages.DUPLICATE_POST.format(post_id=entry.post_id))
             previous_key = entry.key
             previous_post = entry.post_id
             if <size_t>j < keep:

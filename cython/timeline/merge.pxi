@@ -466,10 +466,7 @@ def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
         else:
             columns = accept_columns(source)
             if columns is None:
-                raise TypeError(
-                    f"sources[{i}] is not in canonical form: a Timeline of this backend, or three "
-                    "C-contiguous arrays of one length (int64 or float64 scores, int64 post and author ids)"
-                )
+                raise TypeError(_messages.SOURCE_NOT_CANONICAL.format(index=i))
             kind = columns.float_scores
             array_entries += columns.length
             held.append(columns)
@@ -477,9 +474,7 @@ def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
             first_of_kind[kind] = i
     if first_of_kind[0] >= 0 and first_of_kind[1] >= 0:
         raise TypeError(
-            f"sources mix int64 and float64 scores (sources[{first_of_kind[0]}] has int64, "
-            f"sources[{first_of_kind[1]}] has float64); one feed has one score kind: convert explicitly, "
-            "e.g. with scores.astype(np.float64)"
+            _messages.SOURCES_MIX_SCORE_KINDS.format(int_index=first_of_kind[0], float_index=first_of_kind[1])
         )
     if k == 0:
         kind = after[0] if after is not None else False
@@ -487,8 +482,7 @@ def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
         kind = first_of_kind[1] >= 0
     if after is not None and after[0] != kind:
         raise ValueError(
-            f"the cursor belongs to a feed with {score_kind(after[0])} scores; "
-            f"these sources have {score_kind(kind)} scores"
+            _messages.CURSOR_SCORE_KIND.format(cursor_kind=score_kind(after[0]), sources_kind=score_kind(kind))
         )
     # Exclusions are kept alive by the caller, who holds `exclude_authors`.
     fill_request(&request, limit, after, kind, exclude_authors, per_author_cap)
@@ -514,11 +508,8 @@ def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
                 bad = check_order(&runs[i], &nan)
             if bad >= 0:
                 if nan:
-                    raise ValueError(f"sources[{i}] has a NaN score at index {bad}")
-                raise ValueError(
-                    f"sources[{i}] is not in feed order: entry {bad} ranks above entry {bad - 1} "
-                    "(feed order is descending by (score, post_id))"
-                )
+                    raise ValueError(_messages.NAN_SCORE_IN_SOURCE.format(index=i, entry=bad))
+                raise ValueError(_messages.NOT_FEED_ORDER.format(index=i, entry=bad, previous=bad - 1))
         # Timelines change only with the GIL held, so a merge that reads one keeps it.
         merge_into_page(runs, <size_t>k, &request, &page,
                         array_entries >= NOGIL_TIMELINE_ENTRIES and not touches_timelines)

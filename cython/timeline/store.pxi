@@ -220,7 +220,7 @@ cdef class TimelineStore:
         else:
             columns = accept_columns(source)
             if columns is None or columns.float_scores != self.float_scores:
-                raise TypeError("backfill takes a Timeline or three canonical arrays")
+                raise TypeError(_messages.BACKFILL_NOT_CANONICAL)
             run = columns.run()
         lock_acquire(self.lock)
         try:
