@@ -103,7 +103,7 @@ def encode_ids(const int64_t[::1] ids):
         free(out)
 
 
-cdef class Reader:
+cdef class _Reader:
     """Reads the varints between a header and the checksum."""
 
     cdef const uint8_t* body
@@ -218,7 +218,7 @@ cdef check_envelope(bytes data, str kind, uint8_t magic, Py_ssize_t smallest):
 
 def decode_ids(bytes data):
     check_envelope(data, "id list", IDS_MAGIC, SMALLEST_IDS)
-    cdef Reader reader = Reader(data, "id list", 2)
+    cdef _Reader reader = _Reader(data, "id list", 2)
     cdef Py_ssize_t n
     cdef int failed
     if reader.count(&n) < 0:
@@ -301,7 +301,7 @@ def encode_entries(scores, const int64_t[::1] post_ids, const int64_t[::1] autho
 
 def decode_entries(bytes data):
     check_envelope(data, "entries", ENTRIES_MAGIC, SMALLEST_ENTRIES)
-    cdef Reader reader = Reader(data, "entries", 3)
+    cdef _Reader reader = _Reader(data, "entries", 3)
     cdef const uint8_t* raw = <const uint8_t*><const char*>data
     cdef uint8_t flags = raw[2]
     cdef Py_ssize_t n, m, i, table_at, at

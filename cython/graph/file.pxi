@@ -1,9 +1,8 @@
 # The graph file: saving, mapping and checking; the format is described in igcore/_graph_file.py
 # (rust/igcore-core/src/graph/file.rs). Included by _cy_graph.pyx.
 
-# Arrays of the compact layout, in the file's order.
-SECTION_NAMES = [name for name, _ in _graph_file.SECTIONS]
-SECTION_DTYPES = ["<i8", "<u4", "<u8", "<u4", "<u8", "<u4", "<i8", "<u4", "<i8", "<u4"]
+# The dtypes of the arrays of the compact layout, in the file's order (of _graph_file.SECTIONS).
+cdef list SECTION_DTYPES = ["<i8", "<u4", "<u8", "<u4", "<u8", "<u4", "<i8", "<u4", "<i8", "<u4"]
 
 
 cdef _save(Graph self, path):
@@ -41,7 +40,7 @@ def load(path, layout, bint mmap):
 # -- checking a file's structure ------------------------------------------------------------------------
 
 cdef int _check_structure(const Base* base, size_t m_out, size_t m_in, bint timed) noexcept nogil:
-    """0 when the arrays hold together; otherwise which check failed (1..7, as MESSAGES). Every value
+    """0 when the arrays hold together; otherwise which check failed (1..7, as STRUCTURE_MESSAGES). Every value
     is checked where it is used, so a mapped file that changes meanwhile reads nothing out of bounds."""
     cdef size_t n = base.n, i, u, filled = 0, mask, pos, k, d, probe
     cdef int direction
@@ -115,7 +114,7 @@ cdef int _check_structure(const Base* base, size_t m_out, size_t m_in, bint time
     return 0
 
 
-MESSAGES = {
+cdef dict STRUCTURE_MESSAGES = {
     1: _messages.CORRUPT_IDS_NOT_ASCENDING,
     2: _messages.CORRUPT_ID_TABLE_NOT_ONCE,
     3: _messages.CORRUPT_ID_TABLE_MISSES_USER,
@@ -131,7 +130,7 @@ cdef object _verify_structure(Graph graph):
     cdef size_t m_out = len(graph.arrays[3]), m_in = len(graph.arrays[5])
     cdef int failed
     if graph.base.num_slots != _graph_file.num_slots_for(n) or len(graph.arrays[2]) != n + 1 or len(graph.arrays[4]) != n + 1:
-        return MESSAGES[4]
+        return STRUCTURE_MESSAGES[4]
     with nogil:
         failed = _check_structure(&graph.base, m_out, m_in, graph.timed)
-    return None if failed == 0 else MESSAGES[failed]
+    return None if failed == 0 else STRUCTURE_MESSAGES[failed]
