@@ -142,16 +142,24 @@ def cython_extensions():
         optimize = ["-fsanitize=address", "-fsanitize-recover=address", "-fno-omit-frame-pointer"]
         optimize += ["-O1", "-g"]
         link = ["-fsanitize=address"]
-    sources = sorted(glob.glob(os.path.join("cython", "_cy_*.pyx")))
-    extensions = [
-        Extension(
-            "igcore." + os.path.splitext(os.path.basename(path))[0],
-            [path],
-            extra_compile_args=optimize,
-            extra_link_args=link,
+    # Each cython/_cy_<hot path>.pyx includes the .pxi files of cython/<hot path>/ and cimports the shared
+    # cython/_cy_*.pxd (some of which name a cython/_cy_*.h): a change to any of them rebuilds it.
+    shared = sorted(glob.glob(os.path.join("cython", "_cy_*.pxd")))
+    shared += sorted(glob.glob(os.path.join("cython", "_cy_*.h")))
+    extensions = []
+    for path in sorted(glob.glob(os.path.join("cython", "_cy_*.pyx"))):
+        module = os.path.splitext(os.path.basename(path))[0]
+        parts = sorted(glob.glob(os.path.join("cython", module[len("_cy_") :], "*.pxi")))
+        extensions.append(
+            Extension(
+                "igcore." + module,
+                [path],
+                depends=shared + parts,
+                include_dirs=["cython"],
+                extra_compile_args=optimize,
+                extra_link_args=link,
+            )
         )
-        for path in sources
-    ]
     return cythonize(
         extensions,
         include_path=["cython"],

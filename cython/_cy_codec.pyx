@@ -8,12 +8,15 @@ from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
+from _cy_guard cimport NOGIL_CODEC_IDS, gil_release_above
 from _cy_id_index cimport IdIndex, id_index_free, id_index_init, id_index_insert
 from _cy_numbers cimport float_bits_key, key_float_bits
 
 import zlib
 
 import numpy as np
+
+from igcore import _messages
 
 cdef uint8_t IDS_MAGIC = 0x49      # "I"
 cdef uint8_t ENTRIES_MAGIC = 0x45  # "E"
@@ -23,8 +26,8 @@ cdef Py_ssize_t CRC_BYTES = 4
 cdef Py_ssize_t SMALLEST_IDS = 2 + 1 + 4
 cdef Py_ssize_t SMALLEST_ENTRIES = 3 + 1 + 1 + 4
 cdef Py_ssize_t MAX_VARINT = 10
-# Above this many bytes, encoding and decoding release the GIL.
-cdef Py_ssize_t NOGIL_FROM = 1 << 16
+# The sizes from which encoding and decoding run without the GIL: see _cy_guard.pxd.
+_GIL_RELEASE_ABOVE = gil_release_above()
 
 
 cdef inline uint64_t zigzag(int64_t value) noexcept nogil:
@@ -84,11 +87,11 @@ def encode_ids(const int64_t[::1] ids):
     cdef uint8_t* out = <uint8_t*>malloc(worst_case_len(2, 1, n, 1))
     cdef Py_ssize_t pos
     if out == NULL:
-        raise MemoryError("out of memory while encoding ids")
+        raise MemoryError(_messages.OUT_OF_MEMORY.format(doing="encoding ids"))
     try:
         out[0] = IDS_MAGIC
         out[1] = VERSION
-        if n >= NOGIL_FROM:
+        if n >= NOGIL_CODEC_IDS:
             with nogil:
                 pos = write_deltas(out, write_varint(out, 2, <uint64_t>n), &ids[0], n)
         else:
@@ -100,7 +103,7 @@ def encode_ids(const int64_t[::1] ids):
         free(out)
 
 
-cdef class Reader:
+cdef class _Reader:
     """Reads the varints between a header and the checksum."""
 
     cdef const uint8_t* body
@@ -182,19 +185,19 @@ cdef class Reader:
     cdef raise_error(self):
         cdef str reason
         if self.error == 1:
-            reason = "truncated varint"
+            reason = _messages.TRUNCATED_VARINT
         elif self.error == 2:
-            reason = "varint beyond 64 bits"
+            reason = _messages.VARINT_BEYOND_64_BITS
         elif self.error == 3:
-            reason = "overlong varint"
+            reason = _messages.OVERLONG_VARINT
         elif self.error == 4:
-            reason = f"count {self.error_count} exceeds the {self.error_left} bytes left"
+            reason = _messages.COUNT_EXCEEDS_BYTES_LEFT.format(count=self.error_count, left=self.error_left)
         else:
-            reason = f"{self.end - self.pos} bytes after the last value"
-        raise ValueError(f"malformed {self.kind}: {reason} at byte {self.error_at}")
+            reason = _messages.BYTES_AFTER_LAST_VALUE.format(left=self.end - self.pos)
+        self.fail_with(reason, self.error_at)
 
     cdef fail_with(self, str reason, Py_ssize_t at):
-        raise ValueError(f"malformed {self.kind}: {reason} at byte {at}")
+        raise ValueError(_messages.MALFORMED_ENCODING.format(kind=self.kind, reason=reason, at=at))
 
 
 cdef check_envelope(bytes data, str kind, uint8_t magic, Py_ssize_t smallest):
@@ -202,20 +205,20 @@ cdef check_envelope(bytes data, str kind, uint8_t magic, Py_ssize_t smallest):
     cdef const uint8_t* raw = <const uint8_t*><const char*>data
     cdef unsigned long stored
     if size < smallest:
-        raise ValueError(f"truncated {kind}: {size} bytes, the smallest is {smallest}")
+        raise ValueError(_messages.TRUNCATED_ENCODING.format(kind=kind, size=size, smallest=smallest))
     if raw[0] != magic:
-        raise ValueError(f"not an igcore {kind}: bad magic byte 0x{raw[0]:02x}")
+        raise ValueError(_messages.BAD_MAGIC.format(kind=kind, byte=raw[0]))
     if raw[1] != VERSION:
-        raise ValueError(f"unsupported {kind} version {raw[1]} (this igcore reads version {VERSION})")
+        raise ValueError(_messages.UNSUPPORTED_VERSION.format(kind=kind, version=raw[1], supported=VERSION))
     stored = (<unsigned long>raw[size - 4] | (<unsigned long>raw[size - 3] << 8)
               | (<unsigned long>raw[size - 2] << 16) | (<unsigned long>raw[size - 1] << 24))
     if zlib.crc32(memoryview(data)[:size - CRC_BYTES]) != stored:
-        raise ValueError(f"corrupted {kind}: checksum mismatch")
+        raise ValueError(_messages.CHECKSUM_MISMATCH.format(kind=kind))
 
 
 def decode_ids(bytes data):
     check_envelope(data, "id list", IDS_MAGIC, SMALLEST_IDS)
-    cdef Reader reader = Reader(data, "id list", 2)
+    cdef _Reader reader = _Reader(data, "id list", 2)
     cdef Py_ssize_t n
     cdef int failed
     if reader.count(&n) < 0:
@@ -223,7 +226,7 @@ def decode_ids(bytes data):
     ids = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] out = ids
     cdef int64_t* values = &out[0] if n else NULL
-    if n >= NOGIL_FROM:
+    if n >= NOGIL_CODEC_IDS:
         with nogil:
             failed = reader.deltas(values, n) < 0 or reader.finish() < 0
     else:
@@ -251,18 +254,20 @@ def encode_entries(scores, const int64_t[::1] post_ids, const int64_t[::1] autho
         free(keys)
         free(out)
         id_index_free(&table)
-        raise MemoryError("out of memory while encoding entries")
+        raise MemoryError(_messages.OUT_OF_MEMORY.format(doing="encoding entries"))
     try:
         if is_float:
             floats = scores
             if floats.shape[0] != n or author_ids.shape[0] != n:
-                raise ValueError("scores, post_ids and author_ids differ in length")
+                raise ValueError(_messages.ENTRY_LENGTHS_DIFFER.format(
+                    scores=floats.shape[0], post_ids=n, author_ids=author_ids.shape[0]))
             for i in range(n):
                 keys[i] = float_bits_key(floats[i])
         else:
             ints = scores
             if ints.shape[0] != n or author_ids.shape[0] != n:
-                raise ValueError("scores, post_ids and author_ids differ in length")
+                raise ValueError(_messages.ENTRY_LENGTHS_DIFFER.format(
+                    scores=ints.shape[0], post_ids=n, author_ids=author_ids.shape[0]))
             for i in range(n):
                 keys[i] = ints[i]
         out[0] = ENTRIES_MAGIC
@@ -286,7 +291,7 @@ def encode_entries(scores, const int64_t[::1] post_ids, const int64_t[::1] autho
                 for i in range(n):
                     pos = write_varint(out, pos, <uint64_t>keys[i])
         if failed:
-            raise MemoryError("out of memory while encoding entries")
+            raise MemoryError(_messages.OUT_OF_MEMORY.format(doing="encoding entries"))
         return seal(out, pos)
     finally:
         free(keys)
@@ -296,14 +301,14 @@ def encode_entries(scores, const int64_t[::1] post_ids, const int64_t[::1] autho
 
 def decode_entries(bytes data):
     check_envelope(data, "entries", ENTRIES_MAGIC, SMALLEST_ENTRIES)
-    cdef Reader reader = Reader(data, "entries", 3)
+    cdef _Reader reader = _Reader(data, "entries", 3)
     cdef const uint8_t* raw = <const uint8_t*><const char*>data
     cdef uint8_t flags = raw[2]
     cdef Py_ssize_t n, m, i, table_at, at
     cdef uint64_t index
     cdef int64_t* table = NULL
     if flags & ~FLOAT_SCORES:
-        reader.fail_with(f"unknown flags 0x{flags:02x}", 2)
+        reader.fail_with(_messages.UNKNOWN_ENTRY_FLAGS.format(flags=flags), 2)
     if reader.count(&n) < 0:
         reader.raise_error()
     keys = np.empty(n, dtype=np.int64)
@@ -319,10 +324,10 @@ def decode_entries(bytes data):
     if reader.count(&m) < 0:
         reader.raise_error()
     if m > n or (n > 0 and m == 0):
-        reader.fail_with(f"author table of {m} for {n} entries", table_at)
+        reader.fail_with(_messages.AUTHOR_TABLE_SIZE_WRONG.format(size=m, entries=n), table_at)
     table = <int64_t*>malloc((m if m else 1) * sizeof(int64_t))
     if table == NULL:
-        raise MemoryError("out of memory while decoding entries")
+        raise MemoryError(_messages.OUT_OF_MEMORY.format(doing="decoding entries"))
     try:
         if reader.deltas(table, m) < 0:
             reader.raise_error()
@@ -331,7 +336,7 @@ def decode_entries(bytes data):
             if reader.varint(&index) < 0:
                 reader.raise_error()
             if index >= <uint64_t>m:
-                reader.fail_with(f"author index {index} beyond the table of {m}", at)
+                reader.fail_with(_messages.AUTHOR_INDEX_BEYOND_TABLE.format(index=index, size=m), at)
             author_view[i] = table[index]
         if reader.finish() < 0:
             reader.raise_error()
@@ -349,3 +354,7 @@ cdef void _keys_to_floats(const int64_t[::1] keys, double[::1] floats) noexcept:
     cdef Py_ssize_t i
     for i in range(keys.shape[0]):
         floats[i] = key_float_bits(keys[i])
+
+
+# The kernels, as src/igcore/_kernels/codec.pyi states them.
+__all__ = ["decode_entries", "decode_ids", "encode_entries", "encode_ids"]

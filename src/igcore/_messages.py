@@ -59,6 +59,9 @@ HELD_BY_ANOTHER_BACKEND = (
 )
 # cursors (ValueError)
 MALFORMED_CURSOR = "malformed cursor"
+# the kernels: sources that are not canonical arrays (TypeError)
+NOT_ENTRY_COLUMNS = "insert_many takes three 1-D contiguous arrays of one length"
+BACKFILL_SOURCE = "backfill takes a Timeline or three canonical arrays"
 
 # -- counters (OverflowError) ---------------------------------------------------------------------------
 
@@ -67,6 +70,14 @@ KIND_TOTAL_OVERFLOW = "the {kind} total for key {key} does not fit in int64"
 PENDING_DELTA_OVERFLOW = "the pending {kind} delta for key {key} does not fit in int64"
 COUNT_OVERFLOW = "the count for key {key} at time {time} does not fit in int64"
 WINDOW_TOTAL_OVERFLOW = "the window total for key {key} does not fit in int64"
+# the kernels' own checks (ValueError)
+NO_KIND = "no kind number {kind}"
+KIND_COUNTS_DIFFER = "cannot add a table of {theirs} kinds to one of {mine}"
+WINDOW_SHAPE = "bucket_seconds and buckets must be at least 1"
+ELEMENT_ENDS_OUT_OF_RANGE = "element ends must rise within the buffer"
+ELEMENTS_END_EARLY = "the last element must end with the buffer"
+REGISTER_COUNT = "a HyperLogLog has {expected} registers, got {got}"
+REGISTER_TOO_LARGE = "register {register} holds {value}, above the largest possible value {max}"
 
 # -- codec (ValueError) ---------------------------------------------------------------------------------
 
@@ -85,6 +96,8 @@ BYTES_AFTER_LAST_VALUE = "{left} bytes after the last value"
 UNKNOWN_ENTRY_FLAGS = "unknown flags 0x{flags:02x}"
 AUTHOR_TABLE_SIZE_WRONG = "author table of {size} for {entries} entries"
 AUTHOR_INDEX_BEYOND_TABLE = "author index {index} beyond the table of {size}"
+# encoding entries (ValueError)
+ENTRY_LENGTHS_DIFFER = "scores, post_ids and author_ids differ in length ({scores}, {post_ids}, {author_ids})"
 
 # -- graph (ValueError) ---------------------------------------------------------------------------------
 
@@ -102,6 +115,9 @@ CORRUPT_OFFSETS = "corrupted: list offsets are out of order or out of range"
 CORRUPT_FOLLOW_LIST = "corrupted: a follow list is out of range, out of order or holds its own user"
 CORRUPT_TIME_ORDER = "corrupted: a list's order by time is wrong"
 CORRUPT_NOT_MIRRORED = "corrupted: followers do not mirror following"
+CORRUPT_SECTION_OUTSIDE_FILE = "corrupted: a section lies outside the file"
+# building and updating
+TOO_MANY_USERS = "too many users for one graph"
 
 # -- msgpack: packing -----------------------------------------------------------------------------------
 
@@ -126,6 +142,7 @@ MEMORYVIEW_NOT_CONTIGUOUS = "memoryview: underlying buffer is not C-contiguous" 
 INT_OUT_OF_RANGE = "Integer value out of range"
 INT_TOO_LARGE_FOR_C_LONG = "Python int too large to convert to C long"
 EXT_CODE_TOO_LARGE = "value too large to convert to char"
+FLOAT_TOO_LARGE = "float too large to pack with f format"
 # what cannot be packed
 NAIVE_DATETIME = "can not serialize {type!r} object where tzinfo=None"  # ValueError
 CANNOT_SERIALIZE = "can not serialize {type!r} object"  # TypeError
@@ -151,35 +168,20 @@ NOT_CALLABLE = "{name} must be a callable."
 # The public layer hands the kernels checked arguments, so the reference never raises these; the Rust and
 # Cython kernels check again (they must never read memory on the strength of an unchecked claim).
 
+OUT_OF_MEMORY = "out of memory while {doing}"  # MemoryError
 OBJECT_POISONED = "this object is unusable after an internal error in another call"  # RuntimeError
 NOT_CONTIGUOUS = "{name} must be a C-contiguous array"  # ValueError
 TOO_MANY_IDS = "more than {max} distinct ids in one index"  # ValueError
 # timeline
-NOT_ENTRY_COLUMNS = "insert_many takes three 1-D contiguous arrays of one length"  # TypeError
-BACKFILL_SOURCE = "backfill takes a Timeline or three canonical arrays"  # TypeError
 ACTIVITY_LENGTHS_DIFFER = (
     "actor_ids, verbs, target_ids and timestamps differ in length "
     "({actor_ids}, {verbs}, {target_ids}, {timestamps})"
 )  # ValueError
-# counters (ValueError)
-NO_KIND = "no kind number {kind}"
-KIND_COUNTS_DIFFER = "cannot merge a table of {theirs} kinds into one of {mine}"
-WINDOW_SHAPE = "bucket_seconds and buckets must be at least 1"
-ELEMENT_ENDS_OUT_OF_RANGE = "element ends must rise within the buffer"
-ELEMENTS_END_EARLY = "the last element must end with the buffer"
-REGISTER_COUNT = "a HyperLogLog has {expected} registers, got {got}"
-REGISTER_TOO_LARGE = "register {register} holds {value}, above the largest possible value {max}"
-# codec (ValueError)
-ENTRY_LENGTHS_DIFFER = "scores, post_ids and author_ids differ in length ({scores}, {post_ids}, {author_ids})"
 # graph
 TIMESTAMPS_FOR_TIMED_GRAPH = "timestamps must be given exactly for a timed graph"  # ValueError
-TOO_MANY_USERS = "too many users for one graph"  # ValueError
 SECTION_CHECKSUM = "corrupted: the checksum of section {section} does not match"  # ValueError
-CORRUPT_SECTION_OUTSIDE_FILE = "corrupted: a section lies outside the file"  # ValueError
 CORRUPT_SECTION_LENGTH = "corrupted: a section's length does not fit the graph's size"  # ValueError
 BIG_ENDIAN_MACHINE = "graph files are little-endian; this machine is not"  # ValueError
 CANNOT_READ = "cannot read the file: {reason}"  # ValueError
 CANNOT_WRITE = "cannot write {path}: {reason}"  # ValueError
 NO_MEMORY_FOR_GRAPH = "not enough memory for the graph"  # MemoryError
-# msgpack
-FLOAT_TOO_LARGE = "float too large to pack with f format"  # OverflowError

@@ -695,9 +695,8 @@ def aggregate_activity(actor_ids, verbs, target_ids, timestamps, window_seconds:
     ]
     lengths = [len(c) for c in columns]
     if len(set(lengths)) > 1:
-        raise ValueError(
-            f"actor_ids, verbs, target_ids and timestamps differ in length ({', '.join(map(str, lengths))})"
-        )
+        names = ("actor_ids", "verbs", "target_ids", "timestamps")
+        raise ValueError(_messages.ACTIVITY_LENGTHS_DIFFER.format(**dict(zip(names, lengths))))
     window_seconds = count(window_seconds, "window_seconds", 1)
     max_actors = count(max_actors, "max_actors")
     return Activity(*_backend.kernels(HOT_PATH).aggregate_activity(*columns, window_seconds, max_actors))

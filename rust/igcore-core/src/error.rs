@@ -348,7 +348,7 @@ error_facts! {
         Overflow PendingDeltaOverflow { kind: String = "views".into(), key: i64 = 4 },
         #[error("no kind number {kind}")]
         Value NoKind { kind: usize = 7 },
-        #[error("cannot merge a table of {theirs} kinds into one of {mine}")]
+        #[error("cannot add a table of {theirs} kinds to one of {mine}")]
         Value KindCountsDiffer { theirs: usize = 3, mine: usize = 2 },
         #[error("bucket_seconds and buckets must be at least 1")]
         Value WindowShape { bucket_seconds: i64 = 0, buckets: usize = 12 },
