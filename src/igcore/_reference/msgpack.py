@@ -63,7 +63,7 @@ import datetime as _dt
 import functools
 import struct
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, Union, cast
 
 from ..msgpack.exceptions import BufferFull, ExtraData, FormatError, OutOfData, StackError
@@ -72,7 +72,7 @@ from ..msgpack.ext import ExtType, Timestamp
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-    from ..msgpack._options import PackOptions, UnpackOptions
+    from ..msgpack._options import PackOptions, SizedPairs, UnpackOptions
 
     # What unpacking reads from: the caller's bytes or memoryview, or an Unpacker's own buffer.
     Bytes = Union[bytes, bytearray, memoryview]
@@ -147,7 +147,7 @@ class Packer:
         return self._guarded(lambda: _Writer(self._buffer, self._options).pack(obj, 0))
 
     @_one_call_at_a_time
-    def pack_map_pairs(self, pairs: Collection[tuple[object, object]]) -> bytes | None:
+    def pack_map_pairs(self, pairs: SizedPairs) -> bytes | None:
         """A map of `pairs` (a sized iterable of (key, value)); keys and values start at depth 0."""
 
         def write() -> None:
@@ -646,7 +646,7 @@ class _Reader:
         else:
             items[key] = value
 
-    def finish_map(self, items: MapItems) -> Any:
+    def finish_map(self, items: Any) -> Any:  # a list of pairs with object_pairs_hook, else a dict
         if self.options.object_pairs_hook is not None:
             return self.options.object_pairs_hook(items)
         if self.options.object_hook is not None:
