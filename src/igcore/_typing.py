@@ -28,3 +28,12 @@ ScoreArray = Union[NDArray[np.int64], NDArray[np.float64]]
 
 # A score as one number: an int for int64 feeds, a float for float64 feeds.
 Score = Union[int, float]
+
+# One integer (a user id, a key, a time): a Python int or a numpy integer scalar, not a bool.
+IntLike = Union[int, np.integer[Any]]
+
+# One HyperLogLog element: an int (added as its decimal string), a str (its UTF-8 bytes) or bytes.
+HllElement = Union[int, np.integer[Any], str, bytes, bytearray, memoryview]
+
+# One score given to a timeline: an int (int64 timelines; converted for float64 ones) or a float.
+ScoreLike = Union[int, float, np.integer[Any], np.floating[Any]]
