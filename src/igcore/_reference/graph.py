@@ -33,9 +33,10 @@ import numpy as np
 from .. import _graph_file
 
 if TYPE_CHECKING:
-    from typing import Concatenate, ParamSpec, TypeVar
+    from typing import TypeVar
 
     from numpy.typing import NDArray
+    from typing_extensions import Concatenate, ParamSpec
 
     _P = ParamSpec("_P")
     _R = TypeVar("_R")
