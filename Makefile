@@ -29,6 +29,7 @@ lint:           ## the lint gate that CI runs
 	ruff check .
 	ruff format --check .
 	$(PYTHON) -m mypy
+	$(PYTHON) .ci/stubtest
 
 format:
 	cargo fmt --all

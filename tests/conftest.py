@@ -80,15 +80,16 @@ def pytest_generate_tests(metafunc):
 def backend(request):
     """The name of the backend under test; every hot path is served by it inside the test."""
     name = request.param
-    hot_path = getattr(request.module, "HOT_PATH", None)
-    if hot_path is None:
+    hot_paths = getattr(request.module, "HOT_PATH", None)  # a module may test several: a tuple
+    if hot_paths is None:
         raise RuntimeError(f"{request.module.__name__} uses the backend fixture but sets no HOT_PATH")
-    if name not in _backend.available(hot_path):
-        reason = _backend._load(name, hot_path)[1]
-        message = f"backend {name} does not serve {hot_path}: {reason}"
-        if name in REQUIRED:
-            pytest.fail(message + " (required by IGCORE_REQUIRE_BACKENDS)")
-        pytest.skip(message)
+    for hot_path in (hot_paths,) if isinstance(hot_paths, str) else hot_paths:
+        if name not in _backend.available(hot_path):
+            reason = _backend._load(name, hot_path)[1]
+            message = f"backend {name} does not serve {hot_path}: {reason}"
+            if name in REQUIRED:
+                pytest.fail(message + " (required by IGCORE_REQUIRE_BACKENDS)")
+            pytest.skip(message)
     with igcore.use_backend(name):
         yield name
 

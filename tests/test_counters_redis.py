@@ -102,7 +102,7 @@ def test_bad_arguments(backend, redis_client, write_behind):
     table = CounterTable()
     with pytest.raises(TypeError, match=r"table must be an igcore CounterTable, not dict"):
         write_behind({}, redis_client)
-    with pytest.raises(ValueError, match=r"shards must be an int of at least 1, got 0"):
+    with pytest.raises(ValueError, match=r"shards must be at least 1, got 0"):
         write_behind(table, redis_client, shards=0)
     with pytest.raises(ValueError, match=r"prefix must be a str without braces"):
         write_behind(table, redis_client, prefix="a{b}")

@@ -202,7 +202,7 @@ def test_bad_calls_raise_clear_errors(backend):
         table.add([1, 2], [1], kind="likes")
     with pytest.raises(OverflowError, match=r"keys holds a value outside the int64 range"):
         table.add([2**63], kind="likes")
-    with pytest.raises(ValueError, match=r"k must be between 0 and"):
+    with pytest.raises(ValueError, match=r"k must be at least 0"):
         table.top(-1, "likes")
     with pytest.raises(TypeError, match=r"k must be an int, not float"):
         table.top(2.0, "likes")
@@ -236,7 +236,7 @@ def test_huge_top_k_is_fine(backend):
     table = CounterTable(("likes",))
     table.add([3, 1, 2])
     assert table.top(INT64_MAX).keys.tolist() == [1, 2, 3]
-    with pytest.raises(ValueError, match=r"k must be between 0 and 9223372036854775807"):
+    with pytest.raises(OverflowError, match=r"k is outside the int64 range: 9223372036854775808"):
         table.top(2**63)
 
 

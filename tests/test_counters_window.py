@@ -136,9 +136,10 @@ def test_many_keys(backend):
 @pytest.mark.parametrize(
     ("args", "error", "message"),
     [
-        ((0, 60), ValueError, r"bucket_seconds must be between 1 and"),
-        ((60, 0), ValueError, r"buckets must be between 1 and 1048576, got 0"),
-        ((60, 2**21), ValueError, r"buckets must be between 1 and 1048576"),
+        ((0, 60), ValueError, r"bucket_seconds must be at least 1, got 0"),
+        ((60, 0), ValueError, r"buckets must be at least 1, got 0"),
+        ((60, 2**21), ValueError, r"buckets must be at most 1048576, got 2097152"),
+        ((2**63, 60), OverflowError, r"bucket_seconds is outside the int64 range"),
         ((60.0, 60), TypeError, r"bucket_seconds must be an int, not float"),
         ((2**62, 4), ValueError, r"bucket_seconds \* buckets must fit in int64"),
     ],
@@ -164,13 +165,13 @@ def test_bad_calls_raise_clear_errors(backend):
         ValueError, match=r"window_seconds must be a multiple of bucket_seconds \(60\), got 90"
     ):
         counter.sum([1], 10, 90)
-    with pytest.raises(ValueError, match=r"window_seconds must be between 1 and 3600, got 7200"):
+    with pytest.raises(ValueError, match=r"window_seconds must be at most 3600, got 7200"):
         counter.top(3, 10, 7200)
-    with pytest.raises(ValueError, match=r"window_seconds must be between 1 and 3600, got 0"):
+    with pytest.raises(ValueError, match=r"window_seconds must be at least 1, got 0"):
         counter.sum([1], 10, 0)
-    with pytest.raises(ValueError, match=r"k must be between 0 and"):
+    with pytest.raises(ValueError, match=r"k must be at least 0, got -3"):
         counter.top(-3, 10)
-    with pytest.raises(ValueError, match=r"now must be between"):
+    with pytest.raises(OverflowError, match=r"now is outside the int64 range"):
         counter.sum([1], 2**63)
     assert counter.dropped == (0, 0)
 

@@ -289,7 +289,7 @@ def test_edges_in_order(backend):
         (lambda: FollowGraph.from_edges([1], [2**63]), OverflowError, r"dst holds a value outside"),
         (lambda: FollowGraph.from_edges([1], [2], [1, 2]), ValueError, r"timestamps and src differ"),
         (lambda: FollowGraph(), TypeError, r"from_edges"),
-        (lambda: small_graph().following(1.0), TypeError, r"user must be an int user id, not float"),
+        (lambda: small_graph().following(1.0), TypeError, r"user must be an int, not float"),
         (lambda: small_graph().following(True), TypeError, r"not bool"),
         (lambda: small_graph().following(2**63), OverflowError, r"outside the int64 range"),
         (lambda: small_graph().following(1, limit=-1), ValueError, r"limit must be at least 0"),

@@ -105,7 +105,7 @@ def test_hyperloglogs_do_not_leak(backend):
             sketch.add(items)
             sketch.add(words)
             again = HyperLogLog.from_bytes(sketch.to_bytes())
-            again.merge_page(sketch)
+            again.merge(sketch)
             again.count()
             with pytest.raises(ValueError):
                 HyperLogLog.from_bytes(b"HYLL" + bytes(20))

@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import igcore
+from igcore import _backend
+from igcore.codec import Entries
 from igcore.timeline import Page, Timeline, merge_page
 
 from .conftest import assert_releases_the_gil, outcome, reference
@@ -55,6 +57,40 @@ def every_page(sources_, limit, **options) -> list:
         assert len(page.post_ids) == limit  # only a full page says there is more
         cursor = page.next_cursor
         assert pages < 10_000
+
+
+# -- the shape of a page, and what the kernels take ---------------------------------------------------
+
+
+def test_a_page_unpacks_in_the_order_of_entries(backend):
+    assert Page._fields == (*Entries._fields, "next_cursor")
+    scores, post_ids, author_ids, next_cursor = merge_page([run((30, 1, 10), (20, 2, 11))], limit=1)
+    assert (scores.tolist(), post_ids.tolist(), author_ids.tolist()) == ([30], [1], [10])
+    assert next_cursor is not None
+
+
+def test_the_kernels_answer_with_a_page_and_refuse_what_is_not_canonical(backend):
+    kernels = _backend.kernels(HOT_PATH)
+    ints = (np.array([2, 1]), np.array([1, 2]), np.array([5, 5]))
+    floats = (np.array([2.5]), np.array([3]), np.array([5]))
+    scores, post_ids, author_ids, has_more = kernels.merge_page([ints], 1, None, None, None)
+    assert (post_ids.tolist(), has_more) == ([1], True)
+    not_canonical = [
+        [ints[:2]],  # two arrays
+        [(np.array([2.0, 1.0], dtype=">f8"), ints[1], ints[2])],  # not native
+        [(ints[0][::-1], ints[1], ints[2])],  # a reversed view: not C-contiguous
+        [(np.array([1, 2, 3])[::2], ints[1], ints[2])],  # a strided view
+        [(ints[0], ints[1].astype(np.int32), ints[2])],
+        [(ints[0], ints[1], np.array([5]))],  # lengths differ
+        [[ints[0], ints[1], ints[2]]],  # a list, not a tuple
+    ]
+    for refused in not_canonical:
+        with pytest.raises(TypeError, match=r"^sources\[0\] is not in canonical form: a Timeline of this"):
+            kernels.merge_page(refused, 10, None, None, None)
+    with pytest.raises(TypeError, match=r"^sources mix int64 and float64 scores \(sources\[1\] has int64, "):
+        kernels.merge_page([floats, ints], 10, None, None, None)
+    with pytest.raises(ValueError, match=r"^the cursor belongs to a feed with float64 scores; these sources"):
+        kernels.merge_page([ints], 10, (True, 1.5, 3), None, None)
 
 
 # -- order, ties, duplicates -----------------------------------------------------------------------------

@@ -1,9 +1,19 @@
 """Argument checks at the door: every public function converts its inputs here, once, so that kernels
-can trust them and an error message reads the same whichever backend runs."""
+can trust them and an error message reads the same whichever backend runs and whichever hot path.
+
+The rule for integers, the same in every hot path:
+- An id, a timestamp, a count or a limit is an int64: an ``int`` or a numpy integer (never a bool or a
+  float: ``TypeError``); outside the int64 range it raises ``OverflowError``.
+- A count or a limit below its smallest meaningful value raises ``ValueError`` ("must be at least").
+- A limit above what there is takes all there is (a page of ``limit=10**18`` holds the whole feed), up to
+  int64; only a size with a stated maximum (e.g. ``WindowedCounter``'s buckets) raises ``ValueError``
+  above it ("must be at most").
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import operator
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -12,6 +22,39 @@ if TYPE_CHECKING:
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+
+
+def int64(value: object, name: str) -> int:
+    """One int64 value (an id, a timestamp, a score) as a Python int."""
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the common case, quickly
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, not bool")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise OverflowError(f"{name} is outside the int64 range: {number}")
+    return number
+
+
+def count(value: object, name: str, smallest: int = 0, largest: int = INT64_MAX) -> int:
+    """A count, limit, size or offset: an int64 of at least `smallest` (and at most `largest`, when a
+    size has a stated maximum)."""
+    if type(value) is int and smallest <= value <= largest:  # the common case, quickly
+        return value
+    number = int64(value, name)
+    if number < smallest:
+        raise ValueError(f"{name} must be at least {smallest}, got {number}")
+    if number > largest:
+        raise ValueError(f"{name} must be at most {largest}, got {number}")
+    return number
+
+
+def optional_count(value: object, name: str, smallest: int = 0) -> Optional[int]:
+    """``count``, or None for None (no limit)."""
+    return None if value is None else count(value, name, smallest)
 
 
 def int64_array(values: object, name: str) -> NDArray[np.int64]:

@@ -15,7 +15,7 @@ import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import ModuleType
-from typing import Any, Iterator, cast
+from typing import Any, Callable, Iterator, cast
 
 from . import __version__
 
@@ -42,10 +42,17 @@ def _check_choice(name: str, source: str) -> str:
 _loaded: dict[tuple[str, str], tuple[ModuleType | None, str | None]] = {}
 
 
+# kernel module -> the backend it belongs to, as loaded here (never worked out from module names)
+_backend_of: dict[ModuleType, str] = {}
+
+
 def _load(backend: str, hot_path: str) -> tuple[ModuleType | None, str | None]:
     key = (backend, hot_path)
     if key not in _loaded:
         _loaded[key] = _import_kernels(backend, hot_path)
+        module = _loaded[key][0]
+        if module is not None:
+            _backend_of[module] = backend
     return _loaded[key]
 
 
@@ -73,14 +80,33 @@ def _import_kernels(backend: str, hot_path: str) -> tuple[ModuleType | None, str
         from . import _rust
     except ImportError as exc:
         return None, _not_built("igcore._rust", exc)
-    # Until the kernel stubs state igcore._rust, mypy finds it through the package's __getattr__, as
-    # a bare module without __version__.
+    # mypy cannot see the compiled igcore._rust (its interface is in igcore/_kernels/*.pyi, checked by
+    # .ci/stubtest) and finds it through the package's __getattr__, as a bare module without __version__.
     if _rust.__version__ != __version__:  # type: ignore[attr-defined]
         return None, f"stale build: igcore._rust is {_rust.__version__}, the package is {__version__}"  # type: ignore[attr-defined]
     kernels = getattr(_rust, hot_path, None)
     if kernels is None:
         return None, f"built without the {hot_path} kernels"
     return kernels, None
+
+
+def kernel_lookup(hot_path: str) -> Callable[[], ModuleType]:
+    """A function that answers ``kernels(hot_path)``, for a hot path whose calls are so short that the
+    lookup shows (msgpack's packb of a small message): it remembers the answer per requested name.
+
+    Defined before this module picks its default backend: loading a backend may import a public module
+    that asks for its lookup while this module is still loading."""
+    serving: dict[str, ModuleType] = {}
+
+    def lookup() -> ModuleType:
+        requested = _requested.get()
+        try:
+            return serving[requested]
+        except KeyError:
+            module = serving[requested] = kernels(hot_path)
+            return module
+
+    return lookup
 
 
 def available(hot_path: str) -> list[str]:
@@ -122,13 +148,8 @@ def kernels(hot_path: str) -> ModuleType:
 
 
 def backend_name(module: ModuleType) -> str:
-    """Which backend a kernel module belongs to."""
-    name = module.__name__
-    if name.startswith("igcore._reference."):
-        return "python"
-    if name.startswith("igcore._cy_"):
-        return "cython"
-    return "rust"
+    """Which backend a kernel module (one that ``kernels`` returned) belongs to."""
+    return _backend_of[module]
 
 
 def current(hot_path: str) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 import numpy as np
 
 from . import _backend, _graph_file
-from ._arrays import INT64_MAX, INT64_MIN, int64_array
+from ._arrays import count, int64, int64_array, optional_count
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -63,38 +63,6 @@ class Reached(NamedTuple):
 
     ids: NDArray[np.int64]
     depths: NDArray[np.int64]
-
-
-def _user(value: object, name: str) -> int:
-    """One user id as a Python int in the int64 range."""
-    if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the common case, quickly
-        return value
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int user id, not {type(value).__name__}")
-    value = int(value)
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise OverflowError(f"{name} is outside the int64 range: {value}")
-    return value
-
-
-@overload
-def _count(value: Any, name: str, minimum: int = ..., allow_none: Literal[False] = ...) -> int: ...
-@overload
-def _count(value: Any, name: str, minimum: int = ..., allow_none: bool = ...) -> int | None: ...
-def _count(value: Any, name: str, minimum: int = 0, allow_none: bool = False) -> int | None:
-    if type(value) is int and minimum <= value <= INT64_MAX:  # the common case, quickly
-        return value
-    if value is None and allow_none:
-        return None
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not bool")
-    if number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {number}")
-    return min(number, INT64_MAX)
 
 
 def _direction(direction: str) -> bool:
@@ -282,7 +250,7 @@ class FollowGraph:
 
     def __contains__(self, user: object) -> bool:
         try:
-            user = _user(user, "user")
+            user = int64(user, "user")
         except (TypeError, OverflowError):
             return False
         return bool(self._graph.contains(user))
@@ -309,13 +277,13 @@ class FollowGraph:
         limit: SupportsIndex | None,
         return_times: bool,
     ) -> NDArray[np.int64] | tuple[NDArray[np.int64], NDArray[np.int64]]:
-        user = _user(user, "user")
+        user = int64(user, "user")
         if (since is not None or until is not None) and not self.has_timestamps:
             raise ValueError("since and until need a graph with timestamps")
-        since = None if since is None else _user(since, "since")
-        until = None if until is None else _user(until, "until")
-        offset = _count(offset, "offset")
-        limit = _count(limit, "limit", allow_none=True)
+        since = None if since is None else int64(since, "since")
+        until = None if until is None else int64(until, "until")
+        offset = count(offset, "offset")
+        limit = optional_count(limit, "limit")
         if return_times and not self.has_timestamps:
             raise ValueError("return_times needs a graph with timestamps")
         ids, times = self._graph.neighbours(user, out, since, until, offset, limit)
@@ -412,7 +380,7 @@ class FollowGraph:
 
     def _counts(self, users: IntLike | IntArrayLike, out: bool) -> int | NDArray[np.int64]:
         if isinstance(users, (int, np.integer)) and not isinstance(users, (bool, np.bool_)):
-            return int(self._graph.degree(_user(users, "user"), out))
+            return int(self._graph.degree(int64(users, "user"), out))
         return self._graph.counts(int64_array(users, "users"), out)
 
     @overload
@@ -440,28 +408,28 @@ class FollowGraph:
         """Whether `a` follows `b`: a bool for two ids, a bool array for two arrays of ids (pairwise).
         An unknown user follows no one and has no followers (no error)."""
         if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
-            pair = np.array([_user(a, "a")], np.int64), np.array([_user(b, "b")], np.int64)
+            pair = np.array([int64(a, "a")], np.int64), np.array([int64(b, "b")], np.int64)
             return bool(self._graph.is_following(*pair)[0])
         a, b = _pairs(a, b, ("a", "b"))
         return self._graph.is_following(a, b)
 
     def mutual_follows(self, user: IntLike) -> NDArray[np.int64]:
         """Accounts `user` follows that follow `user` back, ascending. ``KeyError`` for an unknown user."""
-        return self._graph.mutual_follows(_user(user, "user"))
+        return self._graph.mutual_follows(int64(user, "user"))
 
     def common_following(self, a: IntLike, b: IntLike) -> NDArray[np.int64]:
         """Accounts both `a` and `b` follow, ascending. ``KeyError`` for an unknown user."""
-        return self._graph.common(_user(a, "a"), _user(b, "b"), True)
+        return self._graph.common(int64(a, "a"), int64(b, "b"), True)
 
     def common_followers(self, a: IntLike, b: IntLike) -> NDArray[np.int64]:
         """Accounts that follow both `a` and `b`, ascending. ``KeyError`` for an unknown user."""
-        return self._graph.common(_user(a, "a"), _user(b, "b"), False)
+        return self._graph.common(int64(a, "a"), int64(b, "b"), False)
 
     def followed_by(self, viewer: IntLike, target: IntLike, limit: int = 3) -> FollowedBy:
         """Which accounts `viewer` follows that also follow `target` ("Followed by x, y and 12 others"):
         the first `limit` by ascending id, and the total. ``KeyError`` for an unknown user."""
         ids, total = self._graph.followed_by(
-            _user(viewer, "viewer"), _user(target, "target"), _count(limit, "limit")
+            int64(viewer, "viewer"), int64(target, "target"), count(limit, "limit")
         )
         return FollowedBy(ids, int(total))
 
@@ -478,7 +446,7 @@ class FollowGraph:
             raise ValueError(f"method must be 'common' or 'adamic_adar', not {method!r}")
         exclude = np.empty(0, np.int64) if exclude is None else int64_array(exclude, "exclude")
         ids, scores = self._graph.suggest(
-            _user(user, "user"), _count(limit, "limit"), method == "adamic_adar", exclude
+            int64(user, "user"), count(limit, "limit"), method == "adamic_adar", exclude
         )
         return Suggestions(ids, scores)
 
@@ -501,19 +469,19 @@ class FollowGraph:
             raise ValueError(f"restart_prob must be within [0, 1], got {restart_prob!r}")
         exclude = np.empty(0, np.int64) if exclude is None else int64_array(exclude, "exclude")
         seed = operator.index(seed) & (2**64 - 1)
-        walks, walk_length = _count(walks, "walks"), _count(walk_length, "walk_length")
+        walks, walk_length = count(walks, "walks"), count(walk_length, "walk_length")
         for value, name in ((walks, "walks"), (walk_length, "walk_length")):
             if value > MAX_WALK_STEPS:
                 raise ValueError(f"{name} must be at most {MAX_WALK_STEPS:,}")
         if walks * walk_length > MAX_WALK_STEPS:
             raise ValueError(f"walks * walk_length must be at most {MAX_WALK_STEPS:,}")
         ids, scores = self._graph.random_walk_suggest(
-            _user(user, "user"),
+            int64(user, "user"),
             walks,
             walk_length,
             restart,
             seed,
-            _count(limit, "limit"),
+            count(limit, "limit"),
             exclude,
         )
         return Suggestions(ids, scores)
@@ -528,7 +496,7 @@ class FollowGraph:
         depth 0; each user's neighbours in ascending id order), at most `max_nodes` of them."""
         out = _direction(direction)
         ids, depths = self._graph.bfs(
-            _user(user, "user"), _count(max_depth, "max_depth"), _count(max_nodes, "max_nodes", 1, True), out
+            int64(user, "user"), count(max_depth, "max_depth"), optional_count(max_nodes, "max_nodes", 1), out
         )
         return Reached(ids, depths)
 

@@ -20,14 +20,13 @@ import binascii
 import hashlib
 import hmac
 import math
-import operator
 import struct
 from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, TypeVar, Union, overload
 
 import numpy as np
 
 from . import _backend
-from ._arrays import INT64_MAX, INT64_MIN, byte_string, int64_array
+from ._arrays import INT64_MAX, INT64_MIN, byte_string, count, int64, int64_array, optional_count
 from .codec import Entries, entry_arrays
 
 if TYPE_CHECKING:
@@ -76,29 +75,6 @@ class Page(NamedTuple):
 # -- arguments ---------------------------------------------------------------------------------------
 
 
-def _int64(value: Any, name: str) -> int:  # anything: operator.index() is the check
-    if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the common case, quickly
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise OverflowError(f"{name} is outside the int64 range: {value}")
-    return value
-
-
-def _count(value: Any, name: str, smallest: int = 1) -> int:
-    if type(value) is int and smallest <= value <= INT64_MAX:
-        return value
-    value = _int64(value, name)
-    if value < smallest:
-        raise ValueError(f"{name} must be at least {smallest}, got {value}")
-    return value
-
-
 def _float_scores(score_dtype: DTypeLike) -> bool:
     try:
         dtype = np.dtype(score_dtype)
@@ -116,7 +92,7 @@ def _score(value: object, float_scores: bool, name: str = "score") -> Score:
     if not float_scores:
         if isinstance(value, (float, np.floating)):
             raise TypeError(f"this timeline holds int64 scores; {name} is a float ({value!r})")
-        return _int64(value, name)
+        return int64(value, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     value = float(value)
@@ -289,10 +265,10 @@ def merge_page(
     Returns a ``Page``. Runs on the backend of the Timelines among `sources` (on the current backend when
     there are none); a Timeline of another backend raises ``TypeError``.
     """
-    limit = _count(limit, "limit")
+    limit = count(limit, "limit", 1)
     after = _decode_cursor(cursor, cursor_key)
     excluded = _author_set(exclude_authors)
-    cap = None if per_author_cap is None else _count(per_author_cap, "per_author_cap")
+    cap = optional_count(per_author_cap, "per_author_cap", 1)
     if not isinstance(sources, (list, tuple)):
         if isinstance(sources, (Timeline, np.ndarray, str, bytes)) or not hasattr(sources, "__iter__"):
             raise TypeError(
@@ -428,7 +404,7 @@ class Timeline(_Native):
     def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype: DTypeLike = "int64") -> None:
         kernels = _backend.kernels(HOT_PATH)
         self._kernels = kernels
-        self._core = kernels.Timeline(_count(max_len, "max_len"), _float_scores(score_dtype))
+        self._core = kernels.Timeline(count(max_len, "max_len", 1), _float_scores(score_dtype))
 
     @classmethod
     def _wrap(cls, core: Any, kernels: ModuleType) -> Timeline:
@@ -455,7 +431,7 @@ class Timeline(_Native):
         ):
             return core.insert(score, post_id, author_id)
         return core.insert(
-            _score(score, core.float_scores), _int64(post_id, "post_id"), _int64(author_id, "author_id")
+            _score(score, core.float_scores), int64(post_id, "post_id"), int64(author_id, "author_id")
         )
 
     def insert_many(self, scores: ScoreArrayLike, post_ids: IntArrayLike, author_ids: IntArrayLike) -> None:
@@ -465,11 +441,11 @@ class Timeline(_Native):
 
     def remove_post(self, post_id: IntLike) -> bool:
         """Removes the post's entry (a deleted post); returns whether it was there."""
-        return self._core.remove_post(_int64(post_id, "post_id"))
+        return self._core.remove_post(int64(post_id, "post_id"))
 
     def remove_author(self, author_id: IntLike) -> int:
         """Removes every entry of the author (on unfollow, block); returns how many."""
-        return self._core.remove_author(_int64(author_id, "author_id"))
+        return self._core.remove_author(int64(author_id, "author_id"))
 
     def clear(self) -> None:
         self._core.clear()
@@ -532,7 +508,7 @@ class Timeline(_Native):
     def from_bytes(cls, data: Buffer, max_len: int = DEFAULT_MAX_LEN) -> Timeline:
         """A timeline from ``to_bytes`` output (of any backend), keeping its top `max_len` entries.
         Truncated, corrupted or foreign bytes raise ``ValueError``; the score dtype comes from the data."""
-        max_len = _count(max_len, "max_len")
+        max_len = count(max_len, "max_len", 1)
         kernels = _backend.kernels(HOT_PATH)
         return cls._wrap(kernels.timeline_from_bytes(byte_string(data, "data"), max_len), kernels)
 
@@ -556,20 +532,20 @@ class TimelineStore(_Native):
     def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype: DTypeLike = "int64") -> None:
         kernels = _backend.kernels(HOT_PATH)
         self._kernels = kernels
-        self._core = kernels.TimelineStore(_count(max_len, "max_len"), _float_scores(score_dtype))
+        self._core = kernels.TimelineStore(count(max_len, "max_len", 1), _float_scores(score_dtype))
 
     def __len__(self) -> int:
         return len(self._core)
 
     def __contains__(self, user_id: IntLike) -> bool:
-        return self._core.contains(_int64(user_id, "user_id"))
+        return self._core.contains(int64(user_id, "user_id"))
 
     def users(self) -> NDArray[np.int64]:
         """The user ids that have a timeline, ascending."""
         return self._core.users()
 
     def __getitem__(self, user_id: IntLike) -> Timeline:
-        core = self._core.get(_int64(user_id, "user_id"))
+        core = self._core.get(int64(user_id, "user_id"))
         if core is None:
             raise KeyError(user_id)
         return Timeline._wrap(core, self._kernels)
@@ -579,15 +555,15 @@ class TimelineStore(_Native):
     @overload
     def get(self, user_id: IntLike, default: _T) -> Timeline | _T: ...
     def get(self, user_id: IntLike, default: object = None) -> object:
-        core = self._core.get(_int64(user_id, "user_id"))
+        core = self._core.get(int64(user_id, "user_id"))
         return default if core is None else Timeline._wrap(core, self._kernels)
 
     def __setitem__(self, user_id: IntLike, timeline: Timeline) -> None:
-        user_id = _int64(user_id, "user_id")
+        user_id = int64(user_id, "user_id")
         self._core.put(user_id, self._own(timeline, "the timeline")._core)
 
     def __delitem__(self, user_id: IntLike) -> None:
-        if not self._core.discard(_int64(user_id, "user_id")):
+        if not self._core.discard(int64(user_id, "user_id")):
             raise KeyError(user_id)
 
     def _own(self, timeline: object, what: str) -> Timeline:
@@ -619,7 +595,7 @@ class TimelineStore(_Native):
         """``merge_page`` of the stored timelines of `user_ids` (fan-out on read over the store); users
         without a timeline contribute nothing."""
         user_ids = _ids(user_ids, "user_ids")
-        limit = _count(limit, "limit")
+        limit = count(limit, "limit", 1)
         after = _decode_cursor(cursor, cursor_key)
         float_scores = self._core.float_scores
         if after is not None and after[0] != float_scores:
@@ -628,7 +604,7 @@ class TimelineStore(_Native):
                 f"this store has {_dtype_name(float_scores)} scores"
             )
         excluded = _author_set(exclude_authors)
-        cap = None if per_author_cap is None else _count(per_author_cap, "per_author_cap")
+        cap = optional_count(per_author_cap, "per_author_cap", 1)
         return _make_page(self._core.merge_page(user_ids, limit, after, excluded, cap), cursor_key)
 
     def __repr__(self) -> str:
@@ -658,8 +634,8 @@ def fanout(
     core = store._core
     return core.fanout(
         _score(score, core.float_scores),
-        _int64(post_id, "post_id"),
-        _int64(author_id, "author_id"),
+        int64(post_id, "post_id"),
+        int64(author_id, "author_id"),
         _ids(follower_ids, "follower_ids"),
         bool(create_missing),
     )
@@ -676,7 +652,7 @@ def backfill(
     store's backend, or ``(scores, post_ids, author_ids)`` arrays."""
     if not isinstance(store, TimelineStore):
         raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
-    user_id = _int64(user_id, "user_id")
+    user_id = int64(user_id, "user_id")
     float_scores = store._core.float_scores
     if isinstance(author_timeline, Timeline):
         if author_timeline._kernels is not store._kernels:
@@ -710,7 +686,7 @@ def remove_author(store: TimelineStore, user_id: IntLike, author_id: IntLike) ->
     """On unfollow: removes the author's entries from the user's timeline; returns how many."""
     if not isinstance(store, TimelineStore):
         raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
-    return store._core.remove_author(_int64(user_id, "user_id"), _int64(author_id, "author_id"))
+    return store._core.remove_author(int64(user_id, "user_id"), int64(author_id, "author_id"))
 
 
 # -- aggregated activity -------------------------------------------------------------------------------
@@ -768,6 +744,6 @@ def aggregate_activity(
         raise ValueError(
             f"actor_ids, verbs, target_ids and timestamps differ in length ({', '.join(map(str, lengths))})"
         )
-    window_seconds = _count(window_seconds, "window_seconds")
-    max_actors = _count(max_actors, "max_actors", smallest=0)
+    window_seconds = count(window_seconds, "window_seconds", 1)
+    max_actors = count(max_actors, "max_actors")
     return Activity(*_backend.kernels(HOT_PATH).aggregate_activity(*columns, window_seconds, max_actors))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple, overload
 import numpy as np
 
 from .. import _backend
-from .._arrays import INT64_MAX, INT64_MIN, int64_array
+from .._arrays import INT64_MAX, INT64_MIN, count, int64, int64_array
 from . import _hll_format
 
 if TYPE_CHECKING:
@@ -84,33 +84,19 @@ def _deltas_for(keys: NDArray[np.int64], deltas: object, name: str = "deltas") -
     return deltas
 
 
-def _count(value: object, name: str, low: int = 0, high: int = INT64_MAX) -> int:
-    """`value` as a plain int in ``low..high`` (ints and numpy integers; never bools or floats)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    value = int(value)
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
 def _now(now: IntLike | None) -> int:
-    return int(time.time()) if now is None else _count(now, "now", INT64_MIN)
+    return int(time.time()) if now is None else int64(now, "now")
 
 
-def _same_backend(mine: object, theirs: object, what: str, conversion: str) -> None:
-    if type(theirs) is not type(mine):
+def _same_backend(
+    mine: CounterTable | HyperLogLog, theirs: CounterTable | HyperLogLog, what: str, conversion: str
+) -> None:
+    """`mine` and `theirs` (public objects with a ``backend``) are held by one backend."""
+    if theirs.backend != mine.backend:
         raise TypeError(
-            f"cannot combine a {what} of the {_backend_of(theirs)} backend with one of the "
-            f"{_backend_of(mine)} backend; {conversion}"
+            f"cannot combine a {what} of the {theirs.backend} backend with one of the "
+            f"{mine.backend} backend; {conversion}"
         )
-
-
-def _backend_of(impl: object) -> str:
-    module = type(impl).__module__
-    if module.startswith("igcore._reference"):
-        return "python"
-    return "cython" if module.startswith("igcore._cy_") else "rust"
 
 
 # -- CounterTable ----------------------------------------------------------------------------------------
@@ -177,7 +163,7 @@ class CounterTable:
     def top(self, k: int, kind: str | None = None) -> Totals:
         """At most `k` keys with the largest non-zero totals of `kind`, largest first, ties by smaller key."""
         position = self._kind(kind)
-        return Totals(*self._impl.top(position, _count(k, "k")))
+        return Totals(*self._impl.top(position, count(k, "k")))
 
     def drain(self) -> dict[str, Deltas]:
         """Per kind, the keys (ascending) whose pending delta is non-zero and those deltas; they are reset
@@ -213,7 +199,7 @@ class CounterTable:
             raise TypeError(f"add_table takes a CounterTable, not {type(other).__name__}")
         if other._kinds != self._kinds:
             raise ValueError(f"cannot add a table of other kinds: {other._kinds} to {self._kinds}")
-        _same_backend(self._impl, other._impl, "CounterTable", "make both under one backend")
+        _same_backend(self, other, "CounterTable", "make both under one backend")
         self._impl.add_table(other._impl)
 
     def __repr__(self) -> str:
@@ -235,8 +221,8 @@ class WindowedCounter:
     """
 
     def __init__(self, bucket_seconds: int = 60, buckets: int = 60) -> None:
-        self.bucket_seconds = _count(bucket_seconds, "bucket_seconds", 1)
-        self.buckets = _count(buckets, "buckets", 1, MAX_BUCKETS)
+        self.bucket_seconds = count(bucket_seconds, "bucket_seconds", 1)
+        self.buckets = count(buckets, "buckets", 1, MAX_BUCKETS)
         if self.bucket_seconds * self.buckets > INT64_MAX:
             raise ValueError("bucket_seconds * buckets must fit in int64")
         module = _backend.kernels("counters")
@@ -263,7 +249,7 @@ class WindowedCounter:
         span = self.bucket_seconds * self.buckets
         if window_seconds is None:
             return self.buckets
-        window_seconds = _count(window_seconds, "window_seconds", 1, span)
+        window_seconds = count(window_seconds, "window_seconds", 1, span)
         if window_seconds % self.bucket_seconds:
             raise ValueError(
                 f"window_seconds must be a multiple of bucket_seconds ({self.bucket_seconds}), "
@@ -282,7 +268,7 @@ class WindowedCounter:
     def top(self, k: int, now: IntLike | None = None, window_seconds: int | None = None) -> Totals:
         """At most `k` keys with the largest non-zero totals in the window, largest first, ties by the
         smaller key."""
-        k = _count(k, "k")
+        k = count(k, "k")
         return Totals(*self._impl.top(k, _now(now), self._window(window_seconds)))
 
     @property
@@ -344,9 +330,7 @@ class HyperLogLog:
         """Makes this sketch count the union of both (PFMERGE)."""
         if not isinstance(other, HyperLogLog):
             raise TypeError(f"can only merge a HyperLogLog, not {type(other).__name__}")
-        _same_backend(
-            self._impl, other._impl, "HyperLogLog", "convert with HyperLogLog.from_bytes(x.to_bytes())"
-        )
+        _same_backend(self, other, "HyperLogLog", "convert with HyperLogLog.from_bytes(x.to_bytes())")
         self._impl.merge(other._impl)
 
     def registers(self) -> NDArray[np.uint8]:

@@ -52,7 +52,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "igcore.counters.redis needs the Python client `redis`: pip install 'igcore[redis]'"
     ) from exc
 
-from .._arrays import INT64_MAX, INT64_MIN, int64_array
+from .._arrays import INT64_MAX, INT64_MIN, count, int64_array
 from . import CounterTable, Deltas
 
 if TYPE_CHECKING:
@@ -151,13 +151,11 @@ class WriteBehind:
         if not isinstance(table, CounterTable):
             raise TypeError(f"table must be an igcore CounterTable, not {type(table).__name__}")
         _check_client(client)
-        for name, value, low in (
-            ("shards", shards, 1),
-            ("part_size", part_size, 1),
-            ("batch_ttl", batch_ttl, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int of at least {low}, got {value!r}")
+        shards, part_size, batch_ttl = (
+            count(shards, "shards", 1),
+            count(part_size, "part_size", 1),
+            count(batch_ttl, "batch_ttl", 1),
+        )
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be a str without braces, got {prefix!r}")
         self.table = table

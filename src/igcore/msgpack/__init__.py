@@ -37,7 +37,6 @@ from .ext import ExtType, Timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import ModuleType
     from typing import SupportsIndex
 
     from _typeshed import SupportsRead, SupportsWrite
@@ -76,17 +75,9 @@ __all__ = [
 ]
 
 
-_by_request: dict[str, ModuleType] = {}  # requested backend name -> the kernels serving msgpack under it
-
-
-def _kernels() -> ModuleType:
-    """The backend serving msgpack here and now (``_backend.kernels``, remembered by requested name:
-    packb and unpackb of small messages are where a few hundred nanoseconds show)."""
-    requested = _backend._requested.get()  # looked up here: this module may load while _backend does
-    kernels = _by_request.get(requested)
-    if kernels is None:
-        kernels = _by_request[requested] = _backend.kernels("msgpack")
-    return kernels
+# The kernels serving msgpack here and now: packb and unpackb of small messages are where a few hundred
+# nanoseconds of lookup show.
+_kernels = _backend.kernel_lookup("msgpack")
 
 
 def packb(o: object, **kwargs: Any) -> bytes:

@@ -1,0 +1,79 @@
+"""The msgpack kernels: what ``igcore.msgpack`` calls on ``_backend.kernels("msgpack")``.
+
+This stub is the contract of the hot path, stated once. Each of its three modules implements it, with
+these names and signatures and no other public name (the reference's own building blocks aside, listed
+in .ci/stubtest-allowlist.txt): ``igcore._rust.msgpack`` (Rust), ``igcore._cy_msgpack`` (Cython) and
+``igcore._reference.msgpack`` (pure Python, which defines the behaviour of msgpack-python 1.x: read its
+docstrings for types, limits and errors). ``.ci/stubtest`` checks each module against this file, and
+tests/test_kernel_interface.py checks that the three export the same names. A contributor adding or
+changing a kernel changes this file, the reference and both compiled backends together.
+
+Kernels receive the keyword arguments already checked, as one ``PackOptions`` or ``UnpackOptions``
+(``igcore.msgpack._options``), and the bytes to unpack as ``bytes`` or a flat C-contiguous memoryview
+of single bytes. The ext types and exceptions live in ``igcore.msgpack.ext`` and
+``igcore.msgpack.exceptions``, shared by the three (a module may import them; it exports no other).
+
+Each class states its constructor twice, with one signature: ``__new__`` is where the compiled
+backends take the arguments (PyO3's ``#[new]``, Cython's ``__cinit__``), ``__init__`` where the
+reference does; stubtest checks each where it is the constructor (see .ci/stubtest-allowlist.txt).
+Every class is ``@final``: the public layer wraps kernel objects, it never subclasses them.
+"""
+
+import builtins
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeAlias, final
+
+from igcore.msgpack._options import PackOptions, UnpackOptions
+
+_Buffer: TypeAlias = builtins.bytes | memoryview
+
+class _Pairs(Protocol):
+    """What ``pack_map_pairs`` takes: a sized iterable of (key, value), passed on as the caller gave it."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[tuple[object, object]]: ...
+
+def packb(obj: object, options: PackOptions) -> bytes: ...
+def unpackb(data: _Buffer, options: UnpackOptions) -> Any: ...
+
+@final
+class Packer:
+    """Packs into an internal buffer; with `autoreset` each call returns its bytes (else None)."""
+
+    def __new__(cls, options: PackOptions, autoreset: bool) -> Packer: ...
+    def __init__(self, options: PackOptions, autoreset: bool) -> None: ...
+    def pack(self, obj: object) -> builtins.bytes | None: ...
+    def pack_map_pairs(self, pairs: _Pairs) -> builtins.bytes | None: ...
+    def pack_array_header(self, size: int) -> builtins.bytes | None: ...
+    def pack_map_header(self, size: int) -> builtins.bytes | None: ...
+    def pack_ext_type(self, code: int, data: _Buffer) -> builtins.bytes | None: ...
+    def bytes(self) -> builtins.bytes: ...
+    def reset(self) -> None: ...
+
+@final
+class Unpacker:
+    """Unpacks a stream of objects, fed (``feed``) or read with `file_read` (``file_like.read``)."""
+
+    def __new__(
+        cls,
+        file_read: Callable[[int], bytes] | None,
+        read_size: int,
+        max_buffer_size: int,
+        options: UnpackOptions,
+    ) -> Unpacker: ...
+    def __init__(
+        self,
+        file_read: Callable[[int], bytes] | None,
+        read_size: int,
+        max_buffer_size: int,
+        options: UnpackOptions,
+    ) -> None: ...
+    def feed(self, data: _Buffer) -> None: ...
+    def unpack(self) -> Any: ...
+    def skip(self) -> None: ...
+    def read_array_header(self) -> int: ...
+    def read_map_header(self) -> int: ...
+    def read_bytes(self, n: int) -> bytes: ...
+    def tell(self) -> int: ...
+    def __iter__(self) -> Unpacker: ...
+    def __next__(self) -> Any: ...
