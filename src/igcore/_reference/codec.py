@@ -50,13 +50,15 @@ or "entries"):
 from __future__ import annotations
 
 import struct
+import typing
 import zlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NoReturn, cast
+from typing import NoReturn, cast
 
 import numpy as np
 
-if TYPE_CHECKING:
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
     from numpy.typing import NDArray
 
 MASK64 = (1 << 64) - 1

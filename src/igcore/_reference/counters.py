@@ -5,12 +5,13 @@ from __future__ import annotations
 import heapq
 import math
 import threading
+import typing
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
     from numpy.typing import NDArray
 
 INT64_MIN = -(2**63)

@@ -25,14 +25,16 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import typing
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .. import _graph_file
 
-if TYPE_CHECKING:
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
     from typing import TypeVar
 
     from numpy.typing import NDArray

@@ -63,13 +63,15 @@ import datetime as _dt
 import functools
 import struct
 import threading
+import typing
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, Union, cast
+from typing import Any, TypeVar, Union, cast
 
 from ..msgpack.exceptions import BufferFull, ExtraData, FormatError, OutOfData, StackError
 from ..msgpack.ext import ExtType, Timestamp
 
-if TYPE_CHECKING:
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from ..msgpack._options import PackOptions, SizedPairs, UnpackOptions

@@ -20,13 +20,15 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from typing import TYPE_CHECKING, Any, Optional, Union, cast
+import typing
+from typing import Any, Optional, Union, cast
 
 import numpy as np
 
 from . import codec
 
-if TYPE_CHECKING:
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
     from collections.abc import Sequence
 
     from numpy.typing import NDArray
