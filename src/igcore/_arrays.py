@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from . import _messages
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -29,13 +31,13 @@ def int64(value: object, name: str) -> int:
     if type(value) is int and INT64_MIN <= value <= INT64_MAX:  # the common case, quickly
         return value
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not bool")
+        raise TypeError(_messages.BOOL_NOT_INT.format(name=name))
     try:
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+        raise TypeError(_messages.NOT_AN_INT.format(name=name, type=type(value).__name__)) from None
     if not INT64_MIN <= number <= INT64_MAX:
-        raise OverflowError(f"{name} is outside the int64 range: {number}")
+        raise OverflowError(_messages.OUTSIDE_INT64.format(name=name, value=number))
     return number
 
 
@@ -46,9 +48,9 @@ def count(value: object, name: str, smallest: int = 0, largest: int = INT64_MAX)
         return value
     number = int64(value, name)
     if number < smallest:
-        raise ValueError(f"{name} must be at least {smallest}, got {number}")
+        raise ValueError(_messages.BELOW_MINIMUM.format(name=name, minimum=smallest, value=number))
     if number > largest:
-        raise ValueError(f"{name} must be at most {largest}, got {number}")
+        raise ValueError(_messages.ABOVE_MAXIMUM.format(name=name, maximum=largest, value=number))
     return number
 
 
@@ -75,13 +77,13 @@ def int64_array(values: object, name: str) -> NDArray[np.int64]:
             # numpy turns ints beyond int64 into float64 or object; look at each element to say which.
             array = _object_ints(np.array(values, dtype=object), name)
     if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}")
+        raise ValueError(_messages.NOT_ONE_D.format(name=name, shape=array.shape))
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers (int64), got dtype {array.dtype}")
     if array.dtype == np.int64 and array.dtype.isnative:
         return np.ascontiguousarray(array)
     if array.dtype.kind == "u" and array.size and int(array.max()) > INT64_MAX:
-        raise OverflowError(f"{name} holds a value outside the int64 range: {int(array.max())}")
+        raise OverflowError(_messages.ARRAY_VALUE_OUTSIDE_INT64.format(name=name, value=int(array.max())))
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
@@ -92,7 +94,7 @@ def _object_ints(array: NDArray[Any], name: str) -> NDArray[np.int64]:
         if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must hold integers (int64), got {type(value).__name__}")
         if not INT64_MIN <= int(value) <= INT64_MAX:
-            raise OverflowError(f"{name} holds a value outside the int64 range: {int(value)}")
+            raise OverflowError(_messages.ARRAY_VALUE_OUTSIDE_INT64.format(name=name, value=int(value)))
     return np.array(flat, dtype=np.int64).reshape(array.shape)
 
 
@@ -107,7 +109,7 @@ def score_array(values: object, name: str) -> NDArray[np.int64] | NDArray[np.flo
         array = np.asarray(values)  # a list of floats (or of ints and floats) is a float64 array
     if isinstance(array, np.ndarray) and array.dtype.kind == "f":
         if array.ndim != 1:
-            raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}")
+            raise ValueError(_messages.NOT_ONE_D.format(name=name, shape=array.shape))
         return np.ascontiguousarray(array, dtype=np.float64)
     return int64_array(values, name)
 

@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     # numpy's stubs give arrays the buffer protocol only from Python 3.12 on.)
     Section = Any
 
+from . import _messages
+
 MAGIC = b"IGFOLLOW"
 VERSION = 1
 HEADER_SIZE = 320
@@ -255,8 +257,9 @@ def read_header(path: str) -> Layout:
 
 
 # What a backend's load raises when the file it opened has another header than the one read before
-# (a save renamed a new file over the path in between): the load then starts again.
-REPLACED = "the file was replaced while it was loaded"
+# (a save renamed a new file over the path in between): the load then starts again. The words are in
+# _messages; this name stays for the compiled backends that read it here.
+REPLACED = _messages.GRAPH_FILE_REPLACED
 
 
 def check_crcs(layout: Layout, sections: Sequence[Section]) -> None:

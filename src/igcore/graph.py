@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import numpy as np
 
-from . import _backend, _graph_file
+from . import _backend, _graph_file, _messages
 from ._arrays import count, int64, int64_array, optional_count
 
 if TYPE_CHECKING:
@@ -76,14 +76,22 @@ def _pairs(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     src, dst = int64_array(src, names[0]), int64_array(dst, names[1])
     if len(src) != len(dst):
-        raise ValueError(f"{names[0]} and {names[1]} differ in length ({len(src)} != {len(dst)})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(
+                first=names[0], second=names[1], first_length=len(src), second_length=len(dst)
+            )
+        )
     return src, dst
 
 
 def _times(times: object, length: int) -> NDArray[np.int64]:
     times = int64_array(times, "timestamps")
     if len(times) != length:
-        raise ValueError(f"timestamps and src differ in length ({len(times)} != {length})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(
+                first="timestamps", second="src", first_length=len(times), second_length=length
+            )
+        )
     return times
 
 
@@ -188,7 +196,7 @@ class FollowGraph:
                     graph.verify()
                 break
             except ValueError as exc:
-                if str(exc) == _graph_file.REPLACED and attempt < 2:
+                if str(exc) == _messages.GRAPH_FILE_REPLACED and attempt < 2:
                     continue  # a save renamed a new file over this one: read the new one
                 raise ValueError(f"{path}: {exc}") from None
             except MemoryError:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, TypeVar, 
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _messages
 from ._arrays import INT64_MAX, INT64_MIN, byte_string, count, int64, int64_array, optional_count
 from .codec import Entries, entry_arrays
 
@@ -208,20 +208,20 @@ def _decode_cursor(cursor: object, cursor_key: object) -> Cursor | None:
     try:
         raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"==")
     except (UnicodeEncodeError, binascii.Error, ValueError):
-        raise ValueError("malformed cursor") from None
+        raise ValueError(_messages.MALFORMED_CURSOR) from None
     if len(raw) != size or len(cursor) != (4 * size + 2) // 3:
-        raise ValueError("malformed cursor")
+        raise ValueError(_messages.MALFORMED_CURSOR)
     payload, tag = raw[: _CURSOR_PAYLOAD.size], raw[_CURSOR_PAYLOAD.size :]
     if not hmac.compare_digest(tag, _cursor_tag(payload, cursor_key)):
         raise ValueError("cursor failed verification: corrupted, forged, or made with another cursor_key")
     version, kind, score_bits, post_id = _CURSOR_PAYLOAD.unpack(payload)
     if version != _CURSOR_VERSION or kind > 1:
-        raise ValueError("malformed cursor")
+        raise ValueError(_messages.MALFORMED_CURSOR)
     if kind == 0:
         return False, score_bits, post_id
     score = _FLOAT_BITS.unpack(_INT_BITS.pack(score_bits))[0]
     if math.isnan(score):
-        raise ValueError("malformed cursor")
+        raise ValueError(_messages.MALFORMED_CURSOR)
     return True, score, post_id
 
 
@@ -324,22 +324,17 @@ def _canonical_sources(sources: Sequence[Any], kernels: ModuleType, after: Curso
         if type(source) is Timeline:
             if source._kernels is not kernels:
                 raise TypeError(
-                    f"sources[{i}] is a Timeline of the {source.backend} backend, and this feed is merged on "
-                    f"{_backend.backend_name(kernels)} (the backend of the first Timeline); convert it "
-                    f"with .to_backend({_backend.backend_name(kernels)!r})"
+                    _messages.SOURCE_OF_ANOTHER_BACKEND.format(
+                        index=i, backend=source.backend, feed_backend=_backend.backend_name(kernels)
+                    )
                 )
             cores.append(source._core)
             kinds.setdefault(source._core.float_scores, i)
             continue
         if isinstance(source, (TimelineStore, str, bytes, dict)) or not hasattr(source, "__len__"):
-            raise TypeError(
-                f"sources[{i}] must be a Timeline or a (scores, post_ids, author_ids) triple, "
-                f"not {type(source).__name__}"
-            )
+            raise TypeError(_messages.NOT_A_SOURCE.format(what=f"sources[{i}]", type=type(source).__name__))
         if len(source) != 3:
-            raise ValueError(
-                f"sources[{i}] must be a (scores, post_ids, author_ids) triple, got {len(source)} items"
-            )
+            raise ValueError(_messages.NOT_A_TRIPLE.format(what=f"sources[{i}]", count=len(source)))
         scores, post_ids, author_ids = source
         try:
             arrays = entry_arrays(scores, post_ids, author_ids)
@@ -349,14 +344,13 @@ def _canonical_sources(sources: Sequence[Any], kernels: ModuleType, after: Curso
         kinds.setdefault(arrays[0].dtype == np.float64, i)
     if len(kinds) > 1:
         raise TypeError(
-            f"sources mix int64 and float64 scores (sources[{kinds[False]}] has int64, "
-            f"sources[{kinds[True]}] has float64); one feed has one score kind: convert explicitly, "
-            "e.g. with scores.astype(np.float64)"
+            _messages.SOURCES_MIX_SCORE_KINDS.format(int_index=kinds[False], float_index=kinds[True])
         )
     if after is not None and kinds and after[0] not in kinds:
         raise ValueError(
-            f"the cursor belongs to a feed with {_dtype_name(after[0])} scores; "
-            f"these sources have {_dtype_name(not after[0])} scores"
+            _messages.CURSOR_SCORE_KIND.format(
+                cursor_kind=_dtype_name(after[0]), sources_kind=_dtype_name(not after[0])
+            )
         )
     return cores
 
@@ -572,8 +566,9 @@ class TimelineStore(_Native):
             raise TypeError(f"{what} must be a Timeline, not {type(timeline).__name__}")
         if timeline._kernels is not self._kernels:
             raise TypeError(
-                f"{what} is held by the {timeline.backend} backend and the store by {self.backend}; "
-                f"convert it with .to_backend({self.backend!r})"
+                _messages.HELD_BY_ANOTHER_BACKEND.format(
+                    what=what, backend=timeline.backend, store_backend=self.backend
+                )
             )
         if (timeline.max_len, timeline.score_dtype) != (self.max_len, self.score_dtype):
             raise ValueError(
@@ -630,7 +625,7 @@ def fanout(
     Returns how many timelines took the post.
     """
     if not isinstance(store, TimelineStore):
-        raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
+        raise TypeError(_messages.NOT_A_TIMELINE_STORE.format(type=type(store).__name__))
     core = store._core
     return core.fanout(
         _score(score, core.float_scores),
@@ -651,14 +646,15 @@ def backfill(
     stays within ``max_len`` (as Mastodon's FeedManager does). `author_timeline`: a ``Timeline`` of the
     store's backend, or ``(scores, post_ids, author_ids)`` arrays."""
     if not isinstance(store, TimelineStore):
-        raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
+        raise TypeError(_messages.NOT_A_TIMELINE_STORE.format(type=type(store).__name__))
     user_id = int64(user_id, "user_id")
     float_scores = store._core.float_scores
     if isinstance(author_timeline, Timeline):
         if author_timeline._kernels is not store._kernels:
             raise TypeError(
-                f"author_timeline is held by the {author_timeline.backend} backend and the store by "
-                f"{store.backend}; convert it with .to_backend({store.backend!r})"
+                _messages.HELD_BY_ANOTHER_BACKEND.format(
+                    what="author_timeline", backend=author_timeline.backend, store_backend=store.backend
+                )
             )
         if author_timeline._core.float_scores != float_scores:
             raise TypeError(
@@ -669,13 +665,11 @@ def backfill(
     else:
         if isinstance(author_timeline, (str, bytes, dict)) or not hasattr(author_timeline, "__len__"):
             raise TypeError(
-                "author_timeline must be a Timeline or a (scores, post_ids, author_ids) triple, "
-                f"not {type(author_timeline).__name__}"
+                _messages.NOT_A_SOURCE.format(what="author_timeline", type=type(author_timeline).__name__)
             )
         if len(author_timeline) != 3:
             raise ValueError(
-                "author_timeline must be a (scores, post_ids, author_ids) triple, "
-                f"got {len(author_timeline)} items"
+                _messages.NOT_A_TRIPLE.format(what="author_timeline", count=len(author_timeline))
             )
         scores, post_ids, author_ids = entry_arrays(*author_timeline)
         source = (_scores(scores, float_scores), post_ids, author_ids)
@@ -685,7 +679,7 @@ def backfill(
 def remove_author(store: TimelineStore, user_id: IntLike, author_id: IntLike) -> int:
     """On unfollow: removes the author's entries from the user's timeline; returns how many."""
     if not isinstance(store, TimelineStore):
-        raise TypeError(f"store must be a TimelineStore, not {type(store).__name__}")
+        raise TypeError(_messages.NOT_A_TIMELINE_STORE.format(type=type(store).__name__))
     return store._core.remove_author(int64(user_id, "user_id"), int64(author_id, "author_id"))
 
 

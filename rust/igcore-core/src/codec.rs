@@ -4,8 +4,9 @@
 //! The wire format and every error message are specified in `src/igcore/_reference/codec.py`; this
 //! module writes the same bytes and fails on the same bytes with the same messages.
 
-use crate::error::{Error, Result};
+use crate::error::{CodecError, Encoding, Error, Malformation, Result};
 use crate::id_index::IdIndex;
+use crate::numbers::{float_bits_key, key_float_bits};
 
 const IDS_MAGIC: u8 = b'I';
 const ENTRIES_MAGIC: u8 = b'E';
@@ -28,20 +29,6 @@ fn zigzag(value: i64) -> u64 {
 #[inline(always)]
 fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
-}
-
-/// The order-preserving int64 key of a float64's bit pattern: flips the 63 value bits of negative
-/// numbers, so that keys compare as the floats do. A bijection (its own inverse) on all 2**64 patterns.
-#[inline(always)]
-pub fn float_bits_key(score: f64) -> i64 {
-    let bits = score.to_bits() as i64;
-    bits ^ ((bits >> 63) & i64::MAX)
-}
-
-/// The float64 whose [`float_bits_key`] is `key`.
-#[inline(always)]
-pub fn key_float_bits(key: i64) -> f64 {
-    f64::from_bits((key ^ ((key >> 63) & i64::MAX)) as u64)
 }
 
 #[inline(always)]
@@ -89,7 +76,7 @@ pub fn encode_ids(ids: &[i64]) -> Vec<u8> {
 
 /// The ids of an id list. Errors as the reference lists them, in its order.
 pub fn decode_ids(data: &[u8]) -> Result<Vec<i64>> {
-    let kind = "id list";
+    let kind = Encoding::IdList;
     check_envelope(data, kind, IDS_MAGIC, SMALLEST_IDS)?;
     let mut reader = Reader::new(data, kind, 2);
     let n = reader.count()?;
@@ -142,12 +129,12 @@ pub fn encode_entries(
 ) -> Result<Vec<u8>> {
     let n = post_ids.len();
     if scores.len() != n || author_ids.len() != n {
-        return Err(Error::InvalidInput(format!(
-            "scores, post_ids and author_ids differ in length ({}, {}, {})",
-            scores.len(),
-            n,
-            author_ids.len()
-        )));
+        return Err(CodecError::EntryLengthsDiffer {
+            scores: scores.len(),
+            post_ids: n,
+            author_ids: author_ids.len(),
+        }
+        .into());
     }
     // The count, n score deltas, n post id deltas, the table's length, at most n authors, n indices.
     let varints = n.checked_mul(4).and_then(|v| v.checked_add(2));
@@ -183,12 +170,16 @@ pub fn encode_entries(
 
 /// The entries of an entries encoding. Errors as the reference lists them, in its order.
 pub fn decode_entries(data: &[u8]) -> Result<DecodedEntries> {
-    let kind = "entries";
+    let kind = Encoding::Entries;
     check_envelope(data, kind, ENTRIES_MAGIC, SMALLEST_ENTRIES)?;
     let mut reader = Reader::new(data, kind, 3);
     let flags = data[2];
     if flags & !FLOAT_SCORES != 0 {
-        return Err(reader.fail(&format!("unknown flags 0x{flags:02x}"), 2));
+        return Err(malformed(
+            kind,
+            Malformation::UnknownEntryFlags { flags },
+            2,
+        ));
     }
     let n = reader.count()?;
     let keys = reader.deltas(n)?;
@@ -196,7 +187,11 @@ pub fn decode_entries(data: &[u8]) -> Result<DecodedEntries> {
     let table_at = reader.pos;
     let m = reader.count()?;
     if m > n || (n > 0 && m == 0) {
-        return Err(reader.fail(&format!("author table of {m} for {n} entries"), table_at));
+        let reason = Malformation::AuthorTableSizeWrong {
+            size: m as u64,
+            entries: n,
+        };
+        return Err(malformed(kind, reason, table_at));
     }
     let table = reader.deltas(m)?;
     let mut author_ids = Vec::with_capacity(n);
@@ -206,9 +201,8 @@ pub fn decode_entries(data: &[u8]) -> Result<DecodedEntries> {
         match usize::try_from(index).ok().and_then(|i| table.get(i)) {
             Some(&author) => author_ids.push(author),
             None => {
-                return Err(
-                    reader.fail(&format!("author index {index} beyond the table of {m}"), at)
-                )
+                let reason = Malformation::AuthorIndexBeyondTable { index, size: m };
+                return Err(malformed(kind, reason, at));
             }
         }
     }
@@ -222,33 +216,41 @@ pub fn decode_entries(data: &[u8]) -> Result<DecodedEntries> {
 }
 
 /// Size, magic, version and checksum, in that order.
-fn check_envelope(data: &[u8], kind: &str, magic: u8, smallest: usize) -> Result<()> {
+fn check_envelope(data: &[u8], kind: Encoding, magic: u8, smallest: usize) -> Result<()> {
     if data.len() < smallest {
-        return Err(Error::InvalidInput(format!(
-            "truncated {kind}: {} bytes, the smallest is {smallest}",
-            data.len()
-        )));
+        return Err(CodecError::TruncatedEncoding {
+            kind,
+            size: data.len(),
+            smallest,
+        }
+        .into());
     }
     if data[0] != magic {
-        return Err(Error::InvalidInput(format!(
-            "not an igcore {kind}: bad magic byte 0x{:02x}",
-            data[0]
-        )));
+        return Err(CodecError::BadMagic {
+            kind,
+            byte: data[0],
+        }
+        .into());
     }
     if data[1] != VERSION {
-        return Err(Error::InvalidInput(format!(
-            "unsupported {kind} version {} (this igcore reads version {VERSION})",
-            data[1]
-        )));
+        return Err(CodecError::UnsupportedVersion {
+            kind,
+            version: data[1],
+            supported: VERSION,
+        }
+        .into());
     }
     let (body, stored) = data.split_at(data.len() - CRC_BYTES);
     let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
     if crc32fast::hash(body) != stored {
-        return Err(Error::InvalidInput(format!(
-            "corrupted {kind}: checksum mismatch"
-        )));
+        return Err(CodecError::ChecksumMismatch { kind }.into());
     }
     Ok(())
+}
+
+#[cold]
+fn malformed(kind: Encoding, reason: Malformation, at: usize) -> Error {
+    CodecError::MalformedEncoding { kind, reason, at }.into()
 }
 
 /// Reads the varints between a header and the checksum.
@@ -256,21 +258,16 @@ struct Reader<'a> {
     /// The bytes before the checksum.
     body: &'a [u8],
     pos: usize,
-    kind: &'static str,
+    kind: Encoding,
 }
 
 impl<'a> Reader<'a> {
-    fn new(data: &'a [u8], kind: &'static str, start: usize) -> Self {
+    fn new(data: &'a [u8], kind: Encoding, start: usize) -> Self {
         Reader {
             body: &data[..data.len() - CRC_BYTES],
             pos: start,
             kind,
         }
-    }
-
-    #[cold]
-    fn fail(&self, reason: &str, at: usize) -> Error {
-        Error::InvalidInput(format!("malformed {}: {reason} at byte {at}", self.kind))
     }
 
     #[inline(always)]
@@ -290,21 +287,26 @@ impl<'a> Reader<'a> {
         let mut value = 0_u64;
         for i in 0..MAX_VARINT {
             let Some(&byte) = self.body.get(self.pos) else {
-                return Err(self.fail("truncated varint", start));
+                return Err(malformed(self.kind, Malformation::TruncatedVarint, start));
             };
             self.pos += 1;
             if i == MAX_VARINT - 1 && byte > 1 {
-                return Err(self.fail("varint beyond 64 bits", start));
+                return Err(self.beyond_64_bits(start));
             }
             value |= u64::from(byte & 0x7F) << (7 * i);
             if byte < 0x80 {
                 if byte == 0 && i > 0 {
-                    return Err(self.fail("overlong varint", start));
+                    return Err(malformed(self.kind, Malformation::OverlongVarint, start));
                 }
                 return Ok(value);
             }
         }
-        Err(self.fail("varint beyond 64 bits", start))
+        Err(self.beyond_64_bits(start))
+    }
+
+    #[cold]
+    fn beyond_64_bits(&self, at: usize) -> Error {
+        malformed(self.kind, Malformation::VarintBeyond64Bits, at)
     }
 
     /// A count of values that follow; each takes at least one byte, so a count beyond the bytes left
@@ -315,7 +317,11 @@ impl<'a> Reader<'a> {
         let left = self.body.len() - self.pos;
         match usize::try_from(n) {
             Ok(n) if n <= left => Ok(n),
-            _ => Err(self.fail(&format!("count {n} exceeds the {left} bytes left"), start)),
+            _ => Err(malformed(
+                self.kind,
+                Malformation::CountExceedsBytesLeft { count: n, left },
+                start,
+            )),
         }
     }
 
@@ -332,7 +338,11 @@ impl<'a> Reader<'a> {
     fn finish(&self) -> Result<()> {
         let left = self.body.len() - self.pos;
         if left != 0 {
-            return Err(self.fail(&format!("{left} bytes after the last value"), self.pos));
+            return Err(malformed(
+                self.kind,
+                Malformation::BytesAfterLastValue { left },
+                self.pos,
+            ));
         }
         Ok(())
     }
@@ -506,26 +516,6 @@ mod tests {
         let keys: Vec<i64> = floats.iter().map(|&f| float_bits_key(f)).collect();
         let same = encode_entries(ScoreColumn::FloatKeys(&keys), &posts, &authors).unwrap();
         assert_eq!(same, bytes);
-    }
-
-    #[test]
-    fn float_keys_order_as_the_floats_do() {
-        let ordered = [
-            f64::NEG_INFINITY,
-            -1e300,
-            -1.0,
-            -0.0,
-            0.0,
-            1e-300,
-            1.0,
-            f64::INFINITY,
-        ];
-        for pair in ordered.windows(2) {
-            assert!(float_bits_key(pair[0]) < float_bits_key(pair[1]));
-        }
-        for f in ordered {
-            assert_eq!(key_float_bits(float_bits_key(f)).to_bits(), f.to_bits());
-        }
     }
 
     #[test]

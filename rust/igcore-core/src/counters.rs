@@ -14,7 +14,7 @@ pub use hll::HyperLogLog;
 pub use table::{CounterTable, Drained, Snapshot};
 pub use window::WindowedCounter;
 
-use crate::error::{Error, Result};
+use crate::error::{CommonError, CounterError, Result};
 use crate::id_index::{id_hash, prefetch_read};
 
 /// Distinct keys in order of first appearance, with the total of each.
@@ -28,7 +28,7 @@ pub struct Totals {
 ///
 /// Keys come out in order of first appearance. The check is on each key's final total: intermediate
 /// sums may leave the int64 range as long as the total comes back into it, so the answer does not
-/// depend on the order of events. A total outside int64 is an [`Error::Overflow`] naming the first such
+/// depend on the order of events. A total outside int64 is an [`CounterError::TotalOverflow`] naming the first such
 /// key in output order.
 ///
 /// Large inputs are split over the machine's cores (see [`aggregate_in_parts`]).
@@ -52,9 +52,7 @@ const MAX_PARTS: usize = 16;
 pub fn aggregate_in_parts(keys: &[i64], deltas: Option<&[i64]>, parts: usize) -> Result<Totals> {
     let table = sum_events(keys, deltas, parts)?;
     if let Some(key) = table.first_overflowing_key() {
-        return Err(Error::Overflow(format!(
-            "the total for key {key} does not fit in int64"
-        )));
+        return Err(CounterError::TotalOverflow { key }.into());
     }
     Ok(table.into_totals())
 }
@@ -82,11 +80,13 @@ pub(crate) fn exact_sums(keys: &[i64], deltas: Option<&[i64]>) -> Result<Vec<(i6
 fn sum_events(keys: &[i64], deltas: Option<&[i64]>, parts: usize) -> Result<SumTable> {
     if let Some(deltas) = deltas {
         if deltas.len() != keys.len() {
-            return Err(Error::InvalidInput(format!(
-                "keys and deltas differ in length ({} != {})",
-                keys.len(),
-                deltas.len()
-            )));
+            return Err(CommonError::LengthsDiffer {
+                first: "keys",
+                second: "deltas",
+                first_length: keys.len(),
+                second_length: deltas.len(),
+            }
+            .into());
         }
     }
     let parts = parts.clamp(1, MAX_PARTS).min(keys.len().max(1));
@@ -330,6 +330,7 @@ impl SumTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn totals(keys: &[i64], sums: &[i64]) -> Totals {
         Totals {
@@ -367,20 +368,14 @@ mod tests {
     #[test]
     fn a_total_that_overflows_is_an_error_naming_the_key() {
         let err = aggregate(&[1, 9, 9], Some(&[1, i64::MAX, 1])).unwrap_err();
-        assert_eq!(
-            err,
-            Error::Overflow("the total for key 9 does not fit in int64".into())
-        );
+        assert_eq!(err.to_string(), "the total for key 9 does not fit in int64");
         let err = aggregate(&[4, 4], Some(&[i64::MIN, -1])).unwrap_err();
-        assert!(matches!(err, Error::Overflow(_)));
-        let err = aggregate(&[i64::MIN, i64::MIN], Some(&[i64::MIN, -1])).unwrap_err();
-        assert_eq!(
+        assert!(matches!(
             err,
-            Error::Overflow(format!(
-                "the total for key {} does not fit in int64",
-                i64::MIN
-            ))
-        );
+            Error::Counters(CounterError::TotalOverflow { key: 4 })
+        ));
+        let err = aggregate(&[i64::MIN, i64::MIN], Some(&[i64::MIN, -1])).unwrap_err();
+        assert_eq!(err, CounterError::TotalOverflow { key: i64::MIN }.into());
     }
 
     #[test]
@@ -396,10 +391,7 @@ mod tests {
         let keys = [5, 6, 6, 5];
         let deltas = [i64::MAX, i64::MAX, 1, 1];
         let err = aggregate(&keys, Some(&deltas)).unwrap_err();
-        assert_eq!(
-            err,
-            Error::Overflow("the total for key 5 does not fit in int64".into())
-        );
+        assert_eq!(err.to_string(), "the total for key 5 does not fit in int64");
     }
 
     #[test]
@@ -450,10 +442,7 @@ mod tests {
         let got = aggregate(&keys, None).unwrap();
         assert_eq!(got, totals(&[4, 0, -4], &[1, 99_998, 1]));
         let got = aggregate(&[0, 0], Some(&[i64::MAX, 1])).unwrap_err();
-        assert_eq!(
-            got,
-            Error::Overflow("the total for key 0 does not fit in int64".into())
-        );
+        assert_eq!(got.to_string(), "the total for key 0 does not fit in int64");
     }
 
     #[test]
@@ -469,7 +458,11 @@ mod tests {
     fn lengths_must_match() {
         assert!(matches!(
             aggregate(&[1, 2], Some(&[1])),
-            Err(Error::InvalidInput(_))
+            Err(Error::Common(CommonError::LengthsDiffer {
+                first_length: 2,
+                second_length: 1,
+                ..
+            }))
         ));
     }
 
@@ -507,15 +500,12 @@ mod tests {
                     assert_eq!(*s as i128, expected[k]);
                 }
             }
-            Err(Error::Overflow(msg)) => {
+            Err(Error::Counters(CounterError::TotalOverflow { key })) => {
                 let first = first_seen
                     .iter()
                     .find(|k| i64::try_from(expected[k]).is_err())
                     .expect("an overflow was reported, so some total is out of range");
-                assert_eq!(
-                    msg,
-                    format!("the total for key {first} does not fit in int64")
-                );
+                assert_eq!(key, *first);
             }
             Err(other) => panic!("unexpected error {other:?}"),
         }

@@ -5,7 +5,7 @@
 //! per-id state lives in plain vectors. Open addressing with linear probing keeps a lookup to one
 //! cache line in the common case; the table is at most half full.
 
-use crate::error::{Error, Result};
+use crate::error::{CommonError, Result};
 
 const EMPTY: u32 = u32::MAX;
 /// The largest number of distinct ids one index can hold (indices are `u32`, `u32::MAX` marks empty).
@@ -129,9 +129,7 @@ impl IdIndex {
             pos = (pos + 1) & mask;
         }
         if self.ids.len() >= MAX_IDS {
-            return Err(Error::InvalidInput(format!(
-                "more than {MAX_IDS} distinct ids in one index"
-            )));
+            return Err(CommonError::TooManyIds { max: MAX_IDS }.into());
         }
         let index = self.ids.len() as u32;
         self.slots[pos] = Slot { id, index };

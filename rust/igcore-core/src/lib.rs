@@ -12,6 +12,7 @@ pub mod error;
 pub mod graph;
 pub mod id_index;
 pub mod msgpack;
+pub mod numbers;
 pub mod timeline;
 
 pub use error::{Error, Result};

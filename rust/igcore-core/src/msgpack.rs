@@ -4,9 +4,9 @@
 //! objects from them, writes with the `write_*` functions, and finds where a streamed object ends with
 //! [`Scanner`]. The reference is `src/igcore/_reference/msgpack.py`; see its docstrings for the contract.
 
-use thiserror::Error;
+pub use crate::error::{TimestampError, WireError};
 
-/// Containers open at once when unpacking (the 1025th nested one is a [`WireError::TooDeep`]).
+/// Containers open at once when unpacking (the 1025th nested one is a [`WireError::NestedTooDeep`]).
 pub const MAX_OPEN_CONTAINERS: usize = 1024;
 /// Deepest object when packing: the top object is at depth 0, an object at depth 1025 is refused.
 pub const NEST_LIMIT: usize = 1024;
@@ -39,27 +39,6 @@ pub enum Header {
     Map(u32),
 }
 
-/// Why bytes are not (yet) a msgpack object.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum WireError {
-    /// The bytes end inside an object.
-    #[error("incomplete input")]
-    Incomplete,
-    /// A byte that starts no msgpack type (only 0xc1).
-    #[error("invalid msgpack: byte 0x{byte:02x} at offset {offset} starts no type")]
-    Format { byte: u8, offset: usize },
-    /// More than [`MAX_OPEN_CONTAINERS`] containers open at once.
-    #[error("containers nested deeper than {MAX_OPEN_CONTAINERS} levels")]
-    TooDeep,
-    /// A header above a limit; `what` is the option's name (`max_array_len`, ...).
-    #[error("{len} exceeds {what}({limit})")]
-    TooLong {
-        len: u64,
-        what: &'static str,
-        limit: i64,
-    },
-}
-
 #[inline(always)]
 fn bytes_at<const N: usize>(buf: &[u8], at: usize) -> Result<[u8; N], WireError> {
     match buf.get(at..).and_then(|rest| rest.get(..N)) {
@@ -68,7 +47,7 @@ fn bytes_at<const N: usize>(buf: &[u8], at: usize) -> Result<[u8; N], WireError>
             out.copy_from_slice(bytes);
             Ok(out)
         }
-        None => Err(WireError::Incomplete),
+        None => Err(WireError::IncompleteInput),
     }
 }
 
@@ -76,7 +55,7 @@ fn bytes_at<const N: usize>(buf: &[u8], at: usize) -> Result<[u8; N], WireError>
 /// item starts). Never reads past `buf`; lengths are only read, never trusted for allocation.
 #[inline(always)]
 pub fn read_header(buf: &[u8], pos: usize) -> Result<(Header, usize), WireError> {
-    let marker = *buf.get(pos).ok_or(WireError::Incomplete)?;
+    let marker = *buf.get(pos).ok_or(WireError::IncompleteInput)?;
     let at = pos + 1;
     let header = match marker {
         0x00..=0x7f => return Ok((Header::Int(i64::from(marker)), at)),
@@ -86,7 +65,7 @@ pub fn read_header(buf: &[u8], pos: usize) -> Result<(Header, usize), WireError>
         0xa0..=0xbf => return Ok((Header::Str(u32::from(marker & 0x1f)), at)),
         0xc0 => return Ok((Header::Nil, at)),
         0xc1 => {
-            return Err(WireError::Format {
+            return Err(WireError::InvalidByte {
                 byte: marker,
                 offset: pos,
             })
@@ -190,13 +169,13 @@ pub fn read_header(buf: &[u8], pos: usize) -> Result<(Header, usize), WireError>
     Ok((header.0, at + header.1))
 }
 
-/// The `len` bytes of a payload starting at `pos`, or [`WireError::Incomplete`].
+/// The `len` bytes of a payload starting at `pos`, or [`WireError::IncompleteInput`].
 #[inline(always)]
 pub fn payload(buf: &[u8], pos: usize, len: u32) -> Result<&[u8], WireError> {
     let len = len as usize;
     buf.get(pos..)
         .and_then(|rest| rest.get(..len))
-        .ok_or(WireError::Incomplete)
+        .ok_or(WireError::IncompleteInput)
 }
 
 // -- writing ---------------------------------------------------------------------------------------------
@@ -449,15 +428,6 @@ pub fn write_timestamp(out: &mut Output, seconds: i64, nanoseconds: u32) {
     }
 }
 
-/// Why an ext -1 payload is no timestamp.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TimestampError {
-    #[error("invalid timestamp data (length {0})")]
-    Length(usize),
-    #[error("nanoseconds must be a non-negative integer not greater than 999999999.")]
-    Nanoseconds,
-}
-
 /// The (seconds, nanoseconds) of a timestamp 32, 64 or 96 payload.
 pub fn read_timestamp(payload: &[u8]) -> Result<(i64, u32), TimestampError> {
     let (seconds, nanoseconds) = match *payload {
@@ -471,10 +441,14 @@ pub fn read_timestamp(payload: &[u8]) -> Result<(i64, u32), TimestampError> {
             secs.copy_from_slice(rest);
             (i64::from_be_bytes(secs), u32::from_be_bytes([a, b, c, d]))
         }
-        _ => return Err(TimestampError::Length(payload.len())),
+        _ => {
+            return Err(TimestampError::InvalidTimestamp {
+                length: payload.len(),
+            })
+        }
     };
     if nanoseconds > 999_999_999 {
-        return Err(TimestampError::Nanoseconds);
+        return Err(TimestampError::TimestampNanoseconds);
     }
     Ok((seconds, nanoseconds))
 }
@@ -492,9 +466,9 @@ pub struct ContainerLimits {
 #[inline(always)]
 pub fn check_container(len: u32, limit: i64, what: &'static str) -> Result<(), WireError> {
     if i64::from(len) > limit {
-        return Err(WireError::TooLong {
-            len: u64::from(len),
-            what,
+        return Err(WireError::LimitExceeded {
+            length: u64::from(len),
+            limit_name: what,
             limit,
         });
     }
@@ -530,7 +504,7 @@ impl Scanner {
         loop {
             let (header, mut next) = match read_header(buf, self.offset) {
                 Ok(found) => found,
-                Err(WireError::Incomplete) => return Ok(None),
+                Err(WireError::IncompleteInput) => return Ok(None),
                 Err(err) => return Err(err),
             };
             let mut items = 0u64;
@@ -543,7 +517,9 @@ impl Scanner {
                 }
                 Header::Array(len) | Header::Map(len) => {
                     if self.open.len() >= MAX_OPEN_CONTAINERS {
-                        return Err(WireError::TooDeep);
+                        return Err(WireError::NestedTooDeep {
+                            levels: MAX_OPEN_CONTAINERS,
+                        });
                     }
                     let is_map = matches!(header, Header::Map(_));
                     if let Some(limits) = limits {
@@ -679,11 +655,11 @@ mod tests {
             &[0xcb, 0, 0],
             &[0xd4],
         ] {
-            assert_eq!(header(bytes), Err(WireError::Incomplete), "{bytes:?}");
+            assert_eq!(header(bytes), Err(WireError::IncompleteInput), "{bytes:?}");
         }
         assert_eq!(
             read_header(&[0, 0xc1], 1),
-            Err(WireError::Format {
+            Err(WireError::InvalidByte {
                 byte: 0xc1,
                 offset: 1
             })
@@ -695,9 +671,12 @@ mod tests {
         let buf = [0xdb, 0xff, 0xff, 0xff, 0xff, b'a'];
         let (found, at) = header(&buf).unwrap();
         assert_eq!(found, Header::Str(u32::MAX));
-        assert_eq!(payload(&buf, at, u32::MAX), Err(WireError::Incomplete));
+        assert_eq!(payload(&buf, at, u32::MAX), Err(WireError::IncompleteInput));
         assert_eq!(payload(&buf, at, 1), Ok(&b"a"[..]));
-        assert_eq!(payload(&buf, usize::MAX, 1), Err(WireError::Incomplete));
+        assert_eq!(
+            payload(&buf, usize::MAX, 1),
+            Err(WireError::IncompleteInput)
+        );
     }
 
     fn written(write: impl Fn(&mut Output)) -> Vec<u8> {
@@ -817,15 +796,21 @@ mod tests {
 
     #[test]
     fn bad_timestamps_are_refused() {
-        assert_eq!(read_timestamp(&[0; 5]), Err(TimestampError::Length(5)));
+        assert_eq!(
+            read_timestamp(&[0; 5]),
+            Err(TimestampError::InvalidTimestamp { length: 5 })
+        );
         let too_many_nanos = ((1_000_000_000u64) << 34).to_be_bytes();
         assert_eq!(
             read_timestamp(&too_many_nanos),
-            Err(TimestampError::Nanoseconds)
+            Err(TimestampError::TimestampNanoseconds)
         );
         let mut ts96 = [0u8; 12];
         ts96[..4].copy_from_slice(&1_000_000_000u32.to_be_bytes());
-        assert_eq!(read_timestamp(&ts96), Err(TimestampError::Nanoseconds));
+        assert_eq!(
+            read_timestamp(&ts96),
+            Err(TimestampError::TimestampNanoseconds)
+        );
     }
 
     #[test]
@@ -846,13 +831,18 @@ mod tests {
     #[test]
     fn the_scanner_checks_depth_format_and_container_limits() {
         let deep = vec![0x91; MAX_OPEN_CONTAINERS + 1];
-        assert_eq!(Scanner::new().scan(&deep, None), Err(WireError::TooDeep));
+        assert_eq!(
+            Scanner::new().scan(&deep, None),
+            Err(WireError::NestedTooDeep {
+                levels: MAX_OPEN_CONTAINERS
+            })
+        );
         let mut just = vec![0x91; MAX_OPEN_CONTAINERS];
         just.push(0xc0);
         assert_eq!(Scanner::new().scan(&just, None), Ok(Some(just.len())));
         assert_eq!(
             Scanner::new().scan(&[0x92, 0xc1], None),
-            Err(WireError::Format {
+            Err(WireError::InvalidByte {
                 byte: 0xc1,
                 offset: 1
             })
@@ -864,9 +854,9 @@ mod tests {
         let lying = [0xdd, 0xff, 0xff, 0xff, 0xff];
         assert_eq!(
             Scanner::new().scan(&lying, Some(limits)),
-            Err(WireError::TooLong {
-                len: u32::MAX.into(),
-                what: "max_array_len",
+            Err(WireError::LimitExceeded {
+                length: u32::MAX.into(),
+                limit_name: "max_array_len",
                 limit: 1
             })
         );

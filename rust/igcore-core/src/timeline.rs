@@ -12,11 +12,11 @@ mod store;
 
 pub use activity::{aggregate_activity, ActivityGroups};
 pub use cache::Timeline;
-pub use merge::{check_order, merge, Page, PageRequest};
+pub use merge::{check_order, merge_page, Page, PageRequest};
 pub use store::TimelineStore;
 
-use crate::codec::{float_bits_key, key_float_bits};
 use crate::id_index::prefetch_read;
+use crate::numbers::{float_bits_key, key_float_bits};
 
 /// The key of a float64 score in feed order: -0.0 counts as 0.0, then the order-preserving bits key.
 /// NaN has no place in feed order; callers refuse it before it gets here.

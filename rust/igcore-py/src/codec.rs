@@ -1,19 +1,15 @@
+//! `igcore._rust.codec`: the compact id codecs.
+
 use igcore_core::codec::{self, ScoreColumn};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::error::{not_contiguous, py_err};
+use crate::error::{contiguous, KernelResult};
+use crate::guard::{self, maybe_detach, Work};
 
-/// Below this many bytes or ids, releasing and taking back the GIL costs more than the work.
-const DETACH_FROM: usize = 1 << 16;
-
-fn maybe_detach<T: Send>(py: Python<'_>, size: usize, work: impl FnOnce() -> T + Send) -> T {
-    if size >= DETACH_FROM {
-        py.detach(work)
-    } else {
-        work()
-    }
+fn work(size: usize) -> Work {
+    Work::sized(size, guard::CODEC_IDS)
 }
 
 /// See `igcore._reference.codec.encode_ids`.
@@ -21,9 +17,9 @@ fn maybe_detach<T: Send>(py: Python<'_>, size: usize, work: impl FnOnce() -> T +
 fn encode_ids<'py>(
     py: Python<'py>,
     ids: PyReadonlyArray1<'py, i64>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let ids = ids.as_slice().map_err(not_contiguous("ids"))?;
-    let bytes = maybe_detach(py, ids.len(), || codec::encode_ids(ids));
+) -> KernelResult<Bound<'py, PyBytes>> {
+    let ids = contiguous(&ids, "ids")?;
+    let bytes = maybe_detach(py, work(ids.len()), || codec::encode_ids(ids));
     Ok(PyBytes::new(py, &bytes))
 }
 
@@ -32,10 +28,10 @@ fn encode_ids<'py>(
 fn decode_ids<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyBytes>,
-) -> PyResult<Bound<'py, PyArray1<i64>>> {
+) -> KernelResult<Bound<'py, PyArray1<i64>>> {
     // A bytes object is immutable, so its buffer may be read without the GIL.
     let data = data.as_bytes();
-    let ids = maybe_detach(py, data.len(), || codec::decode_ids(data)).map_err(py_err)?;
+    let ids = maybe_detach(py, work(data.len()), || codec::decode_ids(data))?;
     Ok(ids.into_pyarray(py))
 }
 
@@ -46,25 +42,22 @@ fn encode_entries<'py>(
     scores: &Bound<'py, PyAny>,
     post_ids: PyReadonlyArray1<'py, i64>,
     author_ids: PyReadonlyArray1<'py, i64>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let post_ids = post_ids.as_slice().map_err(not_contiguous("post_ids"))?;
-    let author_ids = author_ids
-        .as_slice()
-        .map_err(not_contiguous("author_ids"))?;
+) -> KernelResult<Bound<'py, PyBytes>> {
+    let post_ids = contiguous(&post_ids, "post_ids")?;
+    let author_ids = contiguous(&author_ids, "author_ids")?;
     let bytes = if let Ok(floats) = scores.cast::<PyArray1<f64>>() {
         let floats = floats.readonly();
-        let floats = floats.as_slice().map_err(not_contiguous("scores"))?;
-        maybe_detach(py, post_ids.len(), || {
+        let floats = contiguous(&floats, "scores")?;
+        maybe_detach(py, work(post_ids.len()), || {
             codec::encode_entries(ScoreColumn::Float(floats), post_ids, author_ids)
         })
     } else {
         let ints = scores.extract::<PyReadonlyArray1<'py, i64>>()?;
-        let ints = ints.as_slice().map_err(not_contiguous("scores"))?;
-        maybe_detach(py, post_ids.len(), || {
+        let ints = contiguous(&ints, "scores")?;
+        maybe_detach(py, work(post_ids.len()), || {
             codec::encode_entries(ScoreColumn::Int(ints), post_ids, author_ids)
         })
-    }
-    .map_err(py_err)?;
+    }?;
     Ok(PyBytes::new(py, &bytes))
 }
 
@@ -77,9 +70,12 @@ type EntriesTuple<'py> = (
 
 /// See `igcore._reference.codec.decode_entries`.
 #[pyfunction]
-fn decode_entries<'py>(py: Python<'py>, data: &Bound<'py, PyBytes>) -> PyResult<EntriesTuple<'py>> {
+fn decode_entries<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyBytes>,
+) -> KernelResult<EntriesTuple<'py>> {
     let data = data.as_bytes();
-    let decoded = maybe_detach(py, data.len(), || codec::decode_entries(data)).map_err(py_err)?;
+    let decoded = maybe_detach(py, work(data.len()), || codec::decode_entries(data))?;
     let scores = if decoded.float_scores {
         decoded.float_values().into_pyarray(py).into_any()
     } else {

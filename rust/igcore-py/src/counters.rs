@@ -1,15 +1,24 @@
-use std::sync::{Mutex, MutexGuard};
+//! `igcore._rust.counters`: aggregation, and the CounterTable, WindowedCounter and HyperLogLog
+//! objects, whose state lives behind their lock (see `guard`); every call waits for it and works
+//! without the GIL.
 
 use igcore_core::counters as core;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::error::{not_contiguous, py_err};
+use crate::error::{contiguous, KernelResult};
+use crate::guard::{Guarded, Work};
 
 type Int64Array<'py> = Bound<'py, PyArray1<i64>>;
 type KeyedTotals<'py> = (Int64Array<'py>, Int64Array<'py>);
+
+fn optional<'a>(
+    array: &'a Option<PyReadonlyArray1<'_, i64>>,
+    name: &'static str,
+) -> PyResult<Option<&'a [i64]>> {
+    array.as_ref().map(|a| contiguous(a, name)).transpose()
+}
 
 /// See `igcore._reference.counters.aggregate`.
 #[pyfunction]
@@ -18,49 +27,15 @@ fn aggregate<'py>(
     py: Python<'py>,
     keys: PyReadonlyArray1<'py, i64>,
     deltas: Option<PyReadonlyArray1<'py, i64>>,
-) -> PyResult<KeyedTotals<'py>> {
-    let keys = keys.as_slice().map_err(not_contiguous("keys"))?;
-    let deltas = match &deltas {
-        Some(d) => Some(d.as_slice().map_err(not_contiguous("deltas"))?),
-        None => None,
-    };
-    let totals = py
-        .detach(|| core::aggregate(keys, deltas))
-        .map_err(py_err)?;
+) -> KernelResult<KeyedTotals<'py>> {
+    let keys = contiguous(&keys, "keys")?;
+    let deltas = optional(&deltas, "deltas")?;
+    let totals = py.detach(|| core::aggregate(keys, deltas))?;
     Ok((totals.keys.into_pyarray(py), totals.sums.into_pyarray(py)))
 }
 
 fn pair<'py>(py: Python<'py>, (keys, values): (Vec<i64>, Vec<i64>)) -> KeyedTotals<'py> {
     (keys.into_pyarray(py), values.into_pyarray(py))
-}
-
-/// The state behind a stateful object: a mutex, taken only while the GIL is released, so that
-/// threads calling in (each without the GIL) take turns and never deadlock with it.
-struct Guarded<T>(Mutex<T>);
-
-/// A lock is poisoned only if a panic unwound while it was held: the state may be half-changed.
-struct Poisoned;
-
-impl<T> Guarded<T> {
-    fn lock(&self) -> Result<MutexGuard<'_, T>, Poisoned> {
-        self.0.lock().map_err(|_| Poisoned)
-    }
-}
-
-impl From<Poisoned> for PyErr {
-    fn from(_: Poisoned) -> PyErr {
-        PyRuntimeError::new_err("this object is unusable after an internal error in another call")
-    }
-}
-
-/// Runs `work` on the locked state without the GIL; maps both kinds of failure to Python errors.
-fn locked<T: Send, R: Send>(
-    py: Python<'_>,
-    state: &Guarded<T>,
-    work: impl FnOnce(&mut T) -> igcore_core::Result<R> + Send,
-) -> PyResult<R> {
-    let outcome = py.detach(|| state.lock().map(|mut guard| work(&mut guard)));
-    outcome?.map_err(py_err)
 }
 
 /// See `igcore._reference.counters.CounterTable`.
@@ -71,7 +46,7 @@ struct CounterTable(Guarded<core::CounterTable>);
 impl CounterTable {
     #[new]
     fn new(kinds: Vec<String>) -> Self {
-        CounterTable(Guarded(Mutex::new(core::CounterTable::new(kinds))))
+        CounterTable(Guarded::new(core::CounterTable::new(kinds)))
     }
 
     #[pyo3(signature = (kind, keys, deltas=None))]
@@ -81,13 +56,11 @@ impl CounterTable {
         kind: usize,
         keys: PyReadonlyArray1<'_, i64>,
         deltas: Option<PyReadonlyArray1<'_, i64>>,
-    ) -> PyResult<()> {
-        let keys = keys.as_slice().map_err(not_contiguous("keys"))?;
-        let deltas = match &deltas {
-            Some(d) => Some(d.as_slice().map_err(not_contiguous("deltas"))?),
-            None => None,
-        };
-        locked(py, &self.0, |table| table.add(kind, keys, deltas))
+    ) -> KernelResult<()> {
+        let keys = contiguous(&keys, "keys")?;
+        let deltas = optional(&deltas, "deltas")?;
+        self.0
+            .try_write(py, Work::Long, |table| table.add(kind, keys, deltas))
     }
 
     fn get<'py>(
@@ -95,19 +68,24 @@ impl CounterTable {
         py: Python<'py>,
         kind: usize,
         keys: PyReadonlyArray1<'py, i64>,
-    ) -> PyResult<Int64Array<'py>> {
-        let keys = keys.as_slice().map_err(not_contiguous("keys"))?;
-        let totals = locked(py, &self.0, |table| table.get(kind, keys))?;
+    ) -> KernelResult<Int64Array<'py>> {
+        let keys = contiguous(&keys, "keys")?;
+        let totals = self
+            .0
+            .try_read(py, Work::Long, |table| table.get(kind, keys))?;
         Ok(totals.into_pyarray(py))
     }
 
-    fn top<'py>(&self, py: Python<'py>, kind: usize, k: usize) -> PyResult<KeyedTotals<'py>> {
-        Ok(pair(py, locked(py, &self.0, |table| table.top(kind, k))?))
+    fn top<'py>(&self, py: Python<'py>, kind: usize, k: usize) -> KernelResult<KeyedTotals<'py>> {
+        let ranked = self
+            .0
+            .try_read(py, Work::Long, |table| table.top(kind, k))?;
+        Ok(pair(py, ranked))
     }
 
-    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<KeyedTotals<'py>>> {
+    fn drain<'py>(&self, py: Python<'py>) -> KernelResult<Vec<KeyedTotals<'py>>> {
         // Take the deltas under the lock; sort them after letting go of it, so adds need not wait.
-        let drained = locked(py, &self.0, |table| Ok(table.drain()))?;
+        let drained = self.0.write(py, Work::Long, |table| table.drain())?;
         let sorted = py.detach(|| drained.sorted());
         Ok(sorted.0.into_iter().map(|p| pair(py, p)).collect())
     }
@@ -119,19 +97,23 @@ impl CounterTable {
         keys: PyReadonlyArray1<'_, i64>,
         deltas: PyReadonlyArray1<'_, i64>,
         retract: bool,
-    ) -> PyResult<()> {
-        let keys = keys.as_slice().map_err(not_contiguous("keys"))?;
-        let deltas = deltas.as_slice().map_err(not_contiguous("deltas"))?;
-        locked(py, &self.0, |table| {
+    ) -> KernelResult<()> {
+        let keys = contiguous(&keys, "keys")?;
+        let deltas = contiguous(&deltas, "deltas")?;
+        self.0.try_write(py, Work::Long, |table| {
             table.restore(kind, keys, deltas, retract)
         })
     }
 
-    fn merge(&self, py: Python<'_>, other: &Bound<'_, CounterTable>) -> PyResult<()> {
-        // Read the other table first and let go of its lock: two tables merging into each other
+    fn add_table(&self, py: Python<'_>, other: &Bound<'_, CounterTable>) -> KernelResult<()> {
+        // Read the other table first and let go of its lock: two tables added into each other
         // from two threads never wait on each other.
-        let theirs = locked(py, &other.get().0, |table| Ok(table.snapshot()))?;
-        locked(py, &self.0, |table| table.merge(&theirs))
+        let theirs = other
+            .get()
+            .0
+            .read(py, Work::Long, |table| table.snapshot())?;
+        self.0
+            .try_write(py, Work::Long, |table| table.add_table(&theirs))
     }
 }
 
@@ -142,9 +124,9 @@ struct WindowedCounter(Guarded<core::WindowedCounter>);
 #[pymethods]
 impl WindowedCounter {
     #[new]
-    fn new(bucket_seconds: i64, buckets: usize) -> PyResult<Self> {
-        let counter = core::WindowedCounter::new(bucket_seconds, buckets).map_err(py_err)?;
-        Ok(WindowedCounter(Guarded(Mutex::new(counter))))
+    fn new(bucket_seconds: i64, buckets: usize) -> KernelResult<Self> {
+        let counter = core::WindowedCounter::new(bucket_seconds, buckets)?;
+        Ok(WindowedCounter(Guarded::new(counter)))
     }
 
     fn add(
@@ -154,16 +136,11 @@ impl WindowedCounter {
         timestamps: PyReadonlyArray1<'_, i64>,
         deltas: Option<PyReadonlyArray1<'_, i64>>,
         now: i64,
-    ) -> PyResult<(u64, u64)> {
-        let keys = keys.as_slice().map_err(not_contiguous("keys"))?;
-        let timestamps = timestamps
-            .as_slice()
-            .map_err(not_contiguous("timestamps"))?;
-        let deltas = match &deltas {
-            Some(d) => Some(d.as_slice().map_err(not_contiguous("deltas"))?),
-            None => None,
-        };
-        locked(py, &self.0, |counter| {
+    ) -> KernelResult<(u64, u64)> {
+        let keys = contiguous(&keys, "keys")?;
+        let timestamps = contiguous(&timestamps, "timestamps")?;
+        let deltas = optional(&deltas, "deltas")?;
+        self.0.try_write(py, Work::Long, |counter| {
             counter.add(keys, timestamps, deltas, now)
         })
     }
@@ -174,9 +151,9 @@ impl WindowedCounter {
         keys: PyReadonlyArray1<'py, i64>,
         now: i64,
         window_buckets: usize,
-    ) -> PyResult<Int64Array<'py>> {
-        let keys = keys.as_slice().map_err(not_contiguous("keys"))?;
-        let totals = locked(py, &self.0, |counter| {
+    ) -> KernelResult<Int64Array<'py>> {
+        let keys = contiguous(&keys, "keys")?;
+        let totals = self.0.try_read(py, Work::Long, |counter| {
             counter.sum(keys, now, window_buckets)
         })?;
         Ok(totals.into_pyarray(py))
@@ -188,13 +165,15 @@ impl WindowedCounter {
         k: usize,
         now: i64,
         window_buckets: usize,
-    ) -> PyResult<KeyedTotals<'py>> {
-        let ranked = locked(py, &self.0, |counter| counter.top(k, now, window_buckets))?;
+    ) -> KernelResult<KeyedTotals<'py>> {
+        let ranked = self.0.try_read(py, Work::Long, |counter| {
+            counter.top(k, now, window_buckets)
+        })?;
         Ok(pair(py, ranked))
     }
 
-    fn dropped(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
-        locked(py, &self.0, |counter| Ok(counter.dropped()))
+    fn dropped(&self, py: Python<'_>) -> KernelResult<(u64, u64)> {
+        self.0.read(py, Work::Long, |counter| counter.dropped())
     }
 }
 
@@ -206,12 +185,12 @@ struct HyperLogLog(Guarded<core::HyperLogLog>);
 impl HyperLogLog {
     #[new]
     fn new() -> Self {
-        HyperLogLog(Guarded(Mutex::new(core::HyperLogLog::new())))
+        HyperLogLog(Guarded::new(core::HyperLogLog::new()))
     }
 
-    fn add_ints(&self, py: Python<'_>, items: PyReadonlyArray1<'_, i64>) -> PyResult<bool> {
-        let items = items.as_slice().map_err(not_contiguous("items"))?;
-        locked(py, &self.0, |hll| Ok(hll.add_ints(items)))
+    fn add_ints(&self, py: Python<'_>, items: PyReadonlyArray1<'_, i64>) -> KernelResult<bool> {
+        let items = contiguous(&items, "items")?;
+        self.0.write(py, Work::Long, |hll| hll.add_ints(items))
     }
 
     fn add_bytes(
@@ -219,32 +198,32 @@ impl HyperLogLog {
         py: Python<'_>,
         buffer: &Bound<'_, PyBytes>,
         ends: PyReadonlyArray1<'_, i64>,
-    ) -> PyResult<bool> {
+    ) -> KernelResult<bool> {
         let buffer = buffer.as_bytes();
-        let ends = ends.as_slice().map_err(not_contiguous("ends"))?;
-        locked(py, &self.0, |hll| hll.add_elements(buffer, ends))
+        let ends = contiguous(&ends, "ends")?;
+        self.0
+            .try_write(py, Work::Long, |hll| hll.add_elements(buffer, ends))
     }
 
-    fn count(&self, py: Python<'_>) -> PyResult<u64> {
-        locked(py, &self.0, |hll| Ok(hll.count()))
+    fn count(&self, py: Python<'_>) -> KernelResult<u64> {
+        self.0.read(py, Work::Long, |hll| hll.count())
     }
 
-    fn merge(&self, py: Python<'_>, other: &Bound<'_, HyperLogLog>) -> PyResult<()> {
-        let theirs = locked(py, &other.get().0, |hll| Ok(hll.clone()))?;
-        locked(py, &self.0, |hll| {
-            hll.merge(&theirs);
-            Ok(())
-        })
+    fn merge(&self, py: Python<'_>, other: &Bound<'_, HyperLogLog>) -> KernelResult<()> {
+        let theirs = other.get().0.read(py, Work::Long, |hll| hll.clone())?;
+        self.0.write(py, Work::Long, |hll| hll.merge(&theirs))
     }
 
-    fn registers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u8>>> {
-        let registers = locked(py, &self.0, |hll| Ok(hll.registers().to_vec()))?;
+    fn registers<'py>(&self, py: Python<'py>) -> KernelResult<Bound<'py, PyArray1<u8>>> {
+        let registers = self
+            .0
+            .read(py, Work::Long, |hll| hll.registers().to_vec())?;
         Ok(registers.into_pyarray(py))
     }
 
-    fn load(&self, py: Python<'_>, registers: PyReadonlyArray1<'_, u8>) -> PyResult<()> {
-        let registers = registers.as_slice().map_err(not_contiguous("registers"))?;
-        locked(py, &self.0, |hll| hll.load(registers))
+    fn load(&self, py: Python<'_>, registers: PyReadonlyArray1<'_, u8>) -> KernelResult<()> {
+        let registers = contiguous(&registers, "registers")?;
+        self.0.try_write(py, Work::Long, |hll| hll.load(registers))
     }
 }
 

@@ -1,56 +1,30 @@
 //! `igcore._rust.graph`: the follow graph's Rust backend. A thin layer: arguments arrive checked by
-//! `igcore.graph`; long work runs with the GIL released.
-
-use std::sync::{PoisonError, RwLock, TryLockError};
+//! `igcore.graph`; the graph lives behind its lock (see `guard`), and long work runs with the GIL
+//! released.
 
 use igcore_core::graph::{self as core, file::Layout, FollowGraph, WalkParams};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::error::{not_contiguous, py_err};
+use crate::error::{contiguous, KernelResult};
+use crate::guard::{Guarded, Work};
 
 type Int64Array<'py> = Bound<'py, PyArray1<i64>>;
 type Ids<'py> = PyReadonlyArray1<'py, i64>;
-
-fn slice<'a>(array: &'a Ids<'_>, name: &'static str) -> PyResult<&'a [i64]> {
-    array.as_slice().map_err(not_contiguous(name))
-}
 
 /// A follow graph held by the Rust backend. See `igcore._reference.graph.Graph`.
 #[pyclass(module = "igcore._rust.graph", name = "Graph", frozen)]
 struct Graph {
     /// Queries, `save` and `verify` share the lock; `follow`, `unfollow` and `compact` hold it alone.
-    /// Every wait for it happens with the GIL released, and nothing holding it takes the GIL, so
-    /// the two locks cannot deadlock. (A panic cannot poison it: no code here panics while holding it.)
-    inner: RwLock<FollowGraph>,
+    inner: Guarded<FollowGraph>,
 }
 
 impl Graph {
     fn new(graph: FollowGraph) -> Self {
         Graph {
-            inner: RwLock::new(graph),
+            inner: Guarded::new(graph),
         }
-    }
-
-    /// Runs `f` on the graph, shared with other readers, without the GIL.
-    fn read<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&FollowGraph) -> R + Send) -> R {
-        py.detach(|| f(&self.inner.read().unwrap_or_else(PoisonError::into_inner)))
-    }
-
-    /// For calls quicker than releasing the GIL: reads with it held when no writer holds or waits for
-    /// the lock, and waits without it otherwise.
-    fn read_quick<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&FollowGraph) -> R + Send) -> R {
-        match self.inner.try_read() {
-            Ok(graph) => f(&graph),
-            Err(TryLockError::Poisoned(graph)) => f(&graph.into_inner()),
-            Err(TryLockError::WouldBlock) => self.read(py, f),
-        }
-    }
-
-    /// Runs `f` on the graph, held alone, without the GIL.
-    fn write<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut FollowGraph) -> R + Send) -> R {
-        py.detach(|| f(&mut self.inner.write().unwrap_or_else(PoisonError::into_inner)))
     }
 }
 
@@ -59,33 +33,33 @@ type Pair<'py> = (Int64Array<'py>, Int64Array<'py>);
 #[pymethods]
 impl Graph {
     #[getter]
-    fn timed(&self, py: Python<'_>) -> bool {
-        self.read_quick(py, |g| g.timed())
+    fn timed(&self, py: Python<'_>) -> KernelResult<bool> {
+        self.inner.read(py, Work::Quick, |g| g.timed())
     }
 
-    fn num_users(&self, py: Python<'_>) -> usize {
-        self.read_quick(py, |g| g.num_users())
+    fn num_users(&self, py: Python<'_>) -> KernelResult<usize> {
+        self.inner.read(py, Work::Quick, |g| g.num_users())
     }
 
-    fn num_follows(&self, py: Python<'_>) -> PyResult<usize> {
-        self.read(py, |g| g.num_follows()).map_err(py_err)
+    fn num_follows(&self, py: Python<'_>) -> KernelResult<usize> {
+        self.inner.try_read(py, Work::Long, |g| g.num_follows())
     }
 
-    fn nbytes(&self, py: Python<'_>) -> usize {
-        self.read_quick(py, |g| g.nbytes())
+    fn nbytes(&self, py: Python<'_>) -> KernelResult<usize> {
+        self.inner.read(py, Work::Quick, |g| g.nbytes())
     }
 
-    fn verify(&self, py: Python<'_>) -> PyResult<()> {
-        self.read(py, |g| g.verify()).map_err(py_err)
+    fn verify(&self, py: Python<'_>) -> KernelResult<()> {
+        self.inner.try_read(py, Work::Long, |g| g.verify())
     }
 
-    fn user_ids<'py>(&self, py: Python<'py>) -> PyResult<Int64Array<'py>> {
-        let ids = self.read(py, |g| g.user_ids()).map_err(py_err)?;
+    fn user_ids<'py>(&self, py: Python<'py>) -> KernelResult<Int64Array<'py>> {
+        let ids = self.inner.try_read(py, Work::Long, |g| g.user_ids())?;
         Ok(ids.into_pyarray(py))
     }
 
-    fn contains(&self, py: Python<'_>, user: i64) -> PyResult<bool> {
-        self.read_quick(py, |g| g.contains(user)).map_err(py_err)
+    fn contains(&self, py: Python<'_>, user: i64) -> KernelResult<bool> {
+        self.inner.try_read(py, Work::Quick, |g| g.contains(user))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -98,15 +72,16 @@ impl Graph {
         until: Option<i64>,
         offset: usize,
         limit: Option<usize>,
-    ) -> PyResult<(Int64Array<'py>, Option<Int64Array<'py>>)> {
-        let (ids, times) = self
-            .read(py, |g| g.neighbours(user, out, since, until, offset, limit))
-            .map_err(py_err)?;
+    ) -> KernelResult<(Int64Array<'py>, Option<Int64Array<'py>>)> {
+        let (ids, times) = self.inner.try_read(py, Work::Long, |g| {
+            g.neighbours(user, out, since, until, offset, limit)
+        })?;
         Ok((ids.into_pyarray(py), times.map(|t| t.into_pyarray(py))))
     }
 
-    fn degree(&self, py: Python<'_>, user: i64, out: bool) -> PyResult<usize> {
-        self.read_quick(py, |g| g.degree(user, out)).map_err(py_err)
+    fn degree(&self, py: Python<'_>, user: i64, out: bool) -> KernelResult<usize> {
+        self.inner
+            .try_read(py, Work::Quick, |g| g.degree(user, out))
     }
 
     fn counts<'py>(
@@ -114,9 +89,11 @@ impl Graph {
         py: Python<'py>,
         users: Ids<'py>,
         out: bool,
-    ) -> PyResult<Int64Array<'py>> {
-        let users = slice(&users, "users")?;
-        let counts = self.read(py, |g| g.counts(users, out)).map_err(py_err)?;
+    ) -> KernelResult<Int64Array<'py>> {
+        let users = contiguous(&users, "users")?;
+        let counts = self
+            .inner
+            .try_read(py, Work::Long, |g| g.counts(users, out))?;
         Ok(counts.into_pyarray(py))
     }
 
@@ -125,19 +102,31 @@ impl Graph {
         py: Python<'py>,
         a: Ids<'py>,
         b: Ids<'py>,
-    ) -> PyResult<Bound<'py, PyArray1<bool>>> {
-        let (a, b) = (slice(&a, "a")?, slice(&b, "b")?);
-        let found = self.read(py, |g| g.is_following(a, b)).map_err(py_err)?;
+    ) -> KernelResult<Bound<'py, PyArray1<bool>>> {
+        let (a, b) = (contiguous(&a, "a")?, contiguous(&b, "b")?);
+        let found = self
+            .inner
+            .try_read(py, Work::Long, |g| g.is_following(a, b))?;
         Ok(found.into_pyarray(py))
     }
 
-    fn mutual_follows<'py>(&self, py: Python<'py>, user: i64) -> PyResult<Int64Array<'py>> {
-        let ids = self.read(py, |g| g.mutual_follows(user)).map_err(py_err)?;
+    fn mutual_follows<'py>(&self, py: Python<'py>, user: i64) -> KernelResult<Int64Array<'py>> {
+        let ids = self
+            .inner
+            .try_read(py, Work::Long, |g| g.mutual_follows(user))?;
         Ok(ids.into_pyarray(py))
     }
 
-    fn common<'py>(&self, py: Python<'py>, a: i64, b: i64, out: bool) -> PyResult<Int64Array<'py>> {
-        let ids = self.read(py, |g| g.common(a, b, out)).map_err(py_err)?;
+    fn common<'py>(
+        &self,
+        py: Python<'py>,
+        a: i64,
+        b: i64,
+        out: bool,
+    ) -> KernelResult<Int64Array<'py>> {
+        let ids = self
+            .inner
+            .try_read(py, Work::Long, |g| g.common(a, b, out))?;
         Ok(ids.into_pyarray(py))
     }
 
@@ -147,10 +136,10 @@ impl Graph {
         viewer: i64,
         target: i64,
         limit: usize,
-    ) -> PyResult<(Int64Array<'py>, usize)> {
+    ) -> KernelResult<(Int64Array<'py>, usize)> {
         let (ids, total) = self
-            .read(py, |g| g.followed_by(viewer, target, limit))
-            .map_err(py_err)?;
+            .inner
+            .try_read(py, Work::Long, |g| g.followed_by(viewer, target, limit))?;
         Ok((ids.into_pyarray(py), total))
     }
 
@@ -161,11 +150,11 @@ impl Graph {
         limit: usize,
         adamic_adar: bool,
         exclude: Ids<'py>,
-    ) -> PyResult<(Int64Array<'py>, Bound<'py, PyArray1<f64>>)> {
-        let exclude = slice(&exclude, "exclude")?;
-        let (ids, scores) = self
-            .read(py, |g| g.suggest(user, limit, adamic_adar, exclude))
-            .map_err(py_err)?;
+    ) -> KernelResult<(Int64Array<'py>, Bound<'py, PyArray1<f64>>)> {
+        let exclude = contiguous(&exclude, "exclude")?;
+        let (ids, scores) = self.inner.try_read(py, Work::Long, |g| {
+            g.suggest(user, limit, adamic_adar, exclude)
+        })?;
         Ok((ids.into_pyarray(py), scores.into_pyarray(py)))
     }
 
@@ -180,8 +169,8 @@ impl Graph {
         seed: u64,
         limit: usize,
         exclude: Ids<'py>,
-    ) -> PyResult<(Int64Array<'py>, Bound<'py, PyArray1<f64>>)> {
-        let exclude = slice(&exclude, "exclude")?;
+    ) -> KernelResult<(Int64Array<'py>, Bound<'py, PyArray1<f64>>)> {
+        let exclude = contiguous(&exclude, "exclude")?;
         let params = WalkParams {
             walks,
             walk_length,
@@ -189,9 +178,9 @@ impl Graph {
             seed,
             limit,
         };
-        let (ids, scores) = self
-            .read(py, |g| g.random_walk_suggest(user, params, exclude))
-            .map_err(py_err)?;
+        let (ids, scores) = self.inner.try_read(py, Work::Long, |g| {
+            g.random_walk_suggest(user, params, exclude)
+        })?;
         Ok((ids.into_pyarray(py), scores.into_pyarray(py)))
     }
 
@@ -202,10 +191,10 @@ impl Graph {
         max_depth: u64,
         max_nodes: Option<usize>,
         out: bool,
-    ) -> PyResult<Pair<'py>> {
+    ) -> KernelResult<Pair<'py>> {
         let (ids, depths) = self
-            .read(py, |g| g.bfs(user, max_depth, max_nodes, out))
-            .map_err(py_err)?;
+            .inner
+            .try_read(py, Work::Long, |g| g.bfs(user, max_depth, max_nodes, out))?;
         Ok((ids.into_pyarray(py), depths.into_pyarray(py)))
     }
 
@@ -215,30 +204,31 @@ impl Graph {
         src: Ids<'_>,
         dst: Ids<'_>,
         times: Option<Ids<'_>>,
-    ) -> PyResult<usize> {
-        let (src, dst) = (slice(&src, "src")?, slice(&dst, "dst")?);
+    ) -> KernelResult<usize> {
+        let (src, dst) = (contiguous(&src, "src")?, contiguous(&dst, "dst")?);
         let times = match &times {
-            Some(t) => Some(slice(t, "timestamps")?),
+            Some(t) => Some(contiguous(t, "timestamps")?),
             None => None,
         };
-        self.write(py, |g| g.follow(src, dst, times))
-            .map_err(py_err)
+        self.inner
+            .try_write(py, Work::Long, |g| g.follow(src, dst, times))
     }
 
-    fn unfollow(&self, py: Python<'_>, src: Ids<'_>, dst: Ids<'_>) -> PyResult<usize> {
-        let (src, dst) = (slice(&src, "src")?, slice(&dst, "dst")?);
-        self.write(py, |g| g.unfollow(src, dst)).map_err(py_err)
+    fn unfollow(&self, py: Python<'_>, src: Ids<'_>, dst: Ids<'_>) -> KernelResult<usize> {
+        let (src, dst) = (contiguous(&src, "src")?, contiguous(&dst, "dst")?);
+        self.inner
+            .try_write(py, Work::Long, |g| g.unfollow(src, dst))
     }
 
-    fn compact(&self, py: Python<'_>) -> PyResult<()> {
-        self.write(py, |g| g.compact()).map_err(py_err)
+    fn compact(&self, py: Python<'_>) -> KernelResult<()> {
+        self.inner.try_write(py, Work::Long, |g| g.compact())
     }
 
     fn edges<'py>(
         &self,
         py: Python<'py>,
-    ) -> PyResult<(Int64Array<'py>, Int64Array<'py>, Option<Int64Array<'py>>)> {
-        let (src, dst, times) = self.read(py, |g| g.edges()).map_err(py_err)?;
+    ) -> KernelResult<(Int64Array<'py>, Int64Array<'py>, Option<Int64Array<'py>>)> {
+        let (src, dst, times) = self.inner.try_read(py, Work::Long, |g| g.edges())?;
         Ok((
             src.into_pyarray(py),
             dst.into_pyarray(py),
@@ -246,22 +236,26 @@ impl Graph {
         ))
     }
 
-    fn components<'py>(&self, py: Python<'py>, strong: bool) -> PyResult<Int64Array<'py>> {
-        let labels = self.read(py, |g| g.components(strong)).map_err(py_err)?;
+    fn components<'py>(&self, py: Python<'py>, strong: bool) -> KernelResult<Int64Array<'py>> {
+        let labels = self
+            .inner
+            .try_read(py, Work::Long, |g| g.components(strong))?;
         Ok(labels.into_pyarray(py))
     }
 
-    fn triangle_count(&self, py: Python<'_>) -> PyResult<u64> {
-        self.read(py, |g| g.triangle_count()).map_err(py_err)
+    fn triangle_count(&self, py: Python<'_>) -> KernelResult<u64> {
+        self.inner.try_read(py, Work::Long, |g| g.triangle_count())
     }
 
-    fn degree_histogram<'py>(&self, py: Python<'py>, out: bool) -> PyResult<Int64Array<'py>> {
-        let histogram = self.read(py, |g| g.degree_histogram(out)).map_err(py_err)?;
+    fn degree_histogram<'py>(&self, py: Python<'py>, out: bool) -> KernelResult<Int64Array<'py>> {
+        let histogram = self
+            .inner
+            .try_read(py, Work::Long, |g| g.degree_histogram(out))?;
         Ok(histogram.into_pyarray(py))
     }
 
-    fn save(&self, py: Python<'_>, path: &str) -> PyResult<()> {
-        self.read(py, |g| g.save(path)).map_err(py_err)
+    fn save(&self, py: Python<'_>, path: &str) -> KernelResult<()> {
+        self.inner.try_read(py, Work::Long, |g| g.save(path))
     }
 }
 
@@ -273,13 +267,13 @@ fn build<'py>(
     src: Ids<'py>,
     dst: Ids<'py>,
     times: Option<Ids<'py>>,
-) -> PyResult<(Graph, usize, usize, Int64Array<'py>)> {
-    let (src, dst) = (slice(&src, "src")?, slice(&dst, "dst")?);
+) -> KernelResult<(Graph, usize, usize, Int64Array<'py>)> {
+    let (src, dst) = (contiguous(&src, "src")?, contiguous(&dst, "dst")?);
     let times = match &times {
-        Some(t) => Some(slice(t, "timestamps")?),
+        Some(t) => Some(contiguous(t, "timestamps")?),
         None => None,
     };
-    let built = py.detach(|| core::build(src, dst, times)).map_err(py_err)?;
+    let built = py.detach(|| core::build(src, dst, times))?;
     Ok((
         Graph::new(built.graph),
         built.duplicates,
@@ -290,7 +284,7 @@ fn build<'py>(
 
 /// See `igcore._reference.graph.load`; `layout` is the header `igcore._graph_file` read and checked.
 #[pyfunction]
-fn load(py: Python<'_>, path: &str, layout: &Bound<'_, PyAny>, mmap: bool) -> PyResult<Graph> {
+fn load(py: Python<'_>, path: &str, layout: &Bound<'_, PyAny>, mmap: bool) -> KernelResult<Graph> {
     let layout = Layout {
         num_users: layout.getattr("num_users")?.extract()?,
         num_follows: layout.getattr("num_follows")?.extract()?,
@@ -300,9 +294,7 @@ fn load(py: Python<'_>, path: &str, layout: &Bound<'_, PyAny>, mmap: bool) -> Py
         crcs: layout.getattr("crcs")?.extract()?,
         header: layout.getattr("header")?.extract()?,
     };
-    let inner = py
-        .detach(|| core::file::load(path, layout, mmap))
-        .map_err(py_err)?;
+    let inner = py.detach(|| core::file::load(path, layout, mmap))?;
     Ok(Graph::new(inner))
 }
 
@@ -311,9 +303,9 @@ fn load(py: Python<'_>, path: &str, layout: &Bound<'_, PyAny>, mmap: bool) -> Py
 fn parse_edgelist<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyBytes>,
-) -> PyResult<(Int64Array<'py>, Int64Array<'py>, Option<Int64Array<'py>>)> {
+) -> KernelResult<(Int64Array<'py>, Int64Array<'py>, Option<Int64Array<'py>>)> {
     let bytes = data.as_bytes();
-    let edges = py.detach(|| core::parse_edgelist(bytes)).map_err(py_err)?;
+    let edges = py.detach(|| core::parse_edgelist(bytes))?;
     Ok((
         edges.src.into_pyarray(py),
         edges.dst.into_pyarray(py),

@@ -1,104 +1,20 @@
 //! `igcore._rust.timeline`: the timeline kernels, and the `Timeline` and `TimelineStore` objects
-//! that hold timelines in Rust memory.
-//!
-//! Both objects keep their data behind a `RwLock`, so that long work (a fan-out to a million
-//! followers, a merge over large arrays) runs without the GIL while other threads wait for the lock,
-//! not for the GIL. Short work takes the lock with the GIL held (no GIL hand-off, which would cost more
-//! than the work). No lock is ever held while taking the GIL back, so GIL and locks cannot deadlock.
+//! that hold timelines in Rust memory behind their lock (see `guard`): long work (a fan-out to a
+//! million followers, a merge over large arrays) runs without the GIL while other threads wait for
+//! the lock, not for the GIL; short work takes the lock with the GIL held.
 
-use std::sync::{PoisonError, RwLock, TryLockError};
-
+use igcore_core::error::{ScoreKind, TimelineError};
 use igcore_core::timeline::{self as core, Entry, Page, PageRequest, Run, Scores};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::error::{not_contiguous, py_err};
+use crate::error::{contiguous, KernelResult};
+use crate::guard::{self, maybe_detach, read_all, Guarded, Work};
 
-/// From this many entries or followers on, work runs without the GIL.
-const DETACH_FROM: usize = 1 << 15;
-
-/// Runs `work` on the value behind `lock`. Without the GIL when `long`; otherwise with it, unless
-/// another thread holds the lock (a long job without the GIL): then it waits without the GIL too.
-fn read<T, R>(py: Python<'_>, lock: &RwLock<T>, long: bool, work: impl FnOnce(&T) -> R + Send) -> R
-where
-    T: Send + Sync,
-    R: Send,
-{
-    if !long {
-        match lock.try_read() {
-            Ok(guard) => return work(&guard),
-            Err(TryLockError::Poisoned(poisoned)) => return work(&poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => {}
-        }
-    }
-    py.detach(|| work(&lock.read().unwrap_or_else(PoisonError::into_inner)))
-}
-
-/// As `read`, for changes.
-fn write<T, R>(
-    py: Python<'_>,
-    lock: &RwLock<T>,
-    long: bool,
-    work: impl FnOnce(&mut T) -> R + Send,
-) -> R
-where
-    T: Send + Sync,
-    R: Send,
-{
-    if !long {
-        match lock.try_write() {
-            Ok(mut guard) => return work(&mut guard),
-            Err(TryLockError::Poisoned(poisoned)) => return work(&mut poisoned.into_inner()),
-            Err(TryLockError::WouldBlock) => {}
-        }
-    }
-    py.detach(|| work(&mut lock.write().unwrap_or_else(PoisonError::into_inner)))
-}
-
-/// `read` over several timelines at once (the same one may appear twice).
-fn read_all<R: Send>(
-    py: Python<'_>,
-    locks: &[&RwLock<core::Timeline>],
-    long: bool,
-    work: impl FnOnce(&[&core::Timeline]) -> R + Send,
-) -> R {
-    if !long {
-        let mut guards = Vec::with_capacity(locks.len());
-        for lock in locks {
-            match lock.try_read() {
-                Ok(guard) => guards.push(guard),
-                Err(TryLockError::Poisoned(poisoned)) => guards.push(poisoned.into_inner()),
-                Err(TryLockError::WouldBlock) => break,
-            }
-        }
-        if guards.len() == locks.len() {
-            let timelines: Vec<&core::Timeline> = guards.iter().map(|g| &**g).collect();
-            return work(&timelines);
-        }
-    }
-    py.detach(|| {
-        // Each lock once, in address order: threads that take several locks in one order cannot
-        // deadlock, and a lock is not read twice by one thread (which can block behind a writer).
-        let address =
-            |lock: &&RwLock<core::Timeline>| *lock as *const RwLock<core::Timeline> as usize;
-        let mut unique = locks.to_vec();
-        unique.sort_unstable_by_key(address);
-        unique.dedup_by_key(|lock| address(lock));
-        let guards: Vec<_> = unique
-            .iter()
-            .map(|lock| lock.read().unwrap_or_else(PoisonError::into_inner))
-            .collect();
-        let timelines: Vec<&core::Timeline> = locks
-            .iter()
-            .filter_map(|lock| {
-                let at = unique.binary_search_by_key(&address(lock), address).ok()?;
-                guards.get(at).map(|g| &**g)
-            })
-            .collect();
-        work(&timelines)
-    })
+/// Work on this many entries (see `guard::TIMELINE_ENTRIES`).
+fn work(size: usize) -> Work {
+    Work::sized(size, guard::TIMELINE_ENTRIES)
 }
 
 /// The key of a score given by the public layer: an int for int64 timelines, a float for float64 ones.
@@ -136,17 +52,45 @@ fn page_tuple(py: Python<'_>, page: Page, float_scores: bool) -> PageTuple<'_> {
     )
 }
 
-/// The rank named by a cursor, `(float_scores, score, post_id)`, in the given score kind; None when the
-/// cursor is of the other kind.
-fn after_rank(
-    after: &Option<(bool, Bound<'_, PyAny>, i64)>,
-    float_scores: bool,
-) -> PyResult<Option<Option<(i64, i64)>>> {
+/// Scores (an int64 or a float64 array), post ids, author ids.
+type EntriesTuple<'py> = (
+    Bound<'py, PyAny>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+);
+
+/// A cursor as the public layer gives it: `(float_scores, score, post_id)`.
+type Cursor<'py> = (bool, Bound<'py, PyAny>, i64);
+
+/// The rank named by a cursor, for sources of the given score kind.
+fn after_rank(after: &Option<Cursor<'_>>, float_scores: bool) -> KernelResult<Option<(i64, i64)>> {
     match after {
-        None => Ok(Some(None)),
-        Some((kind, _, _)) if *kind != float_scores => Ok(None),
-        Some((_, score, post_id)) => Ok(Some(Some((score_key(score, float_scores)?, *post_id)))),
+        None => Ok(None),
+        Some((kind, _, _)) if *kind != float_scores => Err(TimelineError::CursorScoreKind {
+            cursor_kind: ScoreKind::of(*kind),
+            sources_kind: ScoreKind::of(float_scores),
+        }
+        .into()),
+        Some((_, score, post_id)) => Ok(Some((score_key(score, float_scores)?, *post_id))),
     }
+}
+
+fn page_request<'a>(
+    limit: u64,
+    after: Option<(i64, i64)>,
+    exclude_authors: &'a Option<PyReadonlyArray1<'_, i64>>,
+    per_author_cap: Option<u64>,
+) -> PyResult<PageRequest<'a>> {
+    let excluded = match exclude_authors {
+        Some(a) => contiguous(a, "exclude_authors")?,
+        None => &[],
+    };
+    Ok(PageRequest {
+        limit: to_usize(limit),
+        after,
+        exclude_authors: excluded,
+        per_author_cap: per_author_cap.map(to_usize),
+    })
 }
 
 fn to_usize(value: u64) -> usize {
@@ -160,7 +104,7 @@ fn to_usize(value: u64) -> usize {
 pub(crate) struct PyTimeline {
     float_scores: bool,
     max_len: usize,
-    inner: RwLock<core::Timeline>,
+    inner: Guarded<core::Timeline>,
 }
 
 impl PyTimeline {
@@ -168,7 +112,7 @@ impl PyTimeline {
         PyTimeline {
             float_scores: timeline.float_scores(),
             max_len: timeline.max_len(),
-            inner: RwLock::new(timeline),
+            inner: Guarded::new(timeline),
         }
     }
 }
@@ -188,7 +132,8 @@ enum Columns<'py> {
 }
 
 impl<'py> Columns<'py> {
-    /// Three 1-D native arrays of one length: int64 or float64 scores, int64 ids. None otherwise.
+    /// Three 1-D native C-contiguous arrays of one length: int64 or float64 scores, int64 ids. None
+    /// otherwise.
     fn accept(item: &Bound<'py, PyAny>) -> Option<Self> {
         let tuple = item.cast::<PyTuple>().ok()?;
         if tuple.len() != 3 {
@@ -218,19 +163,22 @@ impl<'py> Columns<'py> {
                 author_ids,
             )
         };
-        let lengths = match &columns {
-            Columns::Ints(s, p, a) => [
-                s.as_slice().ok()?.len(),
-                p.as_slice().ok()?.len(),
-                a.as_slice().ok()?.len(),
-            ],
-            Columns::Floats(s, p, a) => [
-                s.as_slice().ok()?.len(),
-                p.as_slice().ok()?.len(),
-                a.as_slice().ok()?.len(),
-            ],
+        let run = columns.run()?;
+        let lengths_agree = match run {
+            Run::Columns {
+                scores,
+                post_ids,
+                author_ids,
+            } => {
+                let n = match scores {
+                    Scores::Int(s) => s.len(),
+                    Scores::Float(s) => s.len(),
+                };
+                n == post_ids.len() && n == author_ids.len()
+            }
+            Run::Entries(_) => false,
         };
-        (lengths[0] == lengths[1] && lengths[1] == lengths[2]).then_some(columns)
+        lengths_agree.then_some(columns)
     }
 
     fn float_scores(&self) -> bool {
@@ -271,8 +219,8 @@ impl PyTimeline {
         self.float_scores
     }
 
-    fn __len__(&self, py: Python<'_>) -> usize {
-        read(py, &self.inner, false, |t| t.len())
+    fn __len__(&self, py: Python<'_>) -> KernelResult<usize> {
+        self.inner.read(py, Work::Quick, |t| t.len())
     }
 
     fn insert(
@@ -281,13 +229,13 @@ impl PyTimeline {
         score: &Bound<'_, PyAny>,
         post_id: i64,
         author_id: i64,
-    ) -> PyResult<bool> {
+    ) -> KernelResult<bool> {
         let entry = Entry {
             key: score_key(score, self.float_scores)?,
             post_id,
             author_id,
         };
-        Ok(write(py, &self.inner, false, |t| t.insert(entry)))
+        self.inner.write(py, Work::Quick, |t| t.insert(entry))
     }
 
     fn insert_many(
@@ -296,65 +244,55 @@ impl PyTimeline {
         scores: &Bound<'_, PyAny>,
         post_ids: &Bound<'_, PyAny>,
         author_ids: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
+    ) -> KernelResult<()> {
         let triple = PyTuple::new(py, [scores, post_ids, author_ids])?;
         let columns = Columns::accept(triple.as_any())
             .filter(|c| c.float_scores() == self.float_scores)
-            .ok_or_else(|| {
-                PyTypeError::new_err("insert_many takes three 1-D contiguous arrays of one length")
-            })?;
-        let run = columns
-            .run()
-            .ok_or_else(|| not_contiguous("scores")(numpy::AsSliceError))?;
-        write(py, &self.inner, run.len() >= DETACH_FROM, |t| {
-            t.insert_run(&run)
-        });
-        Ok(())
+            .ok_or(TimelineError::NotEntryColumns)?;
+        let run = columns.run().ok_or(TimelineError::NotEntryColumns)?;
+        self.inner
+            .write(py, work(run.len()), |t| t.insert_run(&run))
     }
 
-    fn remove_post(&self, py: Python<'_>, post_id: i64) -> bool {
-        write(py, &self.inner, false, |t| t.remove_post(post_id))
+    fn remove_post(&self, py: Python<'_>, post_id: i64) -> KernelResult<bool> {
+        self.inner
+            .write(py, Work::Quick, |t| t.remove_post(post_id))
     }
 
-    fn remove_author(&self, py: Python<'_>, author_id: i64) -> usize {
-        write(py, &self.inner, false, |t| t.remove_author(author_id))
+    fn remove_author(&self, py: Python<'_>, author_id: i64) -> KernelResult<usize> {
+        self.inner
+            .write(py, Work::Quick, |t| t.remove_author(author_id))
     }
 
-    fn clear(&self, py: Python<'_>) {
-        write(py, &self.inner, false, |t| t.clear());
+    fn clear(&self, py: Python<'_>) -> KernelResult<()> {
+        self.inner.write(py, Work::Quick, |t| t.clear())
     }
 
     /// `(scores, post_ids, author_ids)`: new arrays, in feed order.
-    fn entries<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> (
-        Bound<'py, PyAny>,
-        Bound<'py, PyArray1<i64>>,
-        Bound<'py, PyArray1<i64>>,
-    ) {
-        let (keys, posts, authors) = read(py, &self.inner, false, |t| {
+    fn entries<'py>(&self, py: Python<'py>) -> KernelResult<EntriesTuple<'py>> {
+        let (keys, posts, authors) = self.inner.read(py, Work::Quick, |t| {
             let entries = t.entries();
             (
                 entries.iter().map(|e| e.key).collect::<Vec<_>>(),
                 entries.iter().map(|e| e.post_id).collect::<Vec<_>>(),
                 entries.iter().map(|e| e.author_id).collect::<Vec<_>>(),
             )
-        });
-        (
+        })?;
+        Ok((
             scores_array(py, keys, self.float_scores),
             posts.into_pyarray(py),
             authors.into_pyarray(py),
-        )
+        ))
     }
 
-    fn copy(&self, py: Python<'_>) -> Self {
-        PyTimeline::wrap(read(py, &self.inner, false, |t| t.clone()))
+    fn copy(&self, py: Python<'_>) -> KernelResult<Self> {
+        let copy = self.inner.read(py, Work::Quick, |t| t.clone())?;
+        Ok(PyTimeline::wrap(copy))
     }
 
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = read(py, &self.inner, false, |t| t.to_bytes());
-        PyBytes::new(py, &bytes)
+    fn to_bytes<'py>(&self, py: Python<'py>) -> KernelResult<Bound<'py, PyBytes>> {
+        let bytes = self.inner.read(py, Work::Quick, |t| t.to_bytes())?;
+        Ok(PyBytes::new(py, &bytes))
     }
 }
 
@@ -364,19 +302,16 @@ fn timeline_from_bytes(
     py: Python<'_>,
     data: &Bound<'_, PyBytes>,
     max_len: u64,
-) -> PyResult<PyTimeline> {
+) -> KernelResult<PyTimeline> {
     // A bytes object is immutable, so its buffer may be read without the GIL.
     let data = data.as_bytes();
-    let work = || core::Timeline::from_bytes(data, to_usize(max_len));
-    let timeline = if data.len() >= DETACH_FROM {
-        py.detach(work)
-    } else {
-        work()
-    };
-    Ok(PyTimeline::wrap(timeline.map_err(py_err)?))
+    let timeline = maybe_detach(py, work(data.len()), || {
+        core::Timeline::from_bytes(data, to_usize(max_len))
+    })?;
+    Ok(PyTimeline::wrap(timeline))
 }
 
-// -- merge --------------------------------------------------------------------------------------------
+// -- merge_page ---------------------------------------------------------------------------------------
 
 /// One source of a merge, as the caller gave it.
 enum Source<'py> {
@@ -391,42 +326,60 @@ enum Part<'a> {
     Columns(Run<'a>, usize),
 }
 
-/// See `igcore._reference.timeline.merge`: None when a source is not in canonical form or score kinds
-/// disagree, for the public layer to convert or explain.
-#[pyfunction]
-#[pyo3(signature = (sources, limit, after, exclude_authors, per_author_cap))]
-fn merge<'py>(
-    py: Python<'py>,
+/// The sources of a merge, each in canonical form and all of one score kind, and that kind. Checked
+/// as the reference checks: each source in turn, then the score kinds (naming the first source of
+/// each kind).
+fn accept_sources<'py>(
     sources: &Bound<'py, PyList>,
-    limit: u64,
-    after: Option<(bool, Bound<'py, PyAny>, i64)>,
-    exclude_authors: Option<PyReadonlyArray1<'py, i64>>,
-    per_author_cap: Option<u64>,
-) -> PyResult<Option<PageTuple<'py>>> {
+) -> KernelResult<(Vec<Source<'py>>, Option<bool>)> {
     let mut accepted = Vec::with_capacity(sources.len());
-    let mut kind: Option<bool> = None;
-    for item in sources.iter() {
+    // The first source of each score kind: int64, float64.
+    let mut first_of_kind: [Option<usize>; 2] = [None, None];
+    for (index, item) in sources.iter().enumerate() {
         let source = if let Ok(timeline) = item.cast::<PyTimeline>() {
             Source::Timeline(timeline.clone())
         } else if let Some(columns) = Columns::accept(&item) {
             Source::Columns(columns)
         } else {
-            return Ok(None);
+            return Err(TimelineError::SourceNotCanonical { index }.into());
         };
         let float_scores = match &source {
             Source::Timeline(t) => t.get().float_scores,
             Source::Columns(c) => c.float_scores(),
         };
-        if kind.is_some_and(|k| k != float_scores) {
-            return Ok(None);
-        }
-        kind = Some(float_scores);
+        first_of_kind[usize::from(float_scores)].get_or_insert(index);
         accepted.push(source);
     }
-    let float_scores = kind.or(after.as_ref().map(|a| a.0)).unwrap_or(false);
-    let Some(after) = after_rank(&after, float_scores)? else {
-        return Ok(None);
+    if let [Some(int_index), Some(float_index)] = first_of_kind {
+        return Err(TimelineError::SourcesMixScoreKinds {
+            int_index,
+            float_index,
+        }
+        .into());
+    }
+    let kind = match first_of_kind {
+        [Some(_), _] => Some(false),
+        [_, Some(_)] => Some(true),
+        _ => None,
     };
+    Ok((accepted, kind))
+}
+
+/// See `igcore._reference.timeline.merge_page`. Sources that are not canonical, or mix score kinds,
+/// raise TypeError; a cursor of the other score kind raises ValueError.
+#[pyfunction]
+#[pyo3(signature = (sources, limit, after, exclude_authors, per_author_cap))]
+fn merge_page<'py>(
+    py: Python<'py>,
+    sources: &Bound<'py, PyList>,
+    limit: u64,
+    after: Option<Cursor<'py>>,
+    exclude_authors: Option<PyReadonlyArray1<'py, i64>>,
+    per_author_cap: Option<u64>,
+) -> KernelResult<PageTuple<'py>> {
+    let (accepted, kind) = accept_sources(sources)?;
+    let float_scores = kind.or(after.as_ref().map(|a| a.0)).unwrap_or(false);
+    let after = after_rank(&after, float_scores)?;
 
     let mut locks = Vec::new();
     let mut parts = Vec::with_capacity(accepted.len());
@@ -438,25 +391,16 @@ fn merge<'py>(
                 locks.push(&t.get().inner);
             }
             Source::Columns(columns) => {
-                let Some(run) = columns.run() else {
-                    return Ok(None);
-                };
+                let run = columns
+                    .run()
+                    .ok_or(TimelineError::SourceNotCanonical { index })?;
                 array_entries += run.len();
                 parts.push(Part::Columns(run, index));
             }
         }
     }
-    let excluded = match &exclude_authors {
-        Some(a) => a.as_slice().map_err(not_contiguous("exclude_authors"))?,
-        None => &[],
-    };
-    let request = PageRequest {
-        limit: to_usize(limit),
-        after,
-        exclude_authors: excluded,
-        per_author_cap: per_author_cap.map(to_usize),
-    };
-    let page = read_all(py, &locks, array_entries >= DETACH_FROM, |timelines| {
+    let request = page_request(limit, after, &exclude_authors, per_author_cap)?;
+    let page = read_all(py, &locks, work(array_entries), |timelines| {
         let mut runs = Vec::with_capacity(parts.len());
         for part in &parts {
             match part {
@@ -467,10 +411,9 @@ fn merge<'py>(
                 }
             }
         }
-        core::merge(&runs, &request)
-    })
-    .map_err(py_err)?;
-    Ok(Some(page_tuple(py, page, float_scores)))
+        core::merge_page(&runs, &request)
+    })??;
+    Ok(page_tuple(py, page, float_scores))
 }
 
 // -- TimelineStore ------------------------------------------------------------------------------------
@@ -480,7 +423,7 @@ fn merge<'py>(
 pub(crate) struct PyTimelineStore {
     float_scores: bool,
     max_len: usize,
-    inner: RwLock<core::TimelineStore>,
+    inner: Guarded<core::TimelineStore>,
 }
 
 #[pymethods]
@@ -491,7 +434,7 @@ impl PyTimelineStore {
         PyTimelineStore {
             float_scores,
             max_len: store.max_len(),
-            inner: RwLock::new(store),
+            inner: Guarded::new(store),
         }
     }
 
@@ -505,113 +448,118 @@ impl PyTimelineStore {
         self.float_scores
     }
 
-    fn __len__(&self, py: Python<'_>) -> usize {
-        read(py, &self.inner, false, |s| s.len())
+    fn __len__(&self, py: Python<'_>) -> KernelResult<usize> {
+        self.inner.read(py, Work::Quick, |s| s.len())
     }
 
-    fn contains(&self, py: Python<'_>, user_id: i64) -> bool {
-        read(py, &self.inner, false, |s| s.contains(user_id))
+    fn contains(&self, py: Python<'_>, user_id: i64) -> KernelResult<bool> {
+        self.inner.read(py, Work::Quick, |s| s.contains(user_id))
     }
 
-    fn users<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<i64>> {
-        let long = self.__len__(py) >= DETACH_FROM;
-        read(py, &self.inner, long, |s| s.users()).into_pyarray(py)
+    fn users<'py>(&self, py: Python<'py>) -> KernelResult<Bound<'py, PyArray1<i64>>> {
+        let size = self.__len__(py)?;
+        let long = Work::sized(size, guard::TIMELINE_USERS);
+        let users = self.inner.read(py, long, |s| s.users())?;
+        Ok(users.into_pyarray(py))
     }
 
     /// A copy of the user's timeline, or None.
-    fn get(&self, py: Python<'_>, user_id: i64) -> Option<PyTimeline> {
-        read(py, &self.inner, false, |s| s.get(user_id).cloned()).map(PyTimeline::wrap)
+    fn get(&self, py: Python<'_>, user_id: i64) -> KernelResult<Option<PyTimeline>> {
+        let copy = self
+            .inner
+            .read(py, Work::Quick, |s| s.get(user_id).cloned())?;
+        Ok(copy.map(PyTimeline::wrap))
     }
 
     /// Stores a copy of `timeline` (of this store's max_len and score kind: the public layer checks).
-    fn put(&self, py: Python<'_>, user_id: i64, timeline: &Bound<'_, PyTimeline>) -> PyResult<()> {
-        let copy = read(py, &timeline.get().inner, false, |t| t.clone());
-        write(py, &self.inner, false, |s| s.put(user_id, copy)).map_err(py_err)
+    fn put(
+        &self,
+        py: Python<'_>,
+        user_id: i64,
+        timeline: &Bound<'_, PyTimeline>,
+    ) -> KernelResult<()> {
+        let copy = timeline.get().inner.read(py, Work::Quick, |t| t.clone())?;
+        self.inner
+            .try_write(py, Work::Quick, |s| s.put(user_id, copy))
     }
 
-    fn discard(&self, py: Python<'_>, user_id: i64) -> bool {
-        write(py, &self.inner, false, |s| s.discard(user_id))
+    fn discard(&self, py: Python<'_>, user_id: i64) -> KernelResult<bool> {
+        self.inner.write(py, Work::Quick, |s| s.discard(user_id))
     }
 
     #[pyo3(signature = (user_ids, limit, after, exclude_authors, per_author_cap))]
-    fn merge<'py>(
+    fn merge_page<'py>(
         &self,
         py: Python<'py>,
         user_ids: PyReadonlyArray1<'py, i64>,
         limit: u64,
-        after: Option<(bool, Bound<'py, PyAny>, i64)>,
+        after: Option<Cursor<'py>>,
         exclude_authors: Option<PyReadonlyArray1<'py, i64>>,
         per_author_cap: Option<u64>,
-    ) -> PyResult<PageTuple<'py>> {
-        let user_ids = user_ids.as_slice().map_err(not_contiguous("user_ids"))?;
-        let after = after_rank(&after, self.float_scores)?
-            .ok_or_else(|| PyTypeError::new_err("the cursor is of another score kind"))?;
-        let excluded = match &exclude_authors {
-            Some(a) => a.as_slice().map_err(not_contiguous("exclude_authors"))?,
-            None => &[],
-        };
-        let request = PageRequest {
-            limit: to_usize(limit),
-            after,
-            exclude_authors: excluded,
-            per_author_cap: per_author_cap.map(to_usize),
-        };
-        let long = user_ids.len() >= DETACH_FROM;
-        let page = read(py, &self.inner, long, |s| s.merge(user_ids, &request)).map_err(py_err)?;
+    ) -> KernelResult<PageTuple<'py>> {
+        let user_ids = contiguous(&user_ids, "user_ids")?;
+        let after = after_rank(&after, self.float_scores)?;
+        let request = page_request(limit, after, &exclude_authors, per_author_cap)?;
+        let long = Work::sized(user_ids.len(), guard::TIMELINE_USERS);
+        let page = self
+            .inner
+            .try_read(py, long, |s| s.merge_page(user_ids, &request))?;
         Ok(page_tuple(py, page, self.float_scores))
     }
 
+    /// Inserts the entry into the timeline of each follower (created when missing, if asked);
+    /// returns how many inserts stood.
     fn fanout(
         &self,
         py: Python<'_>,
-        post_id: i64,
         score: &Bound<'_, PyAny>,
+        post_id: i64,
         author_id: i64,
         follower_ids: PyReadonlyArray1<'_, i64>,
         create_missing: bool,
-    ) -> PyResult<usize> {
+    ) -> KernelResult<usize> {
         let entry = Entry {
             key: score_key(score, self.float_scores)?,
             post_id,
             author_id,
         };
-        let followers = follower_ids
-            .as_slice()
-            .map_err(not_contiguous("follower_ids"))?;
-        let long = followers.len() >= DETACH_FROM;
-        write(py, &self.inner, long, |s| {
-            s.fanout(entry, followers, create_missing)
-        })
-        .map_err(py_err)
+        let followers = contiguous(&follower_ids, "follower_ids")?;
+        let long = Work::sized(followers.len(), guard::TIMELINE_FOLLOWERS);
+        self.inner
+            .try_write(py, long, |s| s.fanout(entry, followers, create_missing))
     }
 
-    /// `source`: a Timeline, or three canonical arrays of this store's score kind.
-    fn merge_into(&self, py: Python<'_>, user_id: i64, source: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// On follow: `source` (a Timeline, or three canonical arrays of this store's score kind) into
+    /// the user's timeline.
+    fn backfill(
+        &self,
+        py: Python<'_>,
+        user_id: i64,
+        source: &Bound<'_, PyAny>,
+    ) -> KernelResult<()> {
         if let Ok(timeline) = source.cast::<PyTimeline>() {
             // Copy the entries out first: one lock at a time.
-            let entries = read(py, &timeline.get().inner, false, |t| t.entries().to_vec());
+            let entries = timeline
+                .get()
+                .inner
+                .read(py, Work::Quick, |t| t.entries().to_vec())?;
             let run = Run::Entries(&entries);
-            return write(py, &self.inner, entries.len() >= DETACH_FROM, |s| {
-                s.merge_into(user_id, &run)
-            })
-            .map_err(py_err);
+            return self
+                .inner
+                .try_write(py, work(entries.len()), |s| s.backfill(user_id, &run));
         }
         let columns = Columns::accept(source)
             .filter(|c| c.float_scores() == self.float_scores)
-            .ok_or_else(|| {
-                PyTypeError::new_err("merge_into takes a Timeline or three canonical arrays")
-            })?;
-        let run = columns
-            .run()
-            .ok_or_else(|| not_contiguous("author_timeline")(numpy::AsSliceError))?;
-        write(py, &self.inner, run.len() >= DETACH_FROM, |s| {
-            s.merge_into(user_id, &run)
-        })
-        .map_err(py_err)
+            .ok_or(TimelineError::BackfillSource)?;
+        let run = columns.run().ok_or(TimelineError::BackfillSource)?;
+        self.inner
+            .try_write(py, work(run.len()), |s| s.backfill(user_id, &run))
     }
 
-    fn unmerge(&self, py: Python<'_>, user_id: i64, author_id: i64) -> usize {
-        write(py, &self.inner, false, |s| s.unmerge(user_id, author_id))
+    /// On unfollow: removes the author's entries from the user's timeline; how many.
+    fn remove_author(&self, py: Python<'_>, user_id: i64, author_id: i64) -> KernelResult<usize> {
+        self.inner
+            .write(py, Work::Quick, |s| s.remove_author(user_id, author_id))
     }
 }
 
@@ -638,16 +586,12 @@ fn aggregate_activity<'py>(
     timestamps: PyReadonlyArray1<'py, i64>,
     window_seconds: i64,
     max_actors: u64,
-) -> PyResult<ActivityTuple<'py>> {
-    let actor_ids = actor_ids.as_slice().map_err(not_contiguous("actor_ids"))?;
-    let verbs = verbs.as_slice().map_err(not_contiguous("verbs"))?;
-    let target_ids = target_ids
-        .as_slice()
-        .map_err(not_contiguous("target_ids"))?;
-    let timestamps = timestamps
-        .as_slice()
-        .map_err(not_contiguous("timestamps"))?;
-    let work = || {
+) -> KernelResult<ActivityTuple<'py>> {
+    let actor_ids = contiguous(&actor_ids, "actor_ids")?;
+    let verbs = contiguous(&verbs, "verbs")?;
+    let target_ids = contiguous(&target_ids, "target_ids")?;
+    let timestamps = contiguous(&timestamps, "timestamps")?;
+    let groups = maybe_detach(py, work(actor_ids.len()), || {
         core::aggregate_activity(
             actor_ids,
             verbs,
@@ -656,13 +600,7 @@ fn aggregate_activity<'py>(
             window_seconds,
             to_usize(max_actors),
         )
-    };
-    let groups = if actor_ids.len() >= DETACH_FROM {
-        py.detach(work)
-    } else {
-        work()
-    }
-    .map_err(py_err)?;
+    })?;
     Ok((
         groups.verbs.into_pyarray(py),
         groups.target_ids.into_pyarray(py),
@@ -680,7 +618,7 @@ pub(crate) fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_class::<PyTimeline>()?;
         m.add_class::<PyTimelineStore>()?;
         m.add_function(wrap_pyfunction!(timeline_from_bytes, m)?)?;
-        m.add_function(wrap_pyfunction!(merge, m)?)?;
+        m.add_function(wrap_pyfunction!(merge_page, m)?)?;
         m.add_function(wrap_pyfunction!(aggregate_activity, m)?)
     })
 }

@@ -57,6 +57,8 @@ from typing import NoReturn, cast
 
 import numpy as np
 
+from .. import _messages
+
 # Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
 if typing.TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -132,24 +134,24 @@ class Reader:
         self.end = len(data) - CRC_BYTES
 
     def fail(self, reason: str, at: int) -> NoReturn:
-        raise ValueError(f"malformed {self.kind}: {reason} at byte {at}")
+        raise ValueError(_messages.MALFORMED_ENCODING.format(kind=self.kind, reason=reason, at=at))
 
     def varint(self) -> int:
         start = self.pos
         value = 0
         for i in range(10):
             if self.pos >= self.end:
-                self.fail("truncated varint", start)
+                self.fail(_messages.TRUNCATED_VARINT, start)
             byte = self.data[self.pos]
             self.pos += 1
             if i == 9 and byte > 1:
-                self.fail("varint beyond 64 bits", start)
+                self.fail(_messages.VARINT_BEYOND_64_BITS, start)
             value |= (byte & 0x7F) << (7 * i)
             if byte < 0x80:
                 if byte == 0 and i > 0:
-                    self.fail("overlong varint", start)
+                    self.fail(_messages.OVERLONG_VARINT, start)
                 return value
-        self.fail("varint beyond 64 bits", start)
+        self.fail(_messages.VARINT_BEYOND_64_BITS, start)
 
     def count(self) -> int:
         """A count of the values that follow, each at least one byte: never more than the bytes left."""
@@ -157,7 +159,7 @@ class Reader:
         n = self.varint()
         left = self.end - self.pos
         if n > left:
-            self.fail(f"count {n} exceeds the {left} bytes left", start)
+            self.fail(_messages.COUNT_EXCEEDS_BYTES_LEFT.format(count=n, left=left), start)
         return n
 
     def deltas(self, n: int) -> list[int]:
@@ -170,20 +172,20 @@ class Reader:
 
     def finish(self) -> None:
         if self.pos != self.end:
-            self.fail(f"{self.end - self.pos} bytes after the last value", self.pos)
+            self.fail(_messages.BYTES_AFTER_LAST_VALUE.format(left=self.end - self.pos), self.pos)
 
 
 def check_envelope(data: bytes, kind: str, magic: int, smallest: int) -> None:
     """Steps 1-4 of decoding: size, magic, version, checksum."""
     if len(data) < smallest:
-        raise ValueError(f"truncated {kind}: {len(data)} bytes, the smallest is {smallest}")
+        raise ValueError(_messages.TRUNCATED_ENCODING.format(kind=kind, size=len(data), smallest=smallest))
     if data[0] != magic:
-        raise ValueError(f"not an igcore {kind}: bad magic byte 0x{data[0]:02x}")
+        raise ValueError(_messages.BAD_MAGIC.format(kind=kind, byte=data[0]))
     if data[1] != VERSION:
-        raise ValueError(f"unsupported {kind} version {data[1]} (this igcore reads version {VERSION})")
+        raise ValueError(_messages.UNSUPPORTED_VERSION.format(kind=kind, version=data[1], supported=VERSION))
     (stored,) = struct.unpack_from("<I", data, len(data) - CRC_BYTES)
     if zlib.crc32(data[: len(data) - CRC_BYTES]) != stored:
-        raise ValueError(f"corrupted {kind}: checksum mismatch")
+        raise ValueError(_messages.CHECKSUM_MISMATCH.format(kind=kind))
 
 
 # -- id lists --------------------------------------------------------------------------------------------
@@ -241,21 +243,21 @@ def decode_entries(
     reader = Reader(data, kind, 3)
     flags = data[2]
     if flags & ~FLOAT_SCORES:
-        reader.fail(f"unknown flags 0x{flags:02x}", 2)
+        reader.fail(_messages.UNKNOWN_ENTRY_FLAGS.format(flags=flags), 2)
     n = reader.count()
     keys = reader.deltas(n)
     post_ids = reader.deltas(n)
     table_at = reader.pos
     m = reader.count()
     if m > n or (n > 0 and m == 0):
-        reader.fail(f"author table of {m} for {n} entries", table_at)
+        reader.fail(_messages.AUTHOR_TABLE_SIZE_WRONG.format(size=m, entries=n), table_at)
     table = reader.deltas(m)
     author_ids = []
     for _ in range(n):
         at = reader.pos
         index = reader.varint()
         if index >= m:
-            reader.fail(f"author index {index} beyond the table of {m}", at)
+            reader.fail(_messages.AUTHOR_INDEX_BEYOND_TABLE.format(index=index, size=m), at)
         author_ids.append(table[index])
     reader.finish()
     if flags & FLOAT_SCORES:

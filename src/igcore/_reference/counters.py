@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .. import _messages
+
 # Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
 if typing.TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -40,7 +42,7 @@ def aggregate(
             totals[key] = totals.get(key, 0) + delta
     for key, total in totals.items():
         if not INT64_MIN <= total <= INT64_MAX:
-            raise OverflowError(f"the total for key {key} does not fit in int64")
+            raise OverflowError(_messages.TOTAL_OVERFLOW.format(key=key))
     n = len(totals)
     return np.fromiter(totals.keys(), np.int64, n), np.fromiter(totals.values(), np.int64, n)
 
@@ -110,9 +112,9 @@ class CounterTable:
             new_pending = {key: pending.get(key, 0) + delta for key, delta in batch.items()}
             for key in batch:
                 if not _fits(new_totals[key]):
-                    raise OverflowError(f"the {name} total for key {key} does not fit in int64")
+                    raise OverflowError(_messages.KIND_TOTAL_OVERFLOW.format(kind=name, key=key))
                 if not _fits(new_pending[key]):
-                    raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
+                    raise OverflowError(_messages.PENDING_DELTA_OVERFLOW.format(kind=name, key=key))
             totals.update(new_totals)
             pending.update(new_pending)
 
@@ -143,7 +145,7 @@ class CounterTable:
             staged = {key: pending.get(key, 0) + sign * delta for key, delta in batch.items()}
             for key, waiting in staged.items():
                 if not _fits(waiting):
-                    raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
+                    raise OverflowError(_messages.PENDING_DELTA_OVERFLOW.format(kind=name, key=key))
             pending.update(staged)
 
     def add_table(self, other: CounterTable) -> None:
@@ -163,10 +165,10 @@ class CounterTable:
                 for key, total, waiting in entries:
                     new_totals[key] = totals.get(key, 0) + total
                     if not _fits(new_totals[key]):
-                        raise OverflowError(f"the {name} total for key {key} does not fit in int64")
+                        raise OverflowError(_messages.KIND_TOTAL_OVERFLOW.format(kind=name, key=key))
                     new_pending[key] = pending.get(key, 0) + waiting
                     if not _fits(new_pending[key]):
-                        raise OverflowError(f"the pending {name} delta for key {key} does not fit in int64")
+                        raise OverflowError(_messages.PENDING_DELTA_OVERFLOW.format(kind=name, key=key))
                 staged.append((totals, new_totals, pending, new_pending))
             for totals, new_totals, pending, new_pending in staged:
                 totals.update(new_totals)
@@ -248,7 +250,7 @@ class WindowedCounter:
             for (bucket, key), count in staged.items():
                 if not _fits(count):
                     t = first_time[(bucket, key)]
-                    raise OverflowError(f"the count for key {key} at time {t} does not fit in int64")
+                    raise OverflowError(_messages.COUNT_OVERFLOW.format(key=key, time=t))
             for (bucket, key), count in staged.items():
                 self._counts.setdefault(bucket, {})[key] = count
             self._too_old += too_old
@@ -275,7 +277,7 @@ class WindowedCounter:
             for key in keys.tolist():
                 total = sum(counts.get(key, 0) for counts in window)
                 if not _fits(total):
-                    raise OverflowError(f"the window total for key {key} does not fit in int64")
+                    raise OverflowError(_messages.WINDOW_TOTAL_OVERFLOW.format(key=key))
                 totals.append(total)
             return _int64s(totals)
 
@@ -287,7 +289,7 @@ class WindowedCounter:
                     totals[key] = totals.get(key, 0) + count
         for key in sorted(totals):
             if not _fits(totals[key]):
-                raise OverflowError(f"the window total for key {key} does not fit in int64")
+                raise OverflowError(_messages.WINDOW_TOTAL_OVERFLOW.format(key=key))
         return _top(totals, k)
 
 

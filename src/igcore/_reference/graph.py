@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _graph_file
+from .. import _graph_file, _messages
 
 # Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
 if typing.TYPE_CHECKING:
@@ -134,17 +134,17 @@ def parse_edgelist(
             continue
         if width == 0:
             if len(fields) not in (2, 3):
-                raise ValueError(f"line {number}: expected 2 or 3 columns, found {len(fields)}")
+                raise ValueError(_messages.EDGE_LIST_COLUMNS.format(line=number, found=len(fields)))
             width = len(fields)
         elif len(fields) != width:
-            raise ValueError(f"line {number}: expected {width} columns, found {len(fields)}")
+            raise ValueError(_messages.EDGE_LIST_WIDTH.format(line=number, width=width, found=len(fields)))
         for column, field in enumerate(fields, 1):
             digits = field[1:] if field[:1] in (b"+", b"-") else field
             if not digits or not all(48 <= c <= 57 for c in digits):
-                raise ValueError(f"line {number}: column {column} is not an integer")
+                raise ValueError(_messages.EDGE_LIST_NOT_AN_INTEGER.format(line=number, column=column))
             value = int(field)
             if not -(2**63) <= value < 2**63:
-                raise ValueError(f"line {number}: column {column} is outside the int64 range")
+                raise ValueError(_messages.EDGE_LIST_OUTSIDE_INT64.format(line=number, column=column))
             columns[column - 1].append(value)
     src, dst = np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=np.int64)
     return src, dst, (np.array(columns[2], dtype=np.int64) if width == 3 else None)
@@ -156,7 +156,7 @@ def load(path: str, layout: _graph_file.Layout, mmap: bool) -> Graph:
     with open(path, "rb") as file:
         data = file.read()
     if data[: _graph_file.HEADER_SIZE] != layout.header:
-        raise ValueError(_graph_file.REPLACED)
+        raise ValueError(_messages.GRAPH_FILE_REPLACED)
     sections = []
     for i in layout.present():
         name, itemsize = _graph_file.SECTIONS[i]
@@ -164,10 +164,6 @@ def load(path: str, layout: _graph_file.Layout, mmap: bool) -> Graph:
         sections.append(np.frombuffer(data, dtype, layout.lengths[i] // itemsize, layout.offsets[i]))
     _graph_file.check_crcs(layout, sections)
     return Graph.from_sections(layout.num_users, layout.timed, sections)
-
-
-def _corrupt(what: str) -> ValueError:
-    return ValueError(f"corrupted: {what}")
 
 
 def _locked(method: Callable[Concatenate[Graph, _P], _R]) -> Callable[Concatenate[Graph, _P], _R]:
@@ -571,17 +567,17 @@ class Graph:
         inconsistency (what ``verify()`` checks in the compiled backends)."""
         ids = sections[0].tolist()
         if any(a >= b for a, b in zip(ids, ids[1:])):
-            raise _corrupt("user ids are not strictly ascending")
+            raise ValueError(_messages.CORRUPT_IDS_NOT_ASCENDING)
         slots = sections[1].tolist()
         filled = [s for s in slots if s != EMPTY_SLOT]
         if sorted(filled) != list(range(num_users)):
-            raise _corrupt("the id table does not hold every user once")
+            raise ValueError(_messages.CORRUPT_ID_TABLE_NOT_ONCE)
         shift = 64 - (len(slots).bit_length() - 1)
         for i, user in enumerate(ids):
             position = id_hash(user) >> shift
             while slots[position] != i:
                 if slots[position] == EMPTY_SLOT:
-                    raise _corrupt("the id table does not find every user")
+                    raise ValueError(_messages.CORRUPT_ID_TABLE_MISSES_USER)
                 position = (position + 1) % len(slots)
         graph = cls(timed)
         for user in ids:
@@ -595,7 +591,7 @@ class Graph:
                 or offsets[-1] != len(targets)
                 or any(a > b for a, b in zip(offsets, offsets[1:]))
             ):
-                raise _corrupt("list offsets are out of order or out of range")
+                raise ValueError(_messages.CORRUPT_OFFSETS)
             if timed:
                 times = sections[6 + 2 * direction].tolist()
                 by_time = sections[7 + 2 * direction].tolist()
@@ -604,13 +600,13 @@ class Graph:
                 start, end = offsets[u], offsets[u + 1]
                 row = targets[start:end]
                 if any(v >= num_users for v in row) or any(a >= b for a, b in zip(row, row[1:])) or u in row:
-                    raise _corrupt("a follow list is out of range, out of order or holds its own user")
+                    raise ValueError(_messages.CORRUPT_FOLLOW_LIST)
                 row_times = times[start:end] if timed else [0] * len(row)
                 if timed:
                     order = by_time[start:end]
                     want = sorted(range(len(row)), key=lambda k: (-row_times[k], row[k]))
                     if order != want:
-                        raise _corrupt("a list's order by time is wrong")
+                        raise ValueError(_messages.CORRUPT_TIME_ORDER)
                 listed[u] = dict(zip(row, row_times))
             lists.append(listed)
         for u, row in lists[0].items():
@@ -619,7 +615,7 @@ class Graph:
         pairs = {(u, v, t) for u, row in lists[0].items() for v, t in row.items()}
         reverse = {(u, v, t) for v, row in lists[1].items() for u, t in row.items()}
         if pairs != reverse:
-            raise _corrupt("followers do not mirror following")
+            raise ValueError(_messages.CORRUPT_NOT_MIRRORED)
         for u, row in lists[0].items():
             for v, t in row.items():
                 graph.followers[ids[v]][ids[u]] = t

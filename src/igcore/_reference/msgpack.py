@@ -67,6 +67,7 @@ import typing
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar, Union, cast
 
+from .. import _messages
 from ..msgpack.exceptions import BufferFull, ExtraData, FormatError, OutOfData, StackError
 from ..msgpack.ext import ExtType, Timestamp
 
@@ -103,7 +104,7 @@ def _one_call_at_a_time(method: _F) -> _F:
     def guarded(self: Any, *args: Any) -> Any:
         if not self._busy.acquire(blocking=False):
             name = type(self).__name__
-            raise RuntimeError(f"{name} cannot be called while another call on it is in progress")
+            raise RuntimeError(_messages.CALL_IN_PROGRESS.format(name=name))
         try:
             return method(self, *args)
         finally:
@@ -155,7 +156,7 @@ class Packer:
         def write() -> None:
             size = len(pairs)
             if size > ITEM_LIMIT:
-                raise ValueError("map too large")
+                raise ValueError(_messages.MAP_HEADER_TOO_LARGE)
             writer = _Writer(self._buffer, self._options)
             writer.map_header(size)
             for key, value in pairs:
@@ -168,9 +169,9 @@ class Packer:
     def pack_array_header(self, size: int) -> bytes | None:
         """The header of an array of `size` items (the items are packed by later calls)."""
         if size < 0:
-            raise ValueError("array size must be non-negative")
+            raise ValueError(_messages.ARRAY_SIZE_NEGATIVE)
         if size > ITEM_LIMIT:
-            raise ValueError("array too large")
+            raise ValueError(_messages.ARRAY_HEADER_TOO_LARGE)
         _Writer(self._buffer, self._options).array_header(size)
         return self._done()
 
@@ -178,9 +179,9 @@ class Packer:
     def pack_map_header(self, size: int) -> bytes | None:
         """The header of a map of `size` pairs (keys and values are packed by later calls)."""
         if size < 0:
-            raise ValueError("map size must be non-negative")
+            raise ValueError(_messages.MAP_SIZE_NEGATIVE)
         if size > ITEM_LIMIT:
-            raise ValueError("map too large")
+            raise ValueError(_messages.MAP_HEADER_TOO_LARGE)
         _Writer(self._buffer, self._options).map_header(size)
         return self._done()
 
@@ -189,7 +190,7 @@ class Packer:
         """An ext of type `code` (-128..127, an int) and payload `data` (bytes-like)."""
         payload = memoryview(data).cast("B")
         if len(payload) > ITEM_LIMIT:
-            raise ValueError("ext data too large")
+            raise ValueError(_messages.EXT_HEADER_TOO_LARGE)
         _Writer(self._buffer, self._options).ext(code, payload)
         return self._done()
 
@@ -236,7 +237,7 @@ class _Writer:
     def pack_one(self, obj: object, depth: int) -> Iterator[Any] | None:
         """Writes `obj` if it is a scalar, or the header of a container and returns its children."""
         if depth > NEST_LIMIT:
-            raise ValueError("recursion limit exceeded.")
+            raise ValueError(_messages.RECURSION_LIMIT)
         if self.default is not None:
             children = self.pack_known(obj, depth, will_default=True)
             if children is not _UNKNOWN:
@@ -262,7 +263,7 @@ class _Writer:
             if not -(2**63) <= obj < 2**64:
                 if will_default:
                     return _UNKNOWN
-                raise OverflowError("Integer value out of range")
+                raise OverflowError(_messages.INT_OUT_OF_RANGE)
             self.int(obj)
         elif is_a((float,)):
             if self.use_single_float:
@@ -273,37 +274,37 @@ class _Writer:
                 out += struct.pack(">d", obj)
         elif is_a((bytes, bytearray)):
             if len(obj) > ITEM_LIMIT:
-                raise ValueError(f"{type(obj).__name__} object is too large")
+                raise ValueError(_messages.OBJECT_TOO_LARGE.format(type=type(obj).__name__))
             self.bin_header(len(obj))
             out += obj
         elif is_a((str,)):
             encoded = obj.encode("utf-8", self.unicode_errors or "strict")
             if len(encoded) > ITEM_LIMIT:
-                raise ValueError("unicode string is too large")
+                raise ValueError(_messages.STR_TOO_LARGE)
             self.str_header(len(encoded))
             out += encoded
         elif is_a((dict,)):
             if len(obj) > ITEM_LIMIT:
-                raise ValueError("dict is too large")
+                raise ValueError(_messages.DICT_TOO_LARGE)
             self.map_header(len(obj))
             return _counted(_flat_pairs(obj.items()), 2 * len(obj), "dictionary")
         elif is_a((ExtType,)):
             if len(obj.data) > ITEM_LIMIT:
-                raise ValueError("EXT data is too large")
+                raise ValueError(_messages.EXT_TOO_LARGE)
             self.ext(obj.code, obj.data)
         elif type(obj) is Timestamp:
             self.timestamp(obj.seconds, obj.nanoseconds)
         elif type(obj) is list if strict else isinstance(obj, (list, tuple)):
             if len(obj) > ITEM_LIMIT:
-                raise ValueError("list is too large")
+                raise ValueError(_messages.LIST_TOO_LARGE)
             self.array_header(len(obj))
             return _counted(obj, len(obj), "list")
         elif isinstance(obj, memoryview):
             if not obj.c_contiguous:
-                raise BufferError("memoryview: underlying buffer is not C-contiguous")
+                raise BufferError(_messages.MEMORYVIEW_NOT_CONTIGUOUS)
             payload = obj.cast("B")
             if len(payload) > ITEM_LIMIT:
-                raise ValueError("memoryview is too large")
+                raise ValueError(_messages.MEMORYVIEW_TOO_LARGE)
             self.bin_header(len(payload))
             out += payload
         elif self.datetime and type(obj) is _dt.datetime and obj.tzinfo is not None:
@@ -312,9 +313,9 @@ class _Writer:
         elif will_default:
             return _UNKNOWN
         elif self.datetime and type(obj) is _dt.datetime:
-            raise ValueError(f"can not serialize {_type_name(obj)!r} object where tzinfo=None")
+            raise ValueError(_messages.NAIVE_DATETIME.format(type=_type_name(obj)))
         else:
-            raise TypeError(f"can not serialize {_type_name(obj)!r} object")
+            raise TypeError(_messages.CANNOT_SERIALIZE.format(type=_type_name(obj)))
         return None
 
     def int(self, value: int) -> None:
@@ -380,7 +381,7 @@ class _Writer:
     def ext(self, code: builtins.int, data: bytes | memoryview) -> None:
         """An ext header and payload; `code` must fit a signed byte (``OverflowError`` otherwise)."""
         if not -128 <= code <= 127:
-            raise OverflowError("value too large to convert to char")
+            raise OverflowError(_messages.EXT_CODE_TOO_LARGE)
         n = len(data)
         fixext = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
         if n in fixext:
@@ -396,7 +397,7 @@ class _Writer:
 
     def timestamp(self, seconds: builtins.int, nanoseconds: builtins.int) -> None:
         if not -(2**63) <= seconds < 2**63:
-            raise OverflowError("Python int too large to convert to C long")
+            raise OverflowError(_messages.INT_TOO_LARGE_FOR_C_LONG)
         self.ext(-1, Timestamp(seconds, nanoseconds).to_bytes())
 
 
@@ -412,7 +413,7 @@ def _counted(items: Iterable[_T], announced: int, what: str) -> Iterator[_T]:
         count += 1
         yield item
     if count != announced:
-        raise RuntimeError(f"{what} changed size during iteration")
+        raise RuntimeError(_messages.CHANGED_SIZE.format(what=what))
 
 
 def _flat_pairs(items: Iterable[tuple[_T, _T]]) -> Iterator[_T]:
@@ -447,7 +448,7 @@ def unpackb(data: Bytes, options: UnpackOptions) -> Any:
     try:
         obj, end = reader.read(data, 0)
     except _Incomplete:
-        raise ValueError("Unpack failed: incomplete input") from None
+        raise ValueError(_messages.INCOMPLETE_INPUT) from None
     if end < len(data):
         raise ExtraData(obj, bytes(data[end:]))
     return obj
@@ -526,7 +527,7 @@ def header(data: Bytes, pos: int) -> tuple[int, Any, int]:
     if marker <= 0xBF:
         return _STR, marker & 0x1F, pos + 1
     if marker not in _FORMATS:
-        raise FormatError(f"invalid msgpack: byte 0x{marker:02x} at offset {pos} starts no type")
+        raise FormatError(_messages.INVALID_BYTE.format(byte=marker, offset=pos))
     kind, size, fmt = _FORMATS[marker]
     end = pos + 1 + size
     if kind in (_NIL, _FALSE, _TRUE):
@@ -556,11 +557,13 @@ class _Reader:
             kind, value, pos = header(data, pos)
             if kind in (_ARRAY, _MAP):
                 if len(stack) >= MAX_OPEN_CONTAINERS:
-                    raise StackError(f"containers nested deeper than {MAX_OPEN_CONTAINERS} levels")
+                    raise StackError(_messages.NESTED_TOO_DEEP.format(levels=MAX_OPEN_CONTAINERS))
                 is_map = kind == _MAP
                 limit, name = (limits.map, "max_map_len") if is_map else (limits.array, "max_array_len")
                 if value > limit:
-                    raise ValueError(f"{value} exceeds {name}({limit})")
+                    raise ValueError(
+                        _messages.LIMIT_EXCEEDED.format(length=value, limit_name=name, limit=limit)
+                    )
                 if value > 0:
                     stack.append([self.new_map() if is_map else [], value, is_map, _END])
                     continue
@@ -598,10 +601,18 @@ class _Reader:
             payload = data[pos:payload_end]
             if kind == _BIN:
                 if value > self.limits.bin:
-                    raise ValueError(f"{value} exceeds max_bin_len({self.limits.bin})")
+                    raise ValueError(
+                        _messages.LIMIT_EXCEEDED.format(
+                            length=value, limit_name="max_bin_len", limit=self.limits.bin
+                        )
+                    )
                 return bytes(payload), payload_end
             if value > self.limits.str:
-                raise ValueError(f"{value} exceeds max_str_len({self.limits.str})")
+                raise ValueError(
+                    _messages.LIMIT_EXCEEDED.format(
+                        length=value, limit_name="max_str_len", limit=self.limits.str
+                    )
+                )
             if self.options.raw:
                 return bytes(payload), payload_end
             return str(payload, "utf-8", self.options.unicode_errors or "strict"), payload_end
@@ -609,7 +620,11 @@ class _Reader:
 
     def ext(self, code_byte: int, payload: Bytes) -> Any:
         if len(payload) > self.limits.ext:
-            raise ValueError(f"{len(payload)} exceeds max_ext_len({self.limits.ext})")
+            raise ValueError(
+                _messages.LIMIT_EXCEEDED.format(
+                    length=len(payload), limit_name="max_ext_len", limit=self.limits.ext
+                )
+            )
         code = code_byte - 0x100 if code_byte >= 0x80 else code_byte
         if code != -1:
             return self.options.ext_hook(code, bytes(payload))
@@ -622,13 +637,13 @@ class _Reader:
         if wanted == 3:
             days = abs(seconds) // 86400 * (1 if seconds >= 0 else -1)  # as C divides: toward zero
             if not -(2**31) <= days < 2**31:
-                raise OverflowError(f"days={days}; too large to convert to C int")
+                raise OverflowError(_messages.TIMESTAMP_DAYS_OVERFLOW.format(days=days))
             return _EPOCH + _dt.timedelta(seconds=seconds, microseconds=nanoseconds // 1000)
         return Timestamp(seconds, nanoseconds)
 
     def map_key(self, key: Any) -> Any:
         if self.options.strict_map_key and type(key) not in (str, bytes):
-            raise ValueError(f"{_type_name(key)} is not allowed for map key when strict_map_key=True")
+            raise ValueError(_messages.MAP_KEY_NOT_ALLOWED.format(type=_type_name(key)))
         return key
 
     def finish_array(self, items: list[Any]) -> Any:
@@ -665,9 +680,9 @@ def _timestamp_fields(payload: Bytes) -> tuple[int, int]:
     elif len(payload) == 12:
         nanoseconds, seconds = struct.unpack(">Iq", payload)
     else:
-        raise ValueError(f"invalid timestamp data (length {len(payload)})")
+        raise ValueError(_messages.INVALID_TIMESTAMP.format(length=len(payload)))
     if nanoseconds >= _NANOS:
-        raise ValueError("nanoseconds must be a non-negative integer not greater than 999999999.")
+        raise ValueError(_messages.TIMESTAMP_NANOSECONDS)
     return seconds, nanoseconds
 
 
@@ -695,11 +710,13 @@ def find_end(data: Bytes, pos: int, limits: _Limits | None, scan: list[Any]) -> 
                 return None
         elif kind in (_ARRAY, _MAP):
             if len(open_counts) >= MAX_OPEN_CONTAINERS:
-                raise StackError(f"containers nested deeper than {MAX_OPEN_CONTAINERS} levels")
+                raise StackError(_messages.NESTED_TOO_DEEP.format(levels=MAX_OPEN_CONTAINERS))
             if limits is not None:
                 limit, name = (limits.map, "max_map_len") if kind == _MAP else (limits.array, "max_array_len")
                 if value > limit:
-                    raise ValueError(f"{value} exceeds {name}({limit})")
+                    raise ValueError(
+                        _messages.LIMIT_EXCEEDED.format(length=value, limit_name=name, limit=limit)
+                    )
             if value:
                 open_counts.append(value * 2 if kind == _MAP else value)
                 offset = next_offset
@@ -785,7 +802,7 @@ class Unpacker:
         if not chunk:
             return False
         if not isinstance(chunk, bytes):
-            raise TypeError(f"file_like.read() must return bytes, not {type(chunk).__name__}")
+            raise TypeError(_messages.READ_NOT_BYTES.format(type=type(chunk).__name__))
         self._drop_consumed()
         self._buffer += chunk
         return True
@@ -812,7 +829,7 @@ class Unpacker:
                     self._pos = end
                     return obj
             if not self._read_file():
-                raise OutOfData("No more data to unpack.")
+                raise OutOfData(_messages.NO_MORE_DATA)
 
     @_one_call_at_a_time
     def unpack(self) -> Any:
@@ -838,7 +855,7 @@ class Unpacker:
         while True:
             if self._pos < len(self._buffer):
                 if self._buffer[self._pos] not in markers:
-                    raise ValueError("Unexpected type header on stream")
+                    raise ValueError(_messages.UNEXPECTED_TYPE_HEADER)
                 try:
                     _, value, end = header(self._buffer, self._pos)
                 except _Incomplete:
@@ -848,7 +865,7 @@ class Unpacker:
                     self._pos = end
                     return cast(int, value)
             if not self._read_file():
-                raise OutOfData("No more data to unpack.")
+                raise OutOfData(_messages.NO_MORE_DATA)
 
     @_one_call_at_a_time
     def read_array_header(self) -> int:

@@ -25,6 +25,7 @@ from typing import Any, Optional, Union, cast
 
 import numpy as np
 
+from .. import _messages
 from . import codec
 
 # Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
@@ -186,12 +187,12 @@ def timeline_from_bytes(data: bytes, max_len: int) -> Timeline:
         zip(scores.tolist(), post_ids.tolist(), author_ids.tolist())
     ):
         if float_scores and math.isnan(score):
-            raise ValueError(f"not a timeline: a NaN score at entry {j}")
+            raise ValueError(_messages.NOT_A_TIMELINE_NAN.format(entry=j))
         score = _normal(score, float_scores)
         if previous is not None and (score, post_id) >= previous:
-            raise ValueError(f"not a timeline: entry {j} does not rank below entry {j - 1}")
+            raise ValueError(_messages.NOT_A_TIMELINE_ORDER.format(entry=j, previous=j - 1))
         if post_id in seen:
-            raise ValueError(f"not a timeline: post {post_id} appears twice")
+            raise ValueError(_messages.DUPLICATE_POST.format(post_id=post_id))
         seen.add(post_id)
         previous = (score, post_id)
         entries.append((score, post_id, author_id))
@@ -223,25 +224,21 @@ def _accept(
             kinds.setdefault(source.float_scores, index)
             continue
         if not _canonical(source):
-            raise TypeError(
-                f"sources[{index}] is not in canonical form: a Timeline of this backend, or three "
-                "C-contiguous arrays of one length (int64 or float64 scores, int64 post and author ids)"
-            )
+            raise TypeError(_messages.SOURCE_NOT_CANONICAL.format(index=index))
         scores, post_ids, author_ids = source
         float_scores = scores.dtype == np.float64
         runs.append((list(zip(scores.tolist(), post_ids.tolist(), author_ids.tolist())), index))
         kinds.setdefault(float_scores, index)
     if len(kinds) > 1:
         raise TypeError(
-            f"sources mix int64 and float64 scores (sources[{kinds[False]}] has int64, "
-            f"sources[{kinds[True]}] has float64); one feed has one score kind: convert explicitly, "
-            "e.g. with scores.astype(np.float64)"
+            _messages.SOURCES_MIX_SCORE_KINDS.format(int_index=kinds[False], float_index=kinds[True])
         )
     float_scores = next(iter(kinds), False)
     if after is not None and kinds and after[0] != float_scores:
         raise ValueError(
-            f"the cursor belongs to a feed with {_KIND_NAMES[after[0]]} scores; "
-            f"these sources have {_KIND_NAMES[float_scores]} scores"
+            _messages.CURSOR_SCORE_KIND.format(
+                cursor_kind=_KIND_NAMES[after[0]], sources_kind=_KIND_NAMES[float_scores]
+            )
         )
     return runs, (after[0] if after is not None and not kinds else float_scores)
 
@@ -268,13 +265,10 @@ def _check_order(entries: Sequence[Entry], index: int, float_scores: bool) -> No
     previous = None
     for j, (score, post_id, _) in enumerate(entries):
         if float_scores and math.isnan(score):
-            raise ValueError(f"sources[{index}] has a NaN score at index {j}")
+            raise ValueError(_messages.NAN_SCORE_IN_SOURCE.format(index=index, entry=j))
         key = (_normal(score, float_scores), post_id)
         if previous is not None and key > previous:
-            raise ValueError(
-                f"sources[{index}] is not in feed order: entry {j} ranks above entry {j - 1} "
-                "(feed order is descending by (score, post_id))"
-            )
+            raise ValueError(_messages.NOT_FEED_ORDER.format(index=index, entry=j, previous=j - 1))
         previous = key
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple, overload
 
 import numpy as np
 
-from .. import _backend
+from .. import _backend, _messages
 from .._arrays import INT64_MAX, INT64_MIN, count, int64, int64_array
 from . import _hll_format
 
@@ -80,7 +80,11 @@ def _deltas_for(keys: NDArray[np.int64], deltas: object, name: str = "deltas") -
         return None
     deltas = int64_array(deltas, name)
     if len(deltas) != len(keys):
-        raise ValueError(f"keys and {name} differ in length ({len(keys)} != {len(deltas)})")
+        raise ValueError(
+            _messages.LENGTHS_DIFFER.format(
+                first="keys", second=name, first_length=len(keys), second_length=len(deltas)
+            )
+        )
     return deltas
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING, Any
 
-from .. import _backend
+from .. import _backend, _messages
 from ._options import (
     DEFAULT_PACK,
     DEFAULT_UNPACK,
@@ -196,7 +196,7 @@ class Packer:
 def _size(size: SupportsIndex) -> int:
     size = operator.index(size)
     if not -(2**63) <= size < 2**63:
-        raise OverflowError("Python int too large to convert to C long")
+        raise OverflowError(_messages.INT_TOO_LARGE_FOR_C_LONG)
     return size
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, TypeVar
 
+from .. import _messages
 from .ext import ExtType
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def pack_options(
 ) -> tuple[PackOptions, bool]:
     """The options of a Packer (``buf_size`` is accepted and unused), and its ``autoreset``."""
     if default is not None and not callable(default):
-        raise TypeError("default must be a callable.")
+        raise TypeError(_messages.NOT_CALLABLE.format(name="default"))
     options = PackOptions(
         default,
         bool(use_single_float),
@@ -106,11 +107,11 @@ def unpack_options(
         raise TypeError("object_pairs_hook and object_hook are mutually exclusive.")
     for name, hook in (("object_hook", object_hook), ("object_pairs_hook", object_pairs_hook)):
         if hook is not None and not callable(hook):
-            raise TypeError(f"{name} must be a callable.")
+            raise TypeError(_messages.NOT_CALLABLE.format(name=name))
     if list_hook is not None and not callable(list_hook):
-        raise TypeError("list_hook must be a callable.")
+        raise TypeError(_messages.NOT_CALLABLE.format(name="list_hook"))
     if not callable(ext_hook):
-        raise TypeError("ext_hook must be a callable.")
+        raise TypeError(_messages.NOT_CALLABLE.format(name="ext_hook"))
     timestamp = operator.index(timestamp)
     if not 0 <= timestamp <= 3:
         raise ValueError("timestamp must be 0..3")
@@ -144,7 +145,7 @@ def unpacker_options(
     if file_like is not None:
         file_read = file_like.read
         if not callable(file_read):
-            raise TypeError("`file_like.read` must be a callable.")
+            raise TypeError(_messages.NOT_CALLABLE.format(name="`file_like.read`"))
     max_buffer_size = _ssize(max_buffer_size, "max_buffer_size")
     read_size = _ssize(read_size, "read_size")
     if max_buffer_size < 0 or read_size < 0:

@@ -5,7 +5,7 @@
 //! Ertl's estimator. Registers are kept one per byte here; the 6-bit packed string Redis stores is
 //! made and read by the Python layer, once for all backends.
 
-use crate::error::{Error, Result};
+use crate::error::{CounterError, Result};
 
 pub const P: u32 = 14;
 pub const REGISTERS: usize = 1 << P;
@@ -194,17 +194,13 @@ impl HyperLogLog {
                 .ok()
                 .filter(|&e| e >= start && e <= buffer.len());
             let Some(end) = end else {
-                return Err(Error::InvalidInput(
-                    "element ends must rise within the buffer".into(),
-                ));
+                return Err(CounterError::ElementEndsOutOfRange.into());
             };
             spans.push((start, end));
             start = end;
         }
         if start != buffer.len() {
-            return Err(Error::InvalidInput(
-                "the last element must end with the buffer".into(),
-            ));
+            return Err(CounterError::ElementsEndEarly.into());
         }
         let mut changed = false;
         for (start, end) in spans {
@@ -247,16 +243,19 @@ impl HyperLogLog {
     /// Replaces the registers (16,384 values, each at most 51).
     pub fn load(&mut self, registers: &[u8]) -> Result<()> {
         if registers.len() != REGISTERS {
-            return Err(Error::InvalidInput(format!(
-                "a HyperLogLog has {REGISTERS} registers, got {}",
-                registers.len()
-            )));
+            return Err(CounterError::RegisterCount {
+                expected: REGISTERS,
+                got: registers.len(),
+            }
+            .into());
         }
         if let Some(i) = registers.iter().position(|&r| r > MAX_REGISTER) {
-            return Err(Error::InvalidInput(format!(
-                "register {i} holds {}, above the largest possible value {MAX_REGISTER}",
-                registers[i]
-            )));
+            return Err(CounterError::RegisterTooLarge {
+                register: i,
+                value: registers[i],
+                max: MAX_REGISTER,
+            }
+            .into());
         }
         self.registers.copy_from_slice(registers);
         Ok(())

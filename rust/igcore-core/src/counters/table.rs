@@ -2,7 +2,7 @@
 //!
 //! The contract is `CounterTable` in `src/igcore/_reference/counters.py`.
 
-use crate::error::{Error, Result};
+use crate::error::{CommonError, CounterError, Error, Result};
 use crate::id_index::IdIndex;
 
 use super::exact_sums;
@@ -35,7 +35,7 @@ impl Drained {
     }
 }
 
-/// Every (key, total, pending) of one kind with something non-zero, keys ascending: what `merge`
+/// Every (key, total, pending) of one kind with something non-zero, keys ascending: what `add_table`
 /// adds into another table.
 pub struct Snapshot(Vec<Vec<(i64, i64, i64)>>);
 
@@ -64,7 +64,7 @@ impl CounterTable {
         if kind < self.kinds.len() {
             Ok(kind)
         } else {
-            Err(Error::InvalidInput(format!("no kind number {kind}")))
+            Err(CounterError::NoKind { kind }.into())
         }
     }
 
@@ -81,17 +81,19 @@ impl CounterTable {
     }
 
     fn total_overflow(&self, kind: usize, key: i64) -> Error {
-        Error::Overflow(format!(
-            "the {} total for key {key} does not fit in int64",
-            self.kinds[kind]
-        ))
+        CounterError::KindTotalOverflow {
+            kind: self.kinds[kind].clone(),
+            key,
+        }
+        .into()
     }
 
     fn pending_overflow(&self, kind: usize, key: i64) -> Error {
-        Error::Overflow(format!(
-            "the pending {} delta for key {key} does not fit in int64",
-            self.kinds[kind]
-        ))
+        CounterError::PendingDeltaOverflow {
+            kind: self.kinds[kind].clone(),
+            key,
+        }
+        .into()
     }
 
     /// Adds each key's deltas (1 per event when `deltas` is `None`) to its total and pending delta.
@@ -214,7 +216,7 @@ impl CounterTable {
         self.apply(kind, &batch, updates)
     }
 
-    /// Everything `merge` needs from this table, read at once.
+    /// Everything `add_table` needs from this table, read at once.
     pub fn snapshot(&self) -> Snapshot {
         let ids = self.index.ids();
         Snapshot(
@@ -237,13 +239,13 @@ impl CounterTable {
     /// Adds another table's totals and pending deltas (taken with [`snapshot`](Self::snapshot)),
     /// all or nothing: every sum is checked (kind by kind, keys ascending, total then pending) before
     /// anything changes.
-    pub fn merge(&mut self, theirs: &Snapshot) -> Result<()> {
+    pub fn add_table(&mut self, theirs: &Snapshot) -> Result<()> {
         if theirs.0.len() != self.kinds.len() {
-            return Err(Error::InvalidInput(format!(
-                "cannot merge a table of {} kinds into one of {}",
-                theirs.0.len(),
-                self.kinds.len()
-            )));
+            return Err(CounterError::KindCountsDiffer {
+                theirs: theirs.0.len(),
+                mine: self.kinds.len(),
+            }
+            .into());
         }
         for (kind, entries) in theirs.0.iter().enumerate() {
             let counts = &self.counts[kind];
@@ -275,11 +277,13 @@ impl CounterTable {
 
 pub(crate) fn check_lengths(keys: &[i64], other: Option<&[i64]>) -> Result<()> {
     match other {
-        Some(other) if other.len() != keys.len() => Err(Error::InvalidInput(format!(
-            "keys and deltas differ in length ({} != {})",
-            keys.len(),
-            other.len()
-        ))),
+        Some(other) if other.len() != keys.len() => Err(CommonError::LengthsDiffer {
+            first: "keys",
+            second: "deltas",
+            first_length: keys.len(),
+            second_length: other.len(),
+        }
+        .into()),
         _ => Ok(()),
     }
 }
@@ -326,8 +330,8 @@ mod tests {
         t.add(0, &[1, 2], Some(&[5, i64::MAX - 1])).unwrap();
         let err = t.add(0, &[1, 3, 2, 1], Some(&[1, 1, 2, 1])).unwrap_err();
         assert_eq!(
-            err,
-            Error::Overflow("the likes total for key 2 does not fit in int64".into())
+            err.to_string(),
+            "the likes total for key 2 does not fit in int64"
         );
         // Only the value after the call must fit: the order of the call's events does not matter.
         t.add(0, &[2, 2], Some(&[5, -5])).unwrap();
@@ -344,8 +348,8 @@ mod tests {
         t.add(0, &[4], Some(&[i64::MAX])).unwrap();
         let err = t.add(0, &[4], Some(&[1])).unwrap_err();
         assert_eq!(
-            err,
-            Error::Overflow("the pending likes delta for key 4 does not fit in int64".into())
+            err.to_string(),
+            "the pending likes delta for key 4 does not fit in int64"
         );
         assert_eq!(t.get(0, &[4]).unwrap(), vec![0]);
     }
@@ -357,8 +361,8 @@ mod tests {
         t.restore(0, &[1, 2], &[i64::MIN, -1], false).unwrap();
         let err = t.restore(0, &[2, 1], &[i64::MIN, -1], false).unwrap_err();
         assert_eq!(
-            err,
-            Error::Overflow("the pending likes delta for key 2 does not fit in int64".into())
+            err.to_string(),
+            "the pending likes delta for key 2 does not fit in int64"
         );
         // A retraction of i64::MIN that succeeded is taken back exactly when a later one fails.
         t.restore(0, &[1, 3], &[i64::MIN, i64::MIN], true)
@@ -367,23 +371,23 @@ mod tests {
     }
 
     #[test]
-    fn merge_adds_both_and_checks_first() {
+    fn add_table_adds_both_and_checks_first() {
         let mut a = table();
         let mut b = table();
         a.add(0, &[1, 2], Some(&[10, 20])).unwrap();
         b.add(0, &[2, 3], Some(&[5, 6])).unwrap();
         b.add(1, &[3], None).unwrap();
-        a.merge(&b.snapshot()).unwrap();
+        a.add_table(&b.snapshot()).unwrap();
         assert_eq!(a.get(0, &[1, 2, 3]).unwrap(), vec![10, 25, 6]);
         assert_eq!(a.get(1, &[3]).unwrap(), vec![1]);
         let drained = a.drain().sorted();
         assert_eq!(drained.0[0], (vec![1, 2, 3], vec![10, 25, 6]));
         let mut big = table();
         big.add(1, &[3], Some(&[i64::MAX])).unwrap();
-        let err = a.merge(&big.snapshot()).unwrap_err();
+        let err = a.add_table(&big.snapshot()).unwrap_err();
         assert_eq!(
-            err,
-            Error::Overflow("the views total for key 3 does not fit in int64".into())
+            err.to_string(),
+            "the views total for key 3 does not fit in int64"
         );
         assert_eq!(a.get(1, &[3]).unwrap(), vec![1]);
     }

@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 
-use crate::error::{Error, Result};
+use crate::error::{CounterError, Error, Result};
 use crate::id_index::IdIndex;
+use crate::numbers::floor_div;
 
 use super::ranking::top_k;
 use super::table::check_lengths;
@@ -51,9 +52,11 @@ enum Placement {
 impl WindowedCounter {
     pub fn new(bucket_seconds: i64, buckets: usize) -> Result<Self> {
         if bucket_seconds < 1 || buckets < 1 {
-            return Err(Error::InvalidInput(
-                "bucket_seconds and buckets must be at least 1".into(),
-            ));
+            return Err(CounterError::WindowShape {
+                bucket_seconds,
+                buckets,
+            }
+            .into());
         }
         let mut slots = Vec::new();
         slots.resize_with(buckets, || None);
@@ -67,7 +70,7 @@ impl WindowedCounter {
     }
 
     fn bucket_of(&self, t: i64) -> i64 {
-        t.div_euclid(self.bucket_seconds)
+        floor_div(t, self.bucket_seconds)
     }
 
     fn buckets(&self) -> i128 {
@@ -172,9 +175,7 @@ impl WindowedCounter {
             });
             self.take_back(head, keys, timestamps, delta_at);
             let (key, t) = overflowing.map_or((0, 0), |(&key, &t)| (key, t));
-            return Err(Error::Overflow(format!(
-                "the count for key {key} at time {t} does not fit in int64"
-            )));
+            return Err(CounterError::CountOverflow { key, time: t }.into());
         }
         self.too_old = self.too_old.saturating_add(too_old);
         self.in_future = self.in_future.saturating_add(in_future);
@@ -287,9 +288,7 @@ impl WindowedCounter {
 }
 
 fn window_overflow(key: i64) -> Error {
-    Error::Overflow(format!(
-        "the window total for key {key} does not fit in int64"
-    ))
+    CounterError::WindowTotalOverflow { key }.into()
 }
 
 #[cfg(test)]
@@ -343,13 +342,13 @@ mod tests {
         w.add(&[1, 1], &[0, 0], Some(&[1, -1]), 20).unwrap();
         let err = w.add(&[2, 1], &[0, 0], Some(&[5, 1]), 20).unwrap_err();
         assert_eq!(
-            err,
-            Error::Overflow("the count for key 1 at time 0 does not fit in int64".into())
+            err.to_string(),
+            "the count for key 1 at time 0 does not fit in int64"
         );
         assert_eq!(w.sum(&[2], 20, 3).unwrap(), vec![0]);
         assert_eq!(
-            w.sum(&[1], 20, 3).unwrap_err(),
-            Error::Overflow("the window total for key 1 does not fit in int64".into())
+            w.sum(&[1], 20, 3).unwrap_err().to_string(),
+            "the window total for key 1 does not fit in int64"
         );
         assert!(w.top(3, 20, 3).is_err());
         // MAX + MAX + MIN fits, though MAX + MAX alone does not.

@@ -1,7 +1,7 @@
 //! Building the compact layout from follows over arbitrary ids.
 
 use super::{num_slots_for, FollowGraph, OwnedArrays, EMPTY_SLOT};
-use crate::error::{Error, Result};
+use crate::error::{GraphError, Result};
 use crate::id_index::{id_hash, IdIndex};
 
 /// A built graph and what the build dropped (see the reference's `build`).
@@ -212,7 +212,7 @@ pub(crate) fn by_time(offsets: &[u64], targets: &[u32], times: &[i64]) -> Vec<u3
 /// The id table for ascending `ids`: id i at its hash's slot or the next free one after it.
 pub(crate) fn id_table(ids: &[i64]) -> Result<Vec<u32>> {
     if ids.len() > crate::id_index::MAX_IDS {
-        return Err(Error::InvalidInput("too many users for one graph".into()));
+        return Err(GraphError::TooManyUsers.into());
     }
     let num_slots = num_slots_for(ids.len());
     let shift = 64 - num_slots.trailing_zeros();

@@ -1,6 +1,6 @@
 //! Reading edge-list text as SNAP ships it. See the reference's `parse_edgelist` for the rules.
 
-use crate::error::{Error, Result};
+use crate::error::{GraphError, Result};
 
 /// The columns of an edge list: source, target, and a third one (e.g. a time) when the file has it.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -8,10 +8,6 @@ pub struct EdgeList {
     pub src: Vec<i64>,
     pub dst: Vec<i64>,
     pub third: Option<Vec<i64>>,
-}
-
-fn malformed(line: usize, what: String) -> Error {
-    Error::InvalidInput(format!("line {line}: {what}"))
 }
 
 /// Parses one field: an optional sign and decimal digits, in the int64 range.
@@ -22,10 +18,7 @@ fn parse_field(field: &[u8], line: usize, column: usize) -> Result<i64> {
         _ => (false, field),
     };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(malformed(
-            line,
-            format!("column {column} is not an integer"),
-        ));
+        return Err(GraphError::EdgeListNotAnInteger { line, column }.into());
     }
     // Accumulate towards the negative side, which holds one more value than the positive side.
     let mut value: i64 = 0;
@@ -33,16 +26,14 @@ fn parse_field(field: &[u8], line: usize, column: usize) -> Result<i64> {
         value = value
             .checked_mul(10)
             .and_then(|v| v.checked_sub((d - b'0') as i64))
-            .ok_or_else(|| {
-                malformed(line, format!("column {column} is outside the int64 range"))
-            })?;
+            .ok_or(GraphError::EdgeListOutsideInt64 { line, column })?;
     }
     if negative {
         Ok(value)
     } else {
         value
             .checked_neg()
-            .ok_or_else(|| malformed(line, format!("column {column} is outside the int64 range")))
+            .ok_or_else(|| GraphError::EdgeListOutsideInt64 { line, column }.into())
     }
 }
 
@@ -72,17 +63,20 @@ pub fn parse_edgelist(data: &[u8]) -> Result<EdgeList> {
         }
         if width == 0 {
             if !(2..=3).contains(&fields.len()) {
-                return Err(malformed(
-                    number,
-                    format!("expected 2 or 3 columns, found {}", fields.len()),
-                ));
+                return Err(GraphError::EdgeListColumns {
+                    line: number,
+                    found: fields.len(),
+                }
+                .into());
             }
             width = fields.len();
         } else if fields.len() != width {
-            return Err(malformed(
-                number,
-                format!("expected {width} columns, found {}", fields.len()),
-            ));
+            return Err(GraphError::EdgeListWidth {
+                line: number,
+                width,
+                found: fields.len(),
+            }
+            .into());
         }
         for (column, field) in fields.iter().enumerate() {
             columns[column].push(parse_field(field, number, column + 1)?);

@@ -8,7 +8,7 @@ use std::io::{BufWriter, Read, Write};
 use memmap2::Mmap;
 
 use super::{num_slots_for, Base, Csr, FollowGraph, OwnedArrays, EMPTY_SLOT};
-use crate::error::{Error, Result};
+use crate::error::{GraphError, Result};
 use crate::id_index::id_hash;
 
 pub const MAGIC: &[u8; 8] = b"IGFOLLOW";
@@ -30,15 +30,6 @@ pub struct Layout {
     pub crcs: [u32; SECTIONS],
     /// The header's bytes: `load` checks that the file it opens still starts with them.
     pub header: Vec<u8>,
-}
-
-/// What `load` reports when the file it opened has another header than the one read before (a save
-/// renamed a new file over the path in between); the caller then loads again. The same words as
-/// `igcore._graph_file.REPLACED`.
-pub const REPLACED: &str = "the file was replaced while it was loaded";
-
-fn corrupted(what: &str) -> Error {
-    Error::InvalidInput(format!("corrupted: {what}"))
 }
 
 /// The file's bytes: mapped, or read into memory aligned for every section's type.
@@ -145,9 +136,7 @@ impl FileArrays {
             let (offset, length) = (self.layout.offsets[i], self.layout.lengths[i]);
             let crc = crc32fast::hash(&self.region.bytes()[offset..offset + length]);
             if crc != self.layout.crcs[i] {
-                return Err(Error::InvalidInput(format!(
-                    "corrupted: the checksum of section {name} does not match"
-                )));
+                return Err(GraphError::SectionChecksum { section: name }.into());
             }
         }
         verify_base(&self.base())
@@ -170,17 +159,17 @@ const SECTION_NAMES: [&str; SECTIONS] = [
 pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
     let n = base.n();
     if base.out.offsets.len() != n + 1 || base.inn.offsets.len() != n + 1 {
-        return Err(corrupted("list offsets are out of order or out of range"));
+        return Err(GraphError::CorruptOffsets.into());
     }
     if base.ids.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(corrupted("user ids are not strictly ascending"));
+        return Err(GraphError::CorruptIdsNotAscending.into());
     }
     let slots = base.slots;
     if slots.len() != num_slots_for(n)
         || slots.iter().filter(|&&s| s != EMPTY_SLOT).count() != n
         || slots.iter().any(|&s| s != EMPTY_SLOT && s as usize >= n)
     {
-        return Err(corrupted("the id table does not hold every user once"));
+        return Err(GraphError::CorruptIdTableNotOnce.into());
     }
     // Every user is found from its home slot; with no index twice and the table at most half full,
     // each probe sequence ends, so lookups of unknown ids end, too.
@@ -192,7 +181,7 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
         while slots[pos] != i as u32 {
             probes += 1;
             if slots[pos] == EMPTY_SLOT || probes == slots.len() {
-                return Err(corrupted("the id table does not find every user"));
+                return Err(GraphError::CorruptIdTableMissesUser.into());
             }
             pos = (pos + 1) & mask;
         }
@@ -204,16 +193,14 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
             || csr.offsets[n] != m
             || csr.offsets.windows(2).any(|w| w[0] > w[1])
         {
-            return Err(corrupted("list offsets are out of order or out of range"));
+            return Err(GraphError::CorruptOffsets.into());
         }
         for u in 0..n as u32 {
             let row = csr.row(u);
             if row.targets.iter().any(|&v| v as usize >= n || v == u)
                 || row.targets.windows(2).any(|w| w[0] >= w[1])
             {
-                return Err(corrupted(
-                    "a follow list is out of range, out of order or holds its own user",
-                ));
+                return Err(GraphError::CorruptFollowList.into());
             }
             if let (Some(times), Some(order)) = (row.times, row.by_time) {
                 let d = row.targets.len();
@@ -230,13 +217,13 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
                     });
                 }
                 if !seen_ok {
-                    return Err(corrupted("a list's order by time is wrong"));
+                    return Err(GraphError::CorruptTimeOrder.into());
                 }
             }
         }
     }
     if base.out.targets.len() != base.inn.targets.len() {
-        return Err(corrupted("followers do not mirror following"));
+        return Err(GraphError::CorruptNotMirrored.into());
     }
     // Walk following in order: follower rows must fill up exactly as the transpose would fill them.
     // Every value is checked where it is used: a mapped file may change while this runs.
@@ -258,15 +245,15 @@ pub(crate) fn verify_base(base: &Base<'_>) -> Result<()> {
     for u in 0..n as u32 {
         for (k, &v) in base.out.row(u).targets.iter().enumerate() {
             if mirrors(u, k, v, &mut cursor) != Some(true) {
-                return Err(corrupted("followers do not mirror following"));
+                return Err(GraphError::CorruptNotMirrored.into());
             }
         }
     }
     Ok(())
 }
 
-fn out_of_memory() -> Error {
-    Error::OutOfMemory("not enough memory for the graph".into())
+fn out_of_memory() -> GraphError {
+    GraphError::NoMemoryForGraph
 }
 
 /// An empty vector with room for `items`, or `OutOfMemory`: for sizes that come from a file.
@@ -279,11 +266,11 @@ fn try_vec<T>(items: usize) -> Result<Vec<T>> {
 /// Maps (or reads) a graph file whose header the caller has checked.
 pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
     if cfg!(target_endian = "big") {
-        return Err(Error::InvalidInput(
-            "graph files are little-endian; this machine is not".into(),
-        ));
+        return Err(GraphError::BigEndianMachine.into());
     }
-    let io = |e: std::io::Error| Error::InvalidInput(format!("cannot read the file: {e}"));
+    let io = |e: std::io::Error| GraphError::CannotRead {
+        reason: e.to_string(),
+    };
     let mut file = File::open(path).map_err(io)?;
     let region = if mmap {
         // SAFETY: the map is read-only, and `save` replaces files by renaming a new one over them, so
@@ -309,7 +296,7 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
         Region::Heap(words)
     };
     if region.bytes().get(..HEADER_SIZE) != Some(&layout.header[..]) {
-        return Err(Error::InvalidInput(REPLACED.into()));
+        return Err(GraphError::GraphFileReplaced.into());
     }
     // The header was checked, but the file may have changed since: check every section lies within
     // the bytes we hold, aligned for its type.
@@ -319,7 +306,7 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
         let (offset, length) = (layout.offsets[i], layout.lengths[i]);
         let within = offset.checked_add(length).is_some_and(|end| end <= total);
         if !within || offset % item != 0 || length % item != 0 {
-            return Err(corrupted("a section lies outside the file"));
+            return Err(GraphError::CorruptSectionOutsideFile.into());
         }
     }
     let n = layout.num_users;
@@ -327,9 +314,7 @@ pub fn load(path: &str, layout: Layout, mmap: bool) -> Result<FollowGraph> {
     let expected = [n, num_slots_for(n), n + 1, m, n + 1, m, m, m, m, m];
     for i in 0..sections {
         if expected[i].checked_mul(ITEM_SIZE[i]) != Some(layout.lengths[i]) {
-            return Err(corrupted(
-                "a section's length does not fit the graph's size",
-            ));
+            return Err(GraphError::CorruptSectionLength.into());
         }
     }
     Ok(FollowGraph::from_file(
@@ -399,7 +384,10 @@ impl FollowGraph {
             *crc = crc32fast::hash(bytes);
         }
         let (head, offsets) = header(base.n(), base.out.targets.len(), timed, &crcs);
-        let io = |e: std::io::Error| Error::InvalidInput(format!("cannot write {path}: {e}"));
+        let io = |e: std::io::Error| GraphError::CannotWrite {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
         let mut out = BufWriter::new(File::create(path).map_err(io)?);
         out.write_all(&head).map_err(io)?;
         let mut position = HEADER_SIZE;

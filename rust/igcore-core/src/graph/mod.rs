@@ -24,7 +24,7 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::error::{Error, Result};
+use crate::error::{CommonError, GraphError, Result};
 use crate::id_index::{id_hash, IdIndex};
 
 pub use build::{build, Built};
@@ -219,7 +219,7 @@ pub struct FollowGraph {
     timed: bool,
     /// Set once the base has been checked (always, for a graph built in memory); holds the error of a
     /// file that failed its checks, so every later query reports it, too.
-    verified: OnceLock<std::result::Result<(), String>>,
+    verified: OnceLock<Result<()>>,
     overlay: Overlay,
 }
 
@@ -264,9 +264,9 @@ impl FollowGraph {
     pub fn verify(&self) -> Result<()> {
         let outcome = self.verified.get_or_init(|| match &self.storage {
             Storage::Owned(_) => Ok(()),
-            Storage::File(arrays) => arrays.verify().map_err(|e| e.to_string()),
+            Storage::File(arrays) => arrays.verify(),
         });
-        outcome.clone().map_err(Error::InvalidInput)
+        outcome.clone()
     }
 
     /// The checked base, with the overlay: what queries read.
@@ -394,7 +394,7 @@ impl<'a> View<'a> {
     }
 
     pub fn index(&self, id: i64) -> Result<u32> {
-        self.lookup(id).ok_or(Error::UnknownId(id))
+        Ok(self.lookup(id).ok_or(GraphError::UnknownId { id })?)
     }
 
     /// Whether index order is id order for every user (no users new since the base).
@@ -507,9 +507,7 @@ impl FollowGraph {
     pub fn follow(&mut self, src: &[i64], dst: &[i64], times: Option<&[i64]>) -> Result<usize> {
         check_lengths(src, dst, times)?;
         if times.is_some() != self.timed {
-            return Err(Error::InvalidInput(
-                "timestamps must be given exactly for a timed graph".into(),
-            ));
+            return Err(GraphError::TimestampsForTimedGraph.into());
         }
         self.verify()?;
         let mut added = 0;
@@ -555,7 +553,7 @@ impl FollowGraph {
         }
         let base_n = base.n();
         if base_n + self.overlay.new_users.len() >= crate::id_index::MAX_IDS {
-            return Err(Error::InvalidInput("too many users for one graph".into()));
+            return Err(GraphError::TooManyUsers.into());
         }
         let (i, _) = self.overlay.new_users.insert(id)?;
         Ok(base_n as u32 + i)
@@ -653,19 +651,23 @@ impl FollowGraph {
 
 pub(crate) fn check_lengths(src: &[i64], dst: &[i64], times: Option<&[i64]>) -> Result<()> {
     if src.len() != dst.len() {
-        return Err(Error::InvalidInput(format!(
-            "src and dst differ in length ({} != {})",
-            src.len(),
-            dst.len()
-        )));
+        return Err(CommonError::LengthsDiffer {
+            first: "src",
+            second: "dst",
+            first_length: src.len(),
+            second_length: dst.len(),
+        }
+        .into());
     }
     if let Some(times) = times {
         if times.len() != src.len() {
-            return Err(Error::InvalidInput(format!(
-                "timestamps and src differ in length ({} != {})",
-                times.len(),
-                src.len()
-            )));
+            return Err(CommonError::LengthsDiffer {
+                first: "timestamps",
+                second: "src",
+                first_length: times.len(),
+                second_length: src.len(),
+            }
+            .into());
         }
     }
     Ok(())

@@ -34,7 +34,7 @@ fn build_drops_repeats_and_self_follows_and_reports_them() {
     );
     assert_eq!(
         graph.neighbours(7, true, None, None, 0, None).unwrap_err(),
-        Error::UnknownId(7)
+        GraphError::UnknownId { id: 7 }.into()
     );
 }
 

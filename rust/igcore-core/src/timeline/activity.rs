@@ -1,7 +1,8 @@
 //! Aggregated activity: "alice, bob and 3 others liked your post", grouped by verb, target and time
 //! window, newest group first.
 
-use crate::error::{Error, Result};
+use crate::error::{CommonError, Result, TimelineError};
+use crate::numbers::floor_div;
 
 /// Groups in output order, in columns; group `g`'s recent actors are
 /// `actors[actor_offsets[g]..actor_offsets[g + 1]]`, most recent first.
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 pub struct ActivityGroups {
     pub verbs: Vec<i64>,
     pub target_ids: Vec<i64>,
-    /// The window number: `timestamp.div_euclid(window_seconds)`, i.e. floor division.
+    /// The window number: `floor_div(timestamp, window_seconds)`.
     pub windows: Vec<i64>,
     pub latest_timestamps: Vec<i64>,
     pub event_counts: Vec<i64>,
@@ -51,23 +52,27 @@ pub fn aggregate_activity(
 ) -> Result<ActivityGroups> {
     let n = actor_ids.len();
     if verbs.len() != n || target_ids.len() != n || timestamps.len() != n {
-        return Err(Error::InvalidInput(format!(
-            "actor_ids, verbs, target_ids and timestamps differ in length ({n}, {}, {}, {})",
-            verbs.len(),
-            target_ids.len(),
-            timestamps.len()
-        )));
+        return Err(TimelineError::ActivityLengthsDiffer {
+            actor_ids: n,
+            verbs: verbs.len(),
+            target_ids: target_ids.len(),
+            timestamps: timestamps.len(),
+        }
+        .into());
     }
     if window_seconds < 1 {
-        return Err(Error::InvalidInput(format!(
-            "window_seconds must be at least 1, got {window_seconds}"
-        )));
+        return Err(CommonError::BelowMinimum {
+            name: "window_seconds",
+            minimum: 1,
+            value: window_seconds,
+        }
+        .into());
     }
     let mut events: Vec<Event> = (0..n)
         .map(|i| Event {
             verb: verbs[i],
             target: target_ids[i],
-            window: timestamps[i].div_euclid(window_seconds),
+            window: floor_div(timestamps[i], window_seconds),
             actor: actor_ids[i],
             newest: !timestamps[i],
         })

@@ -2,8 +2,9 @@
 
 use super::{float_key, key_float, Entry, Run};
 use crate::codec::{self, DecodedEntries, ScoreColumn};
-use crate::error::{Error, Result};
+use crate::error::{Result, TimelineError};
 use crate::id_index::IdIndex;
+use crate::numbers;
 
 /// Entries in feed order (highest first), in one vector: a page is a slice of it, and a new post, which
 /// usually ranks at or near the top, moves the rest by one memmove.
@@ -158,7 +159,6 @@ impl Timeline {
     }
 
     fn from_decoded(decoded: DecodedEntries, max_len: usize) -> Result<Self> {
-        let not_a_timeline = |what: String| Error::InvalidInput(format!("not a timeline: {what}"));
         let mut timeline = Timeline::new(max_len, decoded.float_scores);
         let n = decoded.post_ids.len();
         let mut seen = IdIndex::with_capacity(n);
@@ -167,9 +167,9 @@ impl Timeline {
         for j in 0..n {
             let mut key = decoded.keys[j];
             if decoded.float_scores {
-                let score = codec::key_float_bits(key);
+                let score = numbers::key_float_bits(key);
                 if score.is_nan() {
-                    return Err(not_a_timeline(format!("a NaN score at entry {j}")));
+                    return Err(TimelineError::NotATimelineNan { entry: j }.into());
                 }
                 key = float_key(score);
             }
@@ -179,16 +179,17 @@ impl Timeline {
                 author_id: decoded.author_ids[j],
             };
             if previous.is_some_and(|p| entry.rank() >= p) {
-                return Err(not_a_timeline(format!(
-                    "entry {j} does not rank below entry {}",
-                    j - 1
-                )));
+                return Err(TimelineError::NotATimelineOrder {
+                    entry: j,
+                    previous: j - 1,
+                }
+                .into());
             }
             if !seen.insert(entry.post_id)?.1 {
-                return Err(not_a_timeline(format!(
-                    "post {} appears twice",
-                    entry.post_id
-                )));
+                return Err(TimelineError::DuplicatePost {
+                    post_id: entry.post_id,
+                }
+                .into());
             }
             previous = Some(entry.rank());
             if timeline.entries.len() < timeline.max_len {
@@ -283,13 +284,15 @@ mod tests {
 
         let unordered = codec::encode_entries(ScoreColumn::Int(&[1, 2]), &[1, 2], &[0, 0]).unwrap();
         assert_eq!(
-            Timeline::from_bytes(&unordered, 10).unwrap_err(),
-            Error::InvalidInput("not a timeline: entry 1 does not rank below entry 0".into())
+            Timeline::from_bytes(&unordered, 10)
+                .unwrap_err()
+                .to_string(),
+            "not a timeline: entry 1 does not rank below entry 0"
         );
         let twice = codec::encode_entries(ScoreColumn::Int(&[2, 1]), &[5, 5], &[0, 0]).unwrap();
         assert_eq!(
-            Timeline::from_bytes(&twice, 10).unwrap_err(),
-            Error::InvalidInput("not a timeline: post 5 appears twice".into())
+            Timeline::from_bytes(&twice, 10).unwrap_err().to_string(),
+            "not a timeline: post 5 appears twice"
         );
         let nan = codec::encode_entries(ScoreColumn::Float(&[f64::NAN]), &[1], &[0]).unwrap();
         assert!(Timeline::from_bytes(&nan, 10).is_err());

@@ -7,14 +7,14 @@ use std::collections::binary_heap::PeekMut;
 use std::collections::BinaryHeap;
 
 use super::{Entry, Run, Scores};
-use crate::error::{Error, Result};
+use crate::error::{Result, TimelineError};
 use crate::id_index::IdIndex;
 
 /// How many runs ahead the merge asks for a run's first entry: runs are separate allocations (one per
 /// timeline), so reading each head is a cache miss unless it was asked for in advance.
 const PREFETCH_AHEAD: usize = 8;
 
-/// What a page asks for (the reference's `merge` arguments, checked).
+/// What a page asks for (the reference's `merge_page` arguments, checked).
 #[derive(Clone, Copy, Debug)]
 pub struct PageRequest<'a> {
     /// At least 1.
@@ -64,12 +64,10 @@ pub fn check_order(run: &Run<'_>, index: usize) -> Result<()> {
     else {
         return Ok(()); // timelines are in order by construction
     };
-    let disorder = |j: usize| {
-        Error::InvalidInput(format!(
-            "sources[{index}] is not in feed order: entry {j} ranks above entry {} \
-             (feed order is descending by (score, post_id))",
-            j - 1
-        ))
+    let disorder = |j: usize| TimelineError::NotFeedOrder {
+        index,
+        entry: j,
+        previous: j - 1,
     };
     match scores {
         Scores::Int(keys) => {
@@ -79,20 +77,18 @@ pub fn check_order(run: &Run<'_>, index: usize) -> Result<()> {
                 .zip(post_ids.windows(2))
                 .position(|(k, p)| (k[1] > k[0]) | ((k[1] == k[0]) & (p[1] > p[0])));
             if let Some(j) = bad {
-                return Err(disorder(j + 1));
+                return Err(disorder(j + 1).into());
             }
         }
         Scores::Float(floats) => {
             let mut previous: Option<(i64, i64)> = None;
             for (j, (&score, &post_id)) in floats.iter().zip(post_ids).enumerate() {
                 if score.is_nan() {
-                    return Err(Error::InvalidInput(format!(
-                        "sources[{index}] has a NaN score at index {j}"
-                    )));
+                    return Err(TimelineError::NanScoreInSource { index, entry: j }.into());
                 }
                 let rank = (super::float_key(score), post_id);
                 if previous.is_some_and(|p| rank > p) {
-                    return Err(disorder(j));
+                    return Err(disorder(j).into());
                 }
                 previous = Some(rank);
             }
@@ -152,14 +148,14 @@ impl Head {
     }
 }
 
-/// One page of the feed that merges `runs` (each in feed order): see the reference's `merge`.
+/// One page of the feed that merges `runs` (each in feed order): see the reference's `merge_page`.
 ///
 /// Below a cursor, the page must leave out posts that the feed already placed above it (a reshare:
 /// the same post, higher, in another run). Rather than collect every post above the cursor (thousands
 /// on a deep page), the page is merged first and then only its own posts are looked for above the
 /// cursor, in one sequential pass; a post found there is set aside and the page merged again (rare:
 /// it takes a reshare that straddles the cursor).
-pub fn merge(runs: &[Run<'_>], request: &PageRequest<'_>) -> Result<Page> {
+pub fn merge_page(runs: &[Run<'_>], request: &PageRequest<'_>) -> Result<Page> {
     let excluded = IdSet::new(request.exclude_authors)?;
     let starts: Vec<usize> = match request.after {
         None => vec![0; runs.len()],
@@ -321,7 +317,7 @@ mod tests {
     fn merges_in_feed_order_with_ties_broken_by_post_id() {
         let a = Columns::new(&[(30, 1, 10), (20, 5, 10), (10, 2, 10)]);
         let b = Columns::new(&[(30, 4, 20), (20, 3, 20), (5, 6, 20)]);
-        let page = merge(&[a.run(), b.run()], &request(10)).unwrap();
+        let page = merge_page(&[a.run(), b.run()], &request(10)).unwrap();
         assert_eq!(posts(&page), vec![4, 1, 5, 3, 2, 6]);
         assert_eq!(page.keys, vec![30, 30, 20, 20, 10, 5]);
         assert!(!page.has_more);
@@ -331,13 +327,13 @@ mod tests {
     fn a_post_in_several_sources_stands_once_at_its_greatest_key() {
         let a = Columns::new(&[(50, 7, 1), (10, 8, 1)]);
         let b = Columns::new(&[(40, 8, 2), (30, 7, 2)]);
-        let page = merge(&[a.run(), b.run()], &request(10)).unwrap();
+        let page = merge_page(&[a.run(), b.run()], &request(10)).unwrap();
         assert_eq!(posts(&page), vec![7, 8]);
         assert_eq!(page.author_ids, vec![1, 2]);
         // equal keys: the earlier source's entry stands
         let c = Columns::new(&[(9, 1, 100)]);
         let d = Columns::new(&[(9, 1, 200)]);
-        let page = merge(&[d.run(), c.run()], &request(10)).unwrap();
+        let page = merge_page(&[d.run(), c.run()], &request(10)).unwrap();
         assert_eq!(page.author_ids, vec![200]);
     }
 
@@ -346,13 +342,13 @@ mod tests {
         let a = Columns::new(&[(9, 1, 1), (7, 3, 1), (5, 5, 1), (3, 7, 1)]);
         let b = Columns::new(&[(8, 2, 2), (7, 3, 2), (4, 6, 2), (1, 3, 2)]);
         let runs = [a.run(), b.run()];
-        let whole = merge(&runs, &request(100)).unwrap();
+        let whole = merge_page(&runs, &request(100)).unwrap();
         assert_eq!(posts(&whole), vec![1, 2, 3, 5, 6, 7]);
         for limit in 1..=7 {
             let mut got = Vec::new();
             let mut after = None;
             loop {
-                let page = merge(
+                let page = merge_page(
                     &runs,
                     &PageRequest {
                         after,
@@ -377,7 +373,7 @@ mod tests {
         let b = Columns::new(&[(10, 2, 3), (5, 5, 2)]);
         let runs = [a.run(), b.run()];
         // author 3's reshare of post 2 is muted, so author 1's entry for it stands
-        let page = merge(
+        let page = merge_page(
             &runs,
             &PageRequest {
                 exclude_authors: &[3],
@@ -386,7 +382,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(posts(&page), vec![1, 2, 3, 4, 5]);
-        let page = merge(
+        let page = merge_page(
             &runs,
             &PageRequest {
                 per_author_cap: Some(1),
@@ -405,17 +401,18 @@ mod tests {
         let bad = Columns::new(&[(3, 1, 0), (3, 2, 0)]);
         assert_eq!(
             check_order(&bad.run(), 4).unwrap_err(),
-            Error::InvalidInput(
-                "sources[4] is not in feed order: entry 1 ranks above entry 0 \
-                 (feed order is descending by (score, post_id))"
-                    .into()
-            )
+            TimelineError::NotFeedOrder {
+                index: 4,
+                entry: 1,
+                previous: 0
+            }
+            .into()
         );
         let floats = [1.0, f64::NAN];
         let run = Run::columns(Scores::Float(&floats), &[1, 2], &[0, 0]);
         assert_eq!(
             check_order(&run, 0).unwrap_err(),
-            Error::InvalidInput("sources[0] has a NaN score at index 1".into())
+            TimelineError::NanScoreInSource { index: 0, entry: 1 }.into()
         );
     }
 
@@ -425,7 +422,7 @@ mod tests {
         let posts_ = [1, 3, 2, 4];
         let run = Run::columns(Scores::Float(&floats), &posts_, &[0, 0, 0, 0]);
         assert!(check_order(&run, 0).is_ok());
-        let page = merge(&[run], &request(10)).unwrap();
+        let page = merge_page(&[run], &request(10)).unwrap();
         assert_eq!(page.keys[1], float_key(0.0));
         assert_eq!(page.keys[2], float_key(0.0));
     }
@@ -433,7 +430,7 @@ mod tests {
     #[test]
     fn a_huge_limit_allocates_only_what_the_feed_holds() {
         let a = Columns::new(&[(1, 1, 1)]);
-        let page = merge(&[a.run()], &request(usize::MAX)).unwrap();
+        let page = merge_page(&[a.run()], &request(usize::MAX)).unwrap();
         assert_eq!(posts(&page), vec![1]);
     }
 }

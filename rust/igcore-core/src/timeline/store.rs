@@ -1,6 +1,6 @@
 //! Fan-out on write: many timelines keyed by user id, in native memory.
 
-use super::merge::{merge, Page, PageRequest};
+use super::merge::{merge_page, Page, PageRequest};
 use super::{Entry, Run, Timeline};
 use crate::error::Result;
 use crate::id_index::{prefetch_read, IdIndex};
@@ -101,8 +101,8 @@ impl TimelineStore {
         users
     }
 
-    /// `merge` over the stored timelines of `user_ids`, in that order; users without one are skipped.
-    pub fn merge(&self, user_ids: &[i64], request: &PageRequest<'_>) -> Result<Page> {
+    /// `merge_page` over the stored timelines of `user_ids`, in that order; users without one are skipped.
+    pub fn merge_page(&self, user_ids: &[i64], request: &PageRequest<'_>) -> Result<Page> {
         let mut runs = Vec::with_capacity(user_ids.len());
         for (i, &user_id) in user_ids.iter().enumerate() {
             if let Some(&ahead) = user_ids.get(i + INDEX_AHEAD) {
@@ -110,7 +110,7 @@ impl TimelineStore {
             }
             runs.extend(self.get(user_id).map(Timeline::run));
         }
-        merge(&runs, request)
+        merge_page(&runs, request)
     }
 
     /// Inserts `entry` into the timeline of each follower (see the reference's `fanout`); returns
@@ -150,13 +150,13 @@ impl TimelineStore {
     }
 
     /// On follow: `insert_run` of the author's entries into the user's timeline (created when missing).
-    pub fn merge_into(&mut self, user_id: i64, run: &Run<'_>) -> Result<()> {
+    pub fn backfill(&mut self, user_id: i64, run: &Run<'_>) -> Result<()> {
         self.timeline_mut(user_id)?.insert_run(run);
         Ok(())
     }
 
     /// On unfollow: removes the author's entries from the user's timeline; how many.
-    pub fn unmerge(&mut self, user_id: i64, author_id: i64) -> usize {
+    pub fn remove_author(&mut self, user_id: i64, author_id: i64) -> usize {
         let Some(slot) = self.users.get(user_id) else {
             return 0;
         };
@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(store.fanout(entry(20, 101, 9), &[1, 2], true).unwrap(), 2);
         assert_eq!(store.len(), 3);
         assert_eq!(store.users(), vec![1, 2, 3]);
-        let page = store.merge(&[1, 2, 3], &request(10)).unwrap();
+        let page = store.merge_page(&[1, 2, 3], &request(10)).unwrap();
         assert_eq!(page.post_ids, vec![101, 100]);
     }
 
@@ -220,7 +220,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_into_and_unmerge_follow_and_unfollow() {
+    fn backfill_and_remove_author_follow_and_unfollow() {
         let mut store = TimelineStore::new(3, false);
         store.fanout(entry(50, 1, 7), &[42], true).unwrap();
         store.fanout(entry(40, 2, 7), &[42], false).unwrap();
@@ -229,7 +229,7 @@ mod tests {
         for (key, post) in [(45, 10), (35, 11), (5, 12)] {
             author.insert(entry(key, post, 8));
         }
-        store.merge_into(42, &author.run()).unwrap();
+        store.backfill(42, &author.run()).unwrap();
         let posts: Vec<i64> = store
             .get(42)
             .unwrap()
@@ -238,8 +238,8 @@ mod tests {
             .map(|e| e.post_id)
             .collect();
         assert_eq!(posts, vec![1, 10, 2]); // full: only entries above the lowest get in
-        assert_eq!(store.unmerge(42, 8), 1);
-        assert_eq!(store.unmerge(43, 8), 0);
+        assert_eq!(store.remove_author(42, 8), 1);
+        assert_eq!(store.remove_author(43, 8), 0);
         assert!(store.discard(42));
         assert!(!store.discard(42));
         assert_eq!(store.len(), 0);

@@ -2,7 +2,6 @@
 //! pointer and read through the C API; everything else takes msgpack-python's order of checks.
 
 use igcore_core::msgpack::{self as wire, Output, ITEM_LIMIT, NEST_LIMIT};
-use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyIterator};
@@ -10,6 +9,8 @@ use pyo3::types::{PyBytes, PyIterator};
 use super::buffer::ByteView;
 use super::reuse::Lent;
 use super::{api, type_name, Api, PackConfig};
+use crate::error::BindingError;
+use crate::guard::one_call_at_a_time;
 
 /// See `igcore._reference.msgpack.packb`.
 #[pyfunction]
@@ -144,7 +145,7 @@ impl Packer {
         let written = Writer::new(py, &mut self.buffer, &self.config).and_then(|mut writer| {
             let size = pairs.len()?;
             if size > ITEM_LIMIT {
-                return Err(PyValueError::new_err("map too large"));
+                return Err(BindingError::MapHeaderTooLarge.into());
             }
             wire::write_map_header(writer.out, size);
             for pair in pairs.try_iter()? {
@@ -162,7 +163,7 @@ impl Packer {
         py: Python<'py>,
         size: i64,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        wire::write_array_header(&mut self.buffer, header_size(size, "array")?);
+        wire::write_array_header(&mut self.buffer, header_size(size, false)?);
         self.finish(py, Ok(()))
     }
 
@@ -171,7 +172,7 @@ impl Packer {
         py: Python<'py>,
         size: i64,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        wire::write_map_header(&mut self.buffer, header_size(size, "map")?);
+        wire::write_map_header(&mut self.buffer, header_size(size, true)?);
         self.finish(py, Ok(()))
     }
 
@@ -184,7 +185,7 @@ impl Packer {
         let view = ByteView::new(data)?;
         let payload = view.as_slice();
         if payload.len() > ITEM_LIMIT {
-            return Err(PyValueError::new_err("ext data too large"));
+            return Err(BindingError::ExtHeaderTooLarge.into());
         }
         wire::write_ext_header(&mut self.buffer, ext_code(code)?, payload.len());
         self.buffer.extend(payload);
@@ -219,28 +220,30 @@ impl Packer {
     }
 }
 
-/// The packer, for one call: a call made while another is in progress on it (another thread's, or one
-/// from a `default` that the first runs) raises RuntimeError instead.
+/// The packer, for one call (see `guard::one_call_at_a_time`: a `default` may call it again).
 fn busy<'py>(slf: &Bound<'py, Packer>) -> PyResult<PyRefMut<'py, Packer>> {
-    slf.try_borrow_mut().map_err(|_| {
-        PyRuntimeError::new_err("Packer cannot be called while another call on it is in progress")
-    })
+    one_call_at_a_time(slf, "Packer")
 }
 
-fn header_size(size: i64, what: &str) -> PyResult<usize> {
+/// The size of an array (or a map) header that a caller asked for.
+fn header_size(size: i64, map: bool) -> PyResult<usize> {
     if size < 0 {
-        return Err(PyValueError::new_err(format!(
-            "{what} size must be non-negative"
-        )));
+        let negative = if map {
+            BindingError::MapSizeNegative
+        } else {
+            BindingError::ArraySizeNegative
+        };
+        return Err(negative.into());
     }
     match usize::try_from(size) {
         Ok(size) if size <= ITEM_LIMIT => Ok(size),
-        _ => Err(PyValueError::new_err(format!("{what} too large"))),
+        _ if map => Err(BindingError::MapHeaderTooLarge.into()),
+        _ => Err(BindingError::ArrayHeaderTooLarge.into()),
     }
 }
 
 fn ext_code(code: i64) -> PyResult<i8> {
-    i8::try_from(code).map_err(|_| PyOverflowError::new_err("value too large to convert to char"))
+    i8::try_from(code).map_err(|_| BindingError::ExtCodeTooLarge.into())
 }
 
 /// Whether `pack_known` wrote the object or leaves it to `default`.
@@ -318,7 +321,7 @@ fn push<'py>(
 #[inline(always)]
 fn check_depth(depth: usize) -> PyResult<()> {
     if depth > NEST_LIMIT {
-        return Err(PyValueError::new_err("recursion limit exceeded."));
+        return Err(BindingError::RecursionLimit.into());
     }
     Ok(())
 }
@@ -417,9 +420,7 @@ impl<'a, 'py> Writer<'a, 'py> {
                     // SAFETY: `ptr` is a live exact dict (held by the frame).
                     if unsafe { ffi::PyDict_Size(ptr) } as usize != top.len {
                         // What the dict's own iterator says when a `default` changed it.
-                        return Err(PyRuntimeError::new_err(
-                            "dictionary changed size during iteration",
-                        ));
+                        return Err(BindingError::ChangedSize { what: "dictionary" }.into());
                     }
                     // SAFETY: PyDict_Next on a live dict yields borrowed references, live while the
                     // dict is unchanged; it stays within the dict's current table.
@@ -582,8 +583,8 @@ impl<'a, 'py> Writer<'a, 'py> {
                 let view = ByteView::new(obj)?;
                 let bytes = view.as_slice();
                 if bytes.len() > ITEM_LIMIT {
-                    let message = format!("{} object is too large", type_name(obj));
-                    return Err(PyValueError::new_err(message));
+                    let type_name = type_name(obj);
+                    return Err(BindingError::ObjectTooLarge { type_name }.into());
                 }
                 wire::write_bin_header(self.out, bytes.len(), self.config.use_bin_type);
                 self.out.extend(bytes);
@@ -618,7 +619,7 @@ impl<'a, 'py> Writer<'a, 'py> {
                 let view = ByteView::new(obj)?;
                 let bytes = view.as_slice();
                 if bytes.len() > ITEM_LIMIT {
-                    return Err(PyValueError::new_err("memoryview is too large"));
+                    return Err(BindingError::MemoryviewTooLarge.into());
                 }
                 wire::write_bin_header(self.out, bytes.len(), self.config.use_bin_type);
                 self.out.extend(bytes);
@@ -631,14 +632,11 @@ impl<'a, 'py> Writer<'a, 'py> {
             } else if will_default {
                 return Ok(Outcome::ForDefault);
             } else if self.is_aware_datetime(obj)? == Some(false) {
-                let message = format!(
-                    "can not serialize '{}' object where tzinfo=None",
-                    type_name(obj)
-                );
-                return Err(PyValueError::new_err(message));
+                let type_name = type_name(obj);
+                return Err(BindingError::NaiveDatetime { type_name }.into());
             } else {
-                let message = format!("can not serialize '{}' object", type_name(obj));
-                return Err(PyTypeError::new_err(message));
+                let type_name = type_name(obj);
+                return Err(BindingError::CannotSerialize { type_name }.into());
             }
         }
         Ok(Outcome::Written)
@@ -691,16 +689,14 @@ impl<'a, 'py> Writer<'a, 'py> {
         if will_default {
             return Ok(Outcome::ForDefault);
         }
-        Err(PyOverflowError::new_err("Integer value out of range"))
+        Err(BindingError::IntOutOfRange.into())
     }
 
     fn write_float(&mut self, value: f64) -> PyResult<()> {
         if self.config.use_single_float {
             let single = value as f32; // rounds to nearest, as a C cast does
             if single.is_infinite() && value.is_finite() {
-                return Err(PyOverflowError::new_err(
-                    "float too large to pack with f format",
-                ));
+                return Err(BindingError::FloatTooLarge.into());
             }
             wire::write_f32(self.out, single);
         } else {
@@ -730,7 +726,7 @@ impl<'a, 'py> Writer<'a, 'py> {
     #[inline(always)]
     fn write_str_bytes(&mut self, bytes: &[u8]) -> PyResult<()> {
         if bytes.len() > ITEM_LIMIT {
-            return Err(PyValueError::new_err("unicode string is too large"));
+            return Err(BindingError::StrTooLarge.into());
         }
         wire::write_str_header(self.out, bytes.len(), self.config.use_bin_type);
         self.out.extend(bytes);
@@ -742,7 +738,7 @@ impl<'a, 'py> Writer<'a, 'py> {
         // SAFETY: `obj` is a live dict or dict subclass (the callers checked).
         let len = unsafe { ffi::PyDict_Size(obj.as_ptr()) } as usize;
         if len > ITEM_LIMIT {
-            return Err(PyValueError::new_err("dict is too large"));
+            return Err(BindingError::DictTooLarge.into());
         }
         wire::write_map_header(self.out, len);
         // SAFETY: `obj` is a live dict or dict subclass.
@@ -762,7 +758,7 @@ impl<'a, 'py> Writer<'a, 'py> {
         // SAFETY: `ptr` is a live list or tuple (or subclass); Py_SIZE reads its item count.
         let len = unsafe { ffi::Py_SIZE(ptr) } as usize;
         if len > ITEM_LIMIT {
-            return Err(PyValueError::new_err("list is too large"));
+            return Err(BindingError::ListTooLarge.into());
         }
         wire::write_array_header(self.out, len);
         // SAFETY: type checks on a live object.
@@ -789,7 +785,7 @@ impl<'a, 'py> Writer<'a, 'py> {
         let view = ByteView::new(&data)?;
         let payload = view.as_slice();
         if payload.len() > ITEM_LIMIT {
-            return Err(PyValueError::new_err("EXT data is too large"));
+            return Err(BindingError::ExtTooLarge.into());
         }
         wire::write_ext_header(self.out, code, payload.len());
         self.out.extend(payload);
@@ -800,15 +796,13 @@ impl<'a, 'py> Writer<'a, 'py> {
 fn timestamp_seconds(seconds: &Bound<'_, PyAny>) -> PyResult<i64> {
     seconds
         .extract()
-        .map_err(|_| PyOverflowError::new_err("Python int too large to convert to C long"))
+        .map_err(|_| BindingError::IntTooLargeForCLong.into())
 }
 
 /// A container that changed size while being packed would leave a header that lies.
-fn check_written(written: usize, announced: usize, what: &str) -> PyResult<()> {
+fn check_written(written: usize, announced: usize, what: &'static str) -> PyResult<()> {
     if written != announced {
-        return Err(PyRuntimeError::new_err(format!(
-            "{what} changed size during iteration"
-        )));
+        return Err(BindingError::ChangedSize { what }.into());
     }
     Ok(())
 }

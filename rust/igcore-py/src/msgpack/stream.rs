@@ -2,7 +2,6 @@
 //! `igcore_core::msgpack::Scanner`, each object built once all of its bytes are there.
 
 use igcore_core::msgpack::{self as wire, ContainerLimits, Header, Scanner, WireError};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -10,7 +9,8 @@ use super::buffer::ByteView;
 use super::keys;
 use super::unpack::Reader;
 use super::{api, Limits, UnpackConfig};
-use crate::error::msgpack_err;
+use crate::error::{wire, BindingError};
+use crate::guard::one_call_at_a_time;
 
 /// See `igcore._reference.msgpack.Unpacker`.
 #[pyclass(module = "igcore._rust.msgpack")]
@@ -29,20 +29,10 @@ pub(crate) struct Unpacker {
     scan: Option<(Scanner, bool)>,
 }
 
-fn out_of_data(py: Python<'_>) -> PyResult<PyErr> {
-    let error = api(py)?
-        .out_of_data
-        .bind(py)
-        .call1(("No more data to unpack.",))?;
-    Ok(PyErr::from_value(error))
-}
-
 /// The unpacker, for one call: a call made while another is in progress on it (another thread's, or
 /// one from a hook or `file_like.read()` that the first runs) raises RuntimeError instead.
 fn busy<'py>(slf: &Bound<'py, Unpacker>) -> PyResult<PyRefMut<'py, Unpacker>> {
-    slf.try_borrow_mut().map_err(|_| {
-        PyRuntimeError::new_err("Unpacker cannot be called while another call on it is in progress")
-    })
+    one_call_at_a_time(slf, "Unpacker")
 }
 
 fn buffer_full(py: Python<'_>) -> PyResult<PyErr> {
@@ -146,14 +136,14 @@ impl Unpacker {
     fn unpack_now<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self.next_object(py, true)? {
             Some(obj) => Ok(obj),
-            None => Err(out_of_data(py)?),
+            None => Err(BindingError::NoMoreData.into()),
         }
     }
 
     fn skip_now(&mut self, py: Python<'_>) -> PyResult<()> {
         match self.next_object(py, false)? {
             Some(_) => Ok(()),
-            None => Err(out_of_data(py)?),
+            None => Err(BindingError::NoMoreData.into()),
         }
     }
 
@@ -213,12 +203,12 @@ impl Unpacker {
         }
         let chunk = read.bind(py).call1((self.read_size.min(room),))?;
         let chunk = chunk.cast::<PyBytes>().map_err(|_| {
-            let name = chunk
+            let type_name = chunk
                 .get_type()
                 .name()
                 .map(|n| n.to_string())
                 .unwrap_or_default();
-            PyTypeError::new_err(format!("file_like.read() must return bytes, not {name}"))
+            PyErr::from(BindingError::ReadNotBytes { type_name })
         })?;
         if chunk.as_bytes().is_empty() {
             return Ok(false);
@@ -235,7 +225,6 @@ impl Unpacker {
         py: Python<'py>,
         build: bool,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let api = api(py)?;
         // Skipping checks no limits, as msgpack-python's does not.
         let limits = build.then_some(ContainerLimits {
             max_array_len: self.limits.array_len,
@@ -248,10 +237,7 @@ impl Unpacker {
                     _ => Scanner::new(),
                 };
                 // An error drops the walk: the next call walks the object again and raises again.
-                match scanner
-                    .scan(unread, limits)
-                    .map_err(|e| msgpack_err(py, api, e))?
-                {
+                match scanner.scan(unread, limits).map_err(wire)? {
                     None => self.scan = Some((scanner, build)),
                     Some(len) => {
                         let object = unread.get(..len).unwrap_or_default();
@@ -281,7 +267,7 @@ impl Unpacker {
                     || marker == marker16
                     || marker == marker16 + 1;
                 if !expected {
-                    return Err(PyValueError::new_err("Unexpected type header on stream"));
+                    return Err(BindingError::UnexpectedTypeHeader.into());
                 }
                 match wire::read_header(&self.buffer, self.pos) {
                     Ok((Header::Array(len) | Header::Map(len), next)) => {
@@ -289,13 +275,13 @@ impl Unpacker {
                         self.scan = None;
                         return Ok(len);
                     }
-                    Ok(_) => return Err(PyValueError::new_err("Unexpected type header on stream")),
-                    Err(WireError::Incomplete) => {}
-                    Err(err) => return Err(msgpack_err(py, api(py)?, err)),
+                    Ok(_) => return Err(BindingError::UnexpectedTypeHeader.into()),
+                    Err(WireError::IncompleteInput) => {}
+                    Err(err) => return Err(wire(err)),
                 }
             }
             if !self.read_file(py)? {
-                return Err(out_of_data(py)?);
+                return Err(BindingError::NoMoreData.into());
             }
         }
     }

@@ -5,7 +5,6 @@
 use std::ffi::c_char;
 
 use igcore_core::msgpack::{self as wire, Header, WireError, MAX_OPEN_CONTAINERS};
-use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -14,7 +13,7 @@ use super::buffer::ByteView;
 use super::keys::{self, KeyCache};
 use super::reuse::Lent;
 use super::{api, type_name, Api, Limits, UnpackConfig};
-use crate::error::msgpack_err;
+use crate::error::{wire, BindingError};
 
 /// See `igcore._reference.msgpack.unpackb`.
 #[pyfunction]
@@ -153,13 +152,8 @@ impl<'a, 'py> Reader<'a, 'py> {
     }
 
     #[inline(always)]
-    fn wire(&self, err: WireError) -> PyErr {
-        msgpack_err(self.py, self.api, err)
-    }
-
-    #[inline(always)]
     fn payload(&mut self, len: u32) -> PyResult<&'a [u8]> {
-        let bytes = wire::payload(self.data, self.pos, len).map_err(|e| self.wire(e))?;
+        let bytes = wire::payload(self.data, self.pos, len).map_err(wire)?;
         self.pos += bytes.len();
         Ok(bytes)
     }
@@ -247,7 +241,7 @@ impl<'a, 'py> Reader<'a, 'py> {
         open: &mut Vec<Open<'py>>,
         values_len: usize,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let (header, next) = wire::read_header(self.data, self.pos).map_err(|e| self.wire(e))?;
+        let (header, next) = wire::read_header(self.data, self.pos).map_err(wire)?;
         self.pos = next;
         let py = self.py;
         let obj = match header {
@@ -325,9 +319,9 @@ impl<'a, 'py> Reader<'a, 'py> {
     #[inline(always)]
     fn check_len(&self, len: u32, limit: i64, what: &'static str) -> PyResult<()> {
         if i64::from(len) > limit {
-            return Err(self.wire(WireError::TooLong {
-                len: len.into(),
-                what,
+            return Err(wire(WireError::LimitExceeded {
+                length: len.into(),
+                limit_name: what,
                 limit,
             }));
         }
@@ -342,9 +336,11 @@ impl<'a, 'py> Reader<'a, 'py> {
         what: &'static str,
     ) -> PyResult<()> {
         if open >= MAX_OPEN_CONTAINERS {
-            return Err(self.wire(WireError::TooDeep));
+            return Err(wire(WireError::NestedTooDeep {
+                levels: MAX_OPEN_CONTAINERS,
+            }));
         }
-        wire::check_container(len, limit, what).map_err(|e| self.wire(e))
+        wire::check_container(len, limit, what).map_err(wire)
     }
 
     /// The items `values[start..]` moved into a new list (or tuple), then `list_hook`. Nothing runs
@@ -436,11 +432,8 @@ impl<'a, 'py> Reader<'a, 'py> {
             let ptr = key.as_ptr();
             // SAFETY: type checks on a live object.
             if unsafe { ffi::PyUnicode_CheckExact(ptr) == 0 && ffi::PyBytes_CheckExact(ptr) == 0 } {
-                let message = format!(
-                    "{} is not allowed for map key when strict_map_key=True",
-                    type_name(&key)
-                );
-                return Err(PyValueError::new_err(message));
+                let type_name = type_name(&key);
+                return Err(BindingError::MapKeyNotAllowed { type_name }.into());
             }
         }
         Ok(key)
@@ -455,8 +448,7 @@ impl<'a, 'py> Reader<'a, 'py> {
                 .bind(py)
                 .call1((i32::from(code), PyBytes::new(py, payload)));
         }
-        let (seconds, nanoseconds) =
-            wire::read_timestamp(payload).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let (seconds, nanoseconds) = wire::read_timestamp(payload).map_err(wire)?;
         match self.config.timestamp {
             1 => Ok(
                 pyo3::types::PyFloat::new(py, seconds as f64 + f64::from(nanoseconds) / 1e9)
@@ -470,8 +462,7 @@ impl<'a, 'py> Reader<'a, 'py> {
             3 => {
                 let days = seconds / 86_400; // toward zero, as msgpack-python's C divides
                 if i32::try_from(days).is_err() {
-                    let message = format!("days={days}; too large to convert to C int");
-                    return Err(pyo3::exceptions::PyOverflowError::new_err(message));
+                    return Err(BindingError::TimestampDaysOverflow { days }.into());
                 }
                 let delta = self
                     .api
