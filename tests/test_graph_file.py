@@ -173,7 +173,7 @@ def test_a_flipped_byte_in_any_section_is_caught(backend, tmp_path, section):
 def reference_sections(timed=False):
     with igcore.use_backend("python"):
         graph = random_graph(follows=300, users=60, timed=timed)
-        return graph.num_users, graph.num_follows, graph._graph.sections()
+        return graph.num_users, graph.num_follows, graph._graph._sections()
 
 
 def corrupt_with_valid_checksums(tmp_path, change, timed=False) -> str:

@@ -2,7 +2,7 @@
 
 The stub ``src/igcore/_kernels/<hot path>.pyi`` states the kernels the public layer calls; ``.ci/stubtest``
 checks their signatures. Here, on every backend that is built: the module's public names are the stub's
-(the reference's own building blocks aside, as listed in ``.ci/stubtest-allowlist.txt``), each class has
+(the reference's in its ``__all__``, the rest of it being their helpers), each class has
 the stub's methods and no other public one, and the attributes the stub states can be read on an object.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import re
 from pathlib import Path
 from types import ModuleType
 
@@ -23,7 +22,6 @@ from .conftest import REQUIRED, SELECTED
 
 ROOT = Path(__file__).resolve().parents[1]
 STUBS = ROOT / "src" / "igcore" / "_kernels"
-ALLOWLIST = ROOT / ".ci" / "stubtest-allowlist.txt"
 
 
 def public(name: str) -> bool:
@@ -55,21 +53,6 @@ class Stub:
                 targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
                 self.names.update(t.id for t in targets if isinstance(t, ast.Name))
         self.names = {n for n in self.names if public(n)}
-
-
-def reference_extras() -> dict[str, set[str]]:
-    """The reference's public names that are not kernels, by hot path ("name", or "Class.name"), as the
-    allowlist lists them (one plain dotted name a line)."""
-    extras: dict[str, set[str]] = {}
-    for line in ALLOWLIST.read_text().splitlines():
-        entry = line.split("#", 1)[0].strip()
-        found = re.fullmatch(r"igcore\._reference\.([a-z]+)\.([A-Za-z_][\w.]*)", entry)
-        if found and not found.group(2).startswith("_") and "._" not in found.group(2):
-            extras.setdefault(found.group(1), set()).add(found.group(2))
-    return extras
-
-
-EXTRAS = reference_extras()
 
 
 def kernel_module(backend: str, hot_path: str) -> ModuleType:
@@ -107,16 +90,6 @@ def exported(module: ModuleType, backend: str, hot_path: str) -> set[str]:
     return names
 
 
-def not_kernels(backend: str, hot_path: str, owner: str | None = None) -> set[str]:
-    """The reference's listed building blocks (module level, or of the class `owner`)."""
-    if backend != "python":
-        return set()
-    listed = EXTRAS.get(hot_path, set())
-    if owner is None:
-        return {n for n in listed if "." not in n}
-    return {n.split(".", 1)[1] for n in listed if n.startswith(owner + ".")}
-
-
 BACKENDS = [b for b in _backend.BACKENDS if b in SELECTED]
 CASES = [(b, h) for b in BACKENDS for h in _backend.HOT_PATHS]
 
@@ -131,12 +104,14 @@ def test_every_hot_path_has_a_stub():
 def test_the_module_exports_the_names_of_the_stub(backend_name, hot_path):
     module = kernel_module(backend_name, hot_path)
     stub = Stub(hot_path)
-    names = exported(module, backend_name, hot_path) - not_kernels(backend_name, hot_path)
+    names = exported(module, backend_name, hot_path)
+    if backend_name == "python":  # the reference names its kernels; the rest is their helpers
+        names = set(module.__all__)
     assert sorted(names - stub.names) == [], (
         f"{full_name(backend_name, hot_path)} exports names the stub lacks"
     )
     assert sorted(stub.names - names) == [], f"{full_name(backend_name, hot_path)} lacks names of the stub"
-    if hasattr(module, "__all__"):  # PyO3 lists a module's names in __all__
+    if hasattr(module, "__all__"):  # PyO3 and the reference list a module's names in __all__
         assert sorted(module.__all__) == sorted(stub.names)
 
 
@@ -148,7 +123,7 @@ def test_each_class_has_the_methods_of_the_stub(backend_name, hot_path):
         cls = getattr(module, name, None)
         if cls is None:
             continue  # the names test above says so
-        members = {m for m in dir(cls) if public(m)} - not_kernels(backend_name, hot_path, name)
+        members = {m for m in dir(cls) if public(m)}
         # The stub's attributes may live on instances (the reference's plain classes): checked below.
         extra = members - methods - stub.attributes[name]
         assert sorted(extra) == [], f"{full_name(backend_name, hot_path)}.{name} has members the stub lacks"
@@ -181,15 +156,8 @@ def test_the_attributes_of_the_stub_are_on_objects(backend_name, hot_path):
         assert missing == [], f"a {full_name(backend_name, hot_path)}.{name} lacks attributes"
 
 
-def test_the_listed_building_blocks_are_public_names_of_the_reference_and_not_kernels():
-    for hot_path, listed in EXTRAS.items():
+def test_the_reference_names_its_kernels():
+    for hot_path in _backend.HOT_PATHS:
         module = kernel_module("python", hot_path)
-        stub = Stub(hot_path)
-        for entry in sorted(listed):
-            owner, _, member = entry.rpartition(".")
-            holder = getattr(module, owner) if owner else module
-            assert hasattr(holder, member), f"igcore._reference.{hot_path}.{entry} is listed but gone"
-            kernels = (
-                stub.methods.get(owner, set()) | stub.attributes.get(owner, set()) if owner else stub.names
-            )
-            assert member not in kernels, f"igcore._reference.{hot_path}.{entry} is a kernel: unlist it"
+        assert sorted(module.__all__) == sorted(Stub(hot_path).names), hot_path
+        assert all(callable(getattr(module, name)) for name in module.__all__), hot_path

@@ -21,6 +21,8 @@ import pytest
 from igcore import _messages
 from igcore._reference import timeline as reference_timeline
 
+from .conftest import REQUIRED
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "igcore"
 CYTHON = ROOT / "cython"
@@ -83,7 +85,7 @@ def _sources_using_templates():
 
 
 def test_every_template_is_used():
-    used = set()
+    used = set(_rust_templates())
     for path, pattern in _sources_using_templates():
         used.update(pattern.findall(path.read_text()))
     unused = sorted(set(TEMPLATES) - used)
@@ -99,6 +101,57 @@ def test_every_use_names_a_template():
             if name not in TEMPLATES:
                 unknown.append(f"{path.relative_to(ROOT)}: _messages.{name}")
     assert not unknown
+
+
+# -- Rust's words ---------------------------------------------------------------------------------------
+
+
+def _template_name(variant: str) -> str:
+    """The template of a Rust error variant: its name in UPPER_SNAKE case, each capital starting a word
+    (``NotFeedOrder`` -> ``NOT_FEED_ORDER``, ``EdgeListOutsideInt64`` -> ``EDGE_LIST_OUTSIDE_INT64``)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", variant).upper()
+
+
+def _rust_examples() -> list:
+    try:
+        from igcore import _rust
+    except ImportError:
+        return []
+    return list(_rust._error_examples())
+
+
+def _rust_templates() -> list:
+    return [_template_name(variant) for variant, *_ in _rust_examples()]
+
+
+def test_the_template_names_of_rust_variants():
+    assert _template_name("NotFeedOrder") == "NOT_FEED_ORDER"
+    assert _template_name("NotATimelineNan") == "NOT_A_TIMELINE_NAN"
+    assert _template_name("IntTooLargeForCLong") == "INT_TOO_LARGE_FOR_C_LONG"
+    assert _template_name("EdgeListOutsideInt64") == "EDGE_LIST_OUTSIDE_INT64"
+
+
+def test_rust_writes_the_words_of_the_module():
+    """Every error the Rust backend can raise (one example of each, facts filled in) reads as the
+    template of the same name in ``_messages`` formatted with the same facts."""
+    examples = _rust_examples()
+    if not examples:
+        if "rust" in REQUIRED:
+            pytest.fail("the Rust backend is not built (required by IGCORE_REQUIRE_BACKENDS)")
+        pytest.skip("the Rust backend is not built")
+    differ = []
+    for variant, exception, message, facts in examples:
+        if exception == "KeyError":  # its message is the unknown id itself, no words
+            continue
+        name = _template_name(variant)
+        if name not in TEMPLATES:
+            differ.append(f"{variant}: no template {name} for {message!r}")
+        elif TEMPLATES[name].format(**facts) != message:
+            differ.append(
+                f"{variant}: Rust says {message!r}, {name} says {TEMPLATES[name].format(**facts)!r}"
+            )
+    assert not differ, "\n".join(differ)
+    assert len(examples) > 80
 
 
 # -- each sentence written once -----------------------------------------------------------------------

@@ -266,4 +266,4 @@ def check_crcs(layout: Layout, sections: Sequence[Section]) -> None:
     """Compares each present section's CRC-32 with the header's (sections: buffers, in SECTIONS order)."""
     for i, section in zip(layout.present(), sections):
         if zlib.crc32(memoryview(section).cast("B")) != layout.crcs[i]:
-            raise ValueError(f"corrupted: the checksum of section {SECTIONS[i][0]} does not match")
+            raise ValueError(_messages.SECTION_CHECKSUM.format(section=SECTIONS[i][0]))

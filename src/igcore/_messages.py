@@ -146,3 +146,40 @@ NO_MORE_DATA = "No more data to unpack."  # OutOfData
 UNEXPECTED_TYPE_HEADER = "Unexpected type header on stream"  # ValueError
 # options (TypeError)
 NOT_CALLABLE = "{name} must be a callable."
+
+# -- what the compiled kernels check again at their border --------------------------------------------
+# The public layer hands the kernels checked arguments, so the reference never raises these; the Rust and
+# Cython kernels check again (they must never read memory on the strength of an unchecked claim).
+
+OBJECT_POISONED = "this object is unusable after an internal error in another call"  # RuntimeError
+NOT_CONTIGUOUS = "{name} must be a C-contiguous array"  # ValueError
+TOO_MANY_IDS = "more than {max} distinct ids in one index"  # ValueError
+# timeline
+NOT_ENTRY_COLUMNS = "insert_many takes three 1-D contiguous arrays of one length"  # TypeError
+BACKFILL_SOURCE = "backfill takes a Timeline or three canonical arrays"  # TypeError
+ACTIVITY_LENGTHS_DIFFER = (
+    "actor_ids, verbs, target_ids and timestamps differ in length "
+    "({actor_ids}, {verbs}, {target_ids}, {timestamps})"
+)  # ValueError
+# counters (ValueError)
+NO_KIND = "no kind number {kind}"
+KIND_COUNTS_DIFFER = "cannot merge a table of {theirs} kinds into one of {mine}"
+WINDOW_SHAPE = "bucket_seconds and buckets must be at least 1"
+ELEMENT_ENDS_OUT_OF_RANGE = "element ends must rise within the buffer"
+ELEMENTS_END_EARLY = "the last element must end with the buffer"
+REGISTER_COUNT = "a HyperLogLog has {expected} registers, got {got}"
+REGISTER_TOO_LARGE = "register {register} holds {value}, above the largest possible value {max}"
+# codec (ValueError)
+ENTRY_LENGTHS_DIFFER = "scores, post_ids and author_ids differ in length ({scores}, {post_ids}, {author_ids})"
+# graph
+TIMESTAMPS_FOR_TIMED_GRAPH = "timestamps must be given exactly for a timed graph"  # ValueError
+TOO_MANY_USERS = "too many users for one graph"  # ValueError
+SECTION_CHECKSUM = "corrupted: the checksum of section {section} does not match"  # ValueError
+CORRUPT_SECTION_OUTSIDE_FILE = "corrupted: a section lies outside the file"  # ValueError
+CORRUPT_SECTION_LENGTH = "corrupted: a section's length does not fit the graph's size"  # ValueError
+BIG_ENDIAN_MACHINE = "graph files are little-endian; this machine is not"  # ValueError
+CANNOT_READ = "cannot read the file: {reason}"  # ValueError
+CANNOT_WRITE = "cannot write {path}: {reason}"  # ValueError
+NO_MEMORY_FOR_GRAPH = "not enough memory for the graph"  # MemoryError
+# msgpack
+FLOAT_TOO_LARGE = "float too large to pack with f format"  # OverflowError

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple, Union
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _messages
 from ._arrays import byte_string, int64_array, score_array
 
 if TYPE_CHECKING:
@@ -66,7 +66,8 @@ def entry_arrays(
     author_ids = int64_array(author_ids, "author_ids")
     if not len(scores) == len(post_ids) == len(author_ids):
         raise ValueError(
-            f"scores, post_ids and author_ids differ in length "
-            f"({len(scores)}, {len(post_ids)}, {len(author_ids)})"
+            _messages.ENTRY_LENGTHS_DIFFER.format(
+                scores=len(scores), post_ids=len(post_ids), author_ids=len(author_ids)
+            )
         )
     return scores, post_ids, author_ids

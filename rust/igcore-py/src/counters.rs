@@ -49,7 +49,7 @@ impl CounterTable {
         CounterTable(Guarded::new(core::CounterTable::new(kinds)))
     }
 
-    #[pyo3(signature = (kind, keys, deltas=None))]
+    #[pyo3(signature = (kind, keys, deltas))]
     fn add(
         &self,
         py: Python<'_>,

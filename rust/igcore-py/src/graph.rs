@@ -261,7 +261,7 @@ impl Graph {
 
 /// See `igcore._reference.graph.build`.
 #[pyfunction]
-#[pyo3(signature = (src, dst, times=None))]
+#[pyo3(signature = (src, dst, times))]
 fn build<'py>(
     py: Python<'py>,
     src: Ids<'py>,

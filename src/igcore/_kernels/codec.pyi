@@ -1,21 +1,14 @@
-"""The codec kernels: what ``igcore.codec`` calls on ``_backend.kernels("codec")``.
-
-This stub is the contract of the hot path, stated once. Each of its three modules implements it, with
-these names and signatures and no other public name (the reference's own building blocks aside, listed
-in .ci/stubtest-allowlist.txt): ``igcore._rust.codec`` (Rust), ``igcore._cy_codec`` (Cython) and
-``igcore._reference.codec`` (pure Python, which defines the wire format byte for byte and every error).
-``.ci/stubtest`` checks each module against this file, and tests/test_kernel_interface.py checks that
-the three export the same names. A contributor adding or changing a kernel changes this file, the
-reference and both compiled backends together.
-
-Kernels receive arguments already checked and converted by the public layer: 1-D C-contiguous native
-int64 arrays (float64 too for scores), of one length, and ``bytes`` to decode.
+"""The codec kernels: what ``igcore.codec`` calls on ``_backend.kernels("codec")``. The reference defines
+the wire format byte for byte and every error; the kernels decode ``bytes``. The rules every stub follows
+are in README.md beside it.
 """
 
 from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
+
+__all__ = ["decode_entries", "decode_ids", "encode_entries", "encode_ids"]
 
 _Ids: TypeAlias = NDArray[np.int64]
 _Scores: TypeAlias = NDArray[np.int64] | NDArray[np.float64]

@@ -1,27 +1,15 @@
-"""The counter kernels: what ``igcore.counters`` calls on ``_backend.kernels("counters")``.
-
-This stub is the contract of the hot path, stated once. Each of its three modules implements it, with
-these names and signatures and no other public name (the reference's own building blocks aside, listed
-in .ci/stubtest-allowlist.txt): ``igcore._rust.counters`` (Rust), ``igcore._cy_counters`` (Cython) and
-``igcore._reference.counters`` (pure Python, which defines the behaviour: read its docstrings for
-orders, overflow and the HyperLogLog registers). ``.ci/stubtest`` checks each module against this file,
-and tests/test_kernel_interface.py checks that the three export the same names. A contributor adding or
-changing a kernel changes this file, the reference and both compiled backends together.
-
-Kernels receive arguments already checked and converted by the public layer: 1-D C-contiguous native
-int64 arrays of one length, kinds as their position in the table's kinds, counts in range. A kernel
-object is only combined with one of its own backend (``add_table``, ``merge``).
-
-Each class states its constructor twice, with one signature: ``__new__`` is where the compiled
-backends take the arguments (PyO3's ``#[new]``, Cython's ``__cinit__``), ``__init__`` where the
-reference does; stubtest checks each where it is the constructor (see .ci/stubtest-allowlist.txt).
-Every class is ``@final``: the public layer wraps kernel objects, it never subclasses them.
+"""The counter kernels: what ``igcore.counters`` calls on ``_backend.kernels("counters")``. The reference
+defines orders, overflow and the HyperLogLog registers. Kinds arrive as their position in the table's
+kinds; a kernel object is only combined with one of its own backend (``add_table``, ``merge``). The
+rules every stub follows are in README.md beside it.
 """
 
 from typing import TypeAlias, final
 
 import numpy as np
 from numpy.typing import NDArray
+
+__all__ = ["CounterTable", "HyperLogLog", "WindowedCounter", "aggregate"]
 
 _Ids: TypeAlias = NDArray[np.int64]
 # (keys, totals): int64 arrays of one length.

@@ -1,19 +1,7 @@
-"""The follow-graph kernels: what ``igcore.graph`` calls on ``_backend.kernels("graph")``.
-
-This stub is the contract of the hot path, stated once. Each of its three modules implements it, with
-these names and signatures and no other public name (the reference's own building blocks aside, listed
-in .ci/stubtest-allowlist.txt): ``igcore._rust.graph`` (Rust), ``igcore._cy_graph`` (Cython) and
-``igcore._reference.graph`` (pure Python, which defines the behaviour: read its docstrings for orders,
-unknown users and errors). ``.ci/stubtest`` checks each module against this file, and
-tests/test_kernel_interface.py checks that the three export the same names. A contributor adding or
-changing a kernel changes this file, the reference and both compiled backends together.
-
-Kernels receive arguments already checked and converted by the public layer: user ids as ints in the
-int64 range, 1-D C-contiguous native int64 arrays, flags as bools. ``igcore.graph.FollowGraph`` wraps
-the ``Graph`` that ``build`` and ``load`` return.
-
-``Graph`` states no constructor: the public layer makes graphs with ``build`` and ``load`` only.
-It is ``@final``: the public layer wraps kernel objects, it never subclasses them.
+"""The follow-graph kernels: what ``igcore.graph`` calls on ``_backend.kernels("graph")``. The reference
+defines orders, unknown users and errors. ``Graph`` states no constructor: graphs come from ``build``
+and ``load`` only, and ``igcore.graph.FollowGraph`` wraps them. The rules every stub follows are in
+README.md beside it.
 """
 
 from typing import TypeAlias, final
@@ -22,6 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from igcore._graph_file import Layout
+
+__all__ = ["Graph", "build", "load", "parse_edgelist"]
 
 _Ids: TypeAlias = NDArray[np.int64]
 # (ids, scores) of suggestions, best first.

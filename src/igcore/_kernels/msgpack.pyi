@@ -1,22 +1,9 @@
-"""The msgpack kernels: what ``igcore.msgpack`` calls on ``_backend.kernels("msgpack")``.
-
-This stub is the contract of the hot path, stated once. Each of its three modules implements it, with
-these names and signatures and no other public name (the reference's own building blocks aside, listed
-in .ci/stubtest-allowlist.txt): ``igcore._rust.msgpack`` (Rust), ``igcore._cy_msgpack`` (Cython) and
-``igcore._reference.msgpack`` (pure Python, which defines the behaviour of msgpack-python 1.x: read its
-docstrings for types, limits and errors). ``.ci/stubtest`` checks each module against this file, and
-tests/test_kernel_interface.py checks that the three export the same names. A contributor adding or
-changing a kernel changes this file, the reference and both compiled backends together.
-
-Kernels receive the keyword arguments already checked, as one ``PackOptions`` or ``UnpackOptions``
-(``igcore.msgpack._options``), and the bytes to unpack as ``bytes`` or a flat C-contiguous memoryview
-of single bytes. The ext types and exceptions live in ``igcore.msgpack.ext`` and
-``igcore.msgpack.exceptions``, shared by the three (a module may import them; it exports no other).
-
-Each class states its constructor twice, with one signature: ``__new__`` is where the compiled
-backends take the arguments (PyO3's ``#[new]``, Cython's ``__cinit__``), ``__init__`` where the
-reference does; stubtest checks each where it is the constructor (see .ci/stubtest-allowlist.txt).
-Every class is ``@final``: the public layer wraps kernel objects, it never subclasses them.
+"""The msgpack kernels: what ``igcore.msgpack`` calls on ``_backend.kernels("msgpack")``. The reference
+defines the behaviour of msgpack-python 1.x. Kernels receive the keyword arguments already checked, as
+one ``PackOptions`` or ``UnpackOptions`` (``igcore.msgpack._options``), and the bytes to unpack as
+``bytes`` or a flat C-contiguous memoryview of single bytes. The ext types and exceptions live in
+``igcore.msgpack.ext`` and ``igcore.msgpack.exceptions``, shared by the three (a module may import
+them; it exports no other). The rules every stub follows are in README.md beside it.
 """
 
 import builtins
@@ -24,6 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeAlias, final
 
 from igcore.msgpack._options import PackOptions, UnpackOptions
+
+__all__ = ["Packer", "Unpacker", "packb", "unpackb"]
 
 _Buffer: TypeAlias = builtins.bytes | memoryview
 

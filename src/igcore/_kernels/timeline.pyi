@@ -1,27 +1,15 @@
-"""The timeline kernels: what ``igcore.timeline`` calls on ``_backend.kernels("timeline")``.
-
-This stub is the contract of the hot path, stated once. Each of its three modules implements it, with
-these names and signatures and no other public name (the reference's own building blocks aside, listed
-in .ci/stubtest-allowlist.txt): ``igcore._rust.timeline`` (Rust), ``igcore._cy_timeline`` (Cython) and
-``igcore._reference.timeline`` (pure Python, which defines the behaviour: read its docstrings for what
-each kernel does, ties and errors included). ``.ci/stubtest`` checks each module against this file, and
-tests/test_kernel_interface.py checks that the three export the same names. A contributor adding or
-changing a kernel changes this file, the reference and both compiled backends together.
-
-Kernels receive arguments already checked and converted by the public layer: ints in the int64 range,
-1-D C-contiguous native int64 (or, for scores, float64) arrays, sources in canonical form. Where a
-backend would accept more, the types here say what the public layer passes.
-
-Each class states its constructor twice, with one signature: ``__new__`` is where the compiled
-backends take the arguments (PyO3's ``#[new]``, Cython's ``__cinit__``), ``__init__`` where the
-reference does; stubtest checks each where it is the constructor (see .ci/stubtest-allowlist.txt).
-Every class is ``@final``: the public layer wraps kernel objects, it never subclasses them.
+"""The timeline kernels: what ``igcore.timeline`` calls on ``_backend.kernels("timeline")``. The
+reference defines what each kernel does, ties and errors included. Sources arrive in canonical form
+(``merge_page`` refuses any other with ``TypeError``). The rules every stub follows are in README.md
+beside it.
 """
 
 from typing import TypeAlias, final
 
 import numpy as np
 from numpy.typing import NDArray
+
+__all__ = ["Timeline", "TimelineStore", "aggregate_activity", "merge_page", "timeline_from_bytes"]
 
 _Ids: TypeAlias = NDArray[np.int64]
 # One timeline, store or feed holds one kind of score: int64 or float64.

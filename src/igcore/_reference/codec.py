@@ -63,6 +63,9 @@ from .. import _messages
 if typing.TYPE_CHECKING:
     from numpy.typing import NDArray
 
+# The kernels, as src/igcore/_kernels/codec.pyi states them; the rest of this module is their helpers.
+__all__ = ["decode_entries", "decode_ids", "encode_entries", "encode_ids"]
+
 MASK64 = (1 << 64) - 1
 INT64_MAX = (1 << 63) - 1
 

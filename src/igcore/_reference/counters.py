@@ -16,6 +16,9 @@ from .. import _messages
 if typing.TYPE_CHECKING:
     from numpy.typing import NDArray
 
+# The kernels, as src/igcore/_kernels/counters.pyi states them; the rest of this module is their helpers.
+__all__ = ["CounterTable", "HyperLogLog", "WindowedCounter", "aggregate"]
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 

@@ -43,6 +43,9 @@ if typing.TYPE_CHECKING:
     _P = ParamSpec("_P")
     _R = TypeVar("_R")
 
+# The kernels, as src/igcore/_kernels/graph.pyi states them; the rest of this module is their helpers.
+__all__ = ["Graph", "build", "load", "parse_edgelist"]
+
 MASK64 = 2**64 - 1
 EMPTY_SLOT = _graph_file.EMPTY_SLOT
 
@@ -163,7 +166,7 @@ def load(path: str, layout: _graph_file.Layout, mmap: bool) -> Graph:
         dtype = {8: "<i8", 4: "<u4"}[itemsize] if name != "out_offsets" and name != "in_offsets" else "<u8"
         sections.append(np.frombuffer(data, dtype, layout.lengths[i] // itemsize, layout.offsets[i]))
     _graph_file.check_crcs(layout, sections)
-    return Graph.from_sections(layout.num_users, layout.timed, sections)
+    return Graph._from_sections(layout.num_users, layout.timed, sections)
 
 
 def _locked(method: Callable[Concatenate[Graph, _P], _R]) -> Callable[Concatenate[Graph, _P], _R]:
@@ -532,7 +535,7 @@ class Graph:
     # -- persistence -------------------------------------------------------------------------------------
 
     @_locked
-    def sections(self) -> list[NDArray[Any]]:
+    def _sections(self) -> list[NDArray[Any]]:
         """The arrays of the compact layout, in the file's order (see ``igcore._graph_file``)."""
         users = sorted(self.following)
         index = {u: i for i, u in enumerate(users)}
@@ -559,10 +562,10 @@ class Graph:
 
     @_locked
     def save(self, path: str) -> None:
-        _graph_file.write_file(path, self.num_users(), self.num_follows(), self.timed, self.sections())
+        _graph_file.write_file(path, self.num_users(), self.num_follows(), self.timed, self._sections())
 
     @classmethod
-    def from_sections(cls, num_users: int, timed: bool, sections: Sequence[NDArray[Any]]) -> Graph:
+    def _from_sections(cls, num_users: int, timed: bool, sections: Sequence[NDArray[Any]]) -> Graph:
         """A graph from the arrays of a file, after checking their structure: ``ValueError`` for any
         inconsistency (what ``verify()`` checks in the compiled backends)."""
         ids = sections[0].tolist()

@@ -85,6 +85,9 @@ if typing.TYPE_CHECKING:
 _F = TypeVar("_F", bound=Callable[..., Any])
 _T = TypeVar("_T")
 
+# The kernels, as src/igcore/_kernels/msgpack.pyi states them; the rest of this module is their helpers.
+__all__ = ["Packer", "Unpacker", "packb", "unpackb"]
+
 NEST_LIMIT = 1024  # packing: deepest object depth allowed (the top object is at depth 0)
 MAX_OPEN_CONTAINERS = 1024  # unpacking: containers open at once
 ITEM_LIMIT = 2**32 - 1  # longest str, bin, ext, array or map the format can describe

@@ -42,6 +42,9 @@ if typing.TYPE_CHECKING:
     Cursor = tuple[bool, Score, int]  # (float_scores, score, post_id) of the last entry of a page
     PageArrays = tuple[ScoreArray, NDArray[np.int64], NDArray[np.int64], bool]
 
+# The kernels, as src/igcore/_kernels/timeline.pyi states them; the rest of this module is their helpers.
+__all__ = ["Timeline", "TimelineStore", "aggregate_activity", "merge_page", "timeline_from_bytes"]
+
 # -- entries -----------------------------------------------------------------------------------------
 
 
@@ -89,13 +92,13 @@ class Timeline:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def snapshot(self) -> list[Entry]:
+    def _snapshot(self) -> list[Entry]:
         """The entries, (score, post_id, author_id) in feed order, as a new list."""
         with self._lock:
             return list(self._entries)
 
     def entries(self) -> EntryArrays:
-        return _arrays(self.snapshot(), self.float_scores)
+        return _arrays(self._snapshot(), self.float_scores)
 
     def copy(self) -> Timeline:
         twin = Timeline(self.max_len, self.float_scores)
@@ -220,7 +223,7 @@ def _accept(
     kinds: dict[bool, int] = {}  # float_scores -> the index of the first source of that kind
     for index, source in enumerate(sources):
         if type(source) is Timeline:
-            runs.append((source.snapshot(), None))
+            runs.append((source._snapshot(), None))
             kinds.setdefault(source.float_scores, index)
             continue
         if not _canonical(source):
