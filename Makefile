@@ -28,6 +28,7 @@ lint:           ## the lint gate that CI runs
 	cargo clippy --workspace --all-targets -- -D warnings
 	ruff check .
 	ruff format --check .
+	$(PYTHON) -m mypy
 	$(PYTHON) .ci/stubtest
 
 format:

@@ -8,11 +8,12 @@ backends behind it: Rust, Cython and a pure-Python reference that defines the be
 __version__ = "0.1.0"
 
 import importlib  # noqa: E402
+from types import ModuleType  # noqa: E402
 
 from ._backend import BACKENDS, HOT_PATHS, BackendUnavailable, backend_info, backends, use_backend  # noqa: E402
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> ModuleType:
     # Hot-path modules load on first use, so that a process that only wants `igcore.msgpack` does not
     # pay for numpy and the other hot paths at import.
     if name in HOT_PATHS:
@@ -20,7 +21,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted([*globals(), *HOT_PATHS])
 
 

@@ -13,11 +13,14 @@ The rule for integers, the same in every hot path:
 from __future__ import annotations
 
 import operator
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from . import _messages
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -56,7 +59,7 @@ def optional_count(value: object, name: str, smallest: int = 0) -> Optional[int]
     return None if value is None else count(value, name, smallest)
 
 
-def int64_array(values: object, name: str) -> np.ndarray:
+def int64_array(values: object, name: str) -> NDArray[np.int64]:
     """`values` as a 1-D, C-contiguous, native int64 array.
 
     A native int64 contiguous array comes back as it is (no copy); other integer dtypes are converted
@@ -84,7 +87,7 @@ def int64_array(values: object, name: str) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
-def _object_ints(array: np.ndarray, name: str) -> np.ndarray:
+def _object_ints(array: NDArray[Any], name: str) -> NDArray[np.int64]:
     # numpy falls back to dtype=object for Python ints beyond uint64, or for mixed contents.
     flat = array.ravel().tolist()
     for value in flat:
@@ -95,7 +98,7 @@ def _object_ints(array: np.ndarray, name: str) -> np.ndarray:
     return np.array(flat, dtype=np.int64).reshape(array.shape)
 
 
-def score_array(values: object, name: str) -> np.ndarray:
+def score_array(values: object, name: str) -> NDArray[np.int64] | NDArray[np.float64]:
     """`values` as a 1-D, C-contiguous, native int64 or float64 array: the scores of feed entries.
 
     Integers become int64 (as ``int64_array`` does); floating-point numbers become float64. Contiguous
@@ -111,7 +114,7 @@ def score_array(values: object, name: str) -> np.ndarray:
     return int64_array(values, name)
 
 
-def byte_string(data: object, name: str) -> bytes:
+def byte_string(data: Any, name: str) -> bytes:  # anything: memoryview() is the check
     """`data` as ``bytes``: bytes as they are; bytearray, memoryview or another buffer copied once."""
     if type(data) is bytes:
         return data

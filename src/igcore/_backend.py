@@ -15,7 +15,7 @@ import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import ModuleType
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, cast
 
 from . import __version__
 
@@ -80,8 +80,10 @@ def _import_kernels(backend: str, hot_path: str) -> tuple[ModuleType | None, str
         from . import _rust
     except ImportError as exc:
         return None, _not_built("igcore._rust", exc)
-    if _rust.__version__ != __version__:
-        return None, f"stale build: igcore._rust is {_rust.__version__}, the package is {__version__}"
+    # mypy cannot see the compiled igcore._rust (its interface is in igcore/_kernels/*.pyi, checked by
+    # .ci/stubtest) and finds it through the package's __getattr__, as a bare module without __version__.
+    if _rust.__version__ != __version__:  # type: ignore[attr-defined]
+        return None, f"stale build: igcore._rust is {_rust.__version__}, the package is {__version__}"  # type: ignore[attr-defined]
     kernels = getattr(_rust, hot_path, None)
     if kernels is None:
         return None, f"built without the {hot_path} kernels"
@@ -130,8 +132,10 @@ def kernels(hot_path: str) -> ModuleType:
         return _serving[(requested, hot_path)]
     except KeyError:
         pass
+    module: ModuleType | None
     if requested == "auto":
-        module = next(_load(b, hot_path)[0] for b in available(hot_path))
+        # `available` lists the backends whose kernels are built: the first one's module is not None.
+        module = cast(ModuleType, next(_load(b, hot_path)[0] for b in available(hot_path)))
     else:
         module, reason = _load(requested, hot_path)
         if module is None:
@@ -153,7 +157,7 @@ def current(hot_path: str) -> str:
     return backend_name(kernels(hot_path))
 
 
-def backend_info() -> dict:
+def backend_info() -> dict[str, Any]:
     """Which backend serves each hot path, which others could, and why any other cannot."""
     requested = _requested.get()
     hot_paths = {}

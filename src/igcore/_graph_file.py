@@ -45,6 +45,15 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    # A section: any object with the buffer protocol, in practice a numpy array. (`Any`, not `Buffer`:
+    # numpy's stubs give arrays the buffer protocol only from Python 3.12 on.)
+    Section = Any
 
 from . import _messages
 
@@ -147,7 +156,7 @@ def encode_header(num_users: int, num_follows: int, timed: bool, crcs: list[int]
     return bytes(header)
 
 
-def write_file(path: str, num_users: int, num_follows: int, timed: bool, sections: list) -> None:
+def write_file(path: str, num_users: int, num_follows: int, timed: bool, sections: Sequence[Section]) -> None:
     """Writes a graph file from its sections (objects with the buffer protocol, in SECTIONS order;
     only the first six for an untimed graph)."""
     offsets, _, _ = canonical_layout(num_users, num_follows, timed)
@@ -253,7 +262,7 @@ def read_header(path: str) -> Layout:
 REPLACED = _messages.GRAPH_FILE_REPLACED
 
 
-def check_crcs(layout: Layout, sections: list) -> None:
+def check_crcs(layout: Layout, sections: Sequence[Section]) -> None:
     """Compares each present section's CRC-32 with the header's (sections: buffers, in SECTIONS order)."""
     for i, section in zip(layout.present(), sections):
         if zlib.crc32(memoryview(section).cast("B")) != layout.crcs[i]:

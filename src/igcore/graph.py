@@ -16,12 +16,21 @@ import contextlib
 import gzip
 import operator
 import os
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import numpy as np
 
 from . import _backend, _graph_file, _messages
 from ._arrays import count, int64, int64_array, optional_count
+
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import SupportsIndex
+
+    from _typeshed import StrPath
+    from numpy.typing import NDArray
+
+    from ._typing import IntArrayLike, IntLike
 
 # The most steps one random_walk_suggest call may take: a bound on its time, whatever it is asked.
 MAX_WALK_STEPS = 2**30
@@ -32,28 +41,28 @@ class BuildReport(NamedTuple):
 
     duplicates: int
     self_follows: int
-    self_followers: np.ndarray  # ids, ascending, each once
+    self_followers: NDArray[np.int64]  # ids, ascending, each once
 
 
 class FollowedBy(NamedTuple):
     """ "Followed by x, y and 12 others": the first ids (ascending) and how many there are in all."""
 
-    ids: np.ndarray
+    ids: NDArray[np.int64]
     total: int
 
 
 class Suggestions(NamedTuple):
     """Suggested accounts, best first, with their scores (float64)."""
 
-    ids: np.ndarray
-    scores: np.ndarray
+    ids: NDArray[np.int64]
+    scores: NDArray[np.float64]
 
 
 class Reached(NamedTuple):
     """Users a traversal reached, in order of discovery, with their depths (hops from the start)."""
 
-    ids: np.ndarray
-    depths: np.ndarray
+    ids: NDArray[np.int64]
+    depths: NDArray[np.int64]
 
 
 def _direction(direction: str) -> bool:
@@ -62,7 +71,9 @@ def _direction(direction: str) -> bool:
     return direction == "following"
 
 
-def _pairs(src, dst, names=("src", "dst")) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(
+    src: object, dst: object, names: tuple[str, str] = ("src", "dst")
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     src, dst = int64_array(src, names[0]), int64_array(dst, names[1])
     if len(src) != len(dst):
         raise ValueError(
@@ -73,7 +84,7 @@ def _pairs(src, dst, names=("src", "dst")) -> tuple[np.ndarray, np.ndarray]:
     return src, dst
 
 
-def _times(times, length: int) -> np.ndarray:
+def _times(times: object, length: int) -> NDArray[np.int64]:
     times = int64_array(times, "timestamps")
     if len(times) != length:
         raise ValueError(
@@ -84,7 +95,7 @@ def _times(times, length: int) -> np.ndarray:
     return times
 
 
-def read_edgelist(path) -> tuple[np.ndarray, ...]:
+def read_edgelist(path: StrPath) -> tuple[NDArray[np.int64], ...]:
     """``(src, dst)`` int64 arrays from an edge-list text file, or ``(src, dst, third)`` when its lines
     have a third column (such as a time).
 
@@ -121,12 +132,15 @@ class FollowGraph:
     """
 
     __slots__ = ("_graph", "_backend", "build_report")
+    _graph: Any  # the backend's graph object (see igcore._reference.graph.Graph)
+    _backend: str
+    build_report: BuildReport | None
 
-    def __init__(self, *_args, **_kwargs):
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
         raise TypeError("use FollowGraph.from_edges(...) or FollowGraph.load(...)")
 
     @classmethod
-    def _wrap(cls, graph, module, report: BuildReport | None) -> FollowGraph:
+    def _wrap(cls, graph: Any, module: ModuleType, report: BuildReport | None) -> FollowGraph:
         self = object.__new__(cls)
         self._graph = graph
         self._backend = _backend.backend_name(module)
@@ -136,7 +150,9 @@ class FollowGraph:
     # -- building and loading ----------------------------------------------------------------------------
 
     @classmethod
-    def from_edges(cls, src, dst, timestamps=None) -> FollowGraph:
+    def from_edges(
+        cls, src: IntArrayLike, dst: IntArrayLike, timestamps: IntArrayLike | None = None
+    ) -> FollowGraph:
         """A graph of the follows ``src[i] follows dst[i]`` (int64 ids, any values), with a time per
         follow when `timestamps` is given.
 
@@ -152,7 +168,7 @@ class FollowGraph:
         return cls._wrap(graph, module, BuildReport(int(duplicates), int(self_follows), self_followers))
 
     @classmethod
-    def load(cls, path, mmap: bool = True) -> FollowGraph:
+    def load(cls, path: StrPath, mmap: bool = True) -> FollowGraph:
         """A graph saved by ``save``.
 
         With ``mmap=True`` the compiled backends map the file instead of reading it: loading takes the
@@ -189,7 +205,7 @@ class FollowGraph:
                 ) from None
         return cls._wrap(graph, module, None)
 
-    def save(self, path) -> None:
+    def save(self, path: StrPath) -> None:
         """Writes the graph to `path` in igcore's versioned format (see ``igcore._graph_file``),
         pending updates included. It writes a new file beside `path` (a name of its own, so that saves
         to one path at once do not share it), flushes it to disk and renames it over `path`: a process
@@ -240,7 +256,7 @@ class FollowGraph:
     def __len__(self) -> int:
         return self.num_users
 
-    def __contains__(self, user) -> bool:
+    def __contains__(self, user: object) -> bool:
         try:
             user = int64(user, "user")
         except (TypeError, OverflowError):
@@ -253,13 +269,22 @@ class FollowGraph:
             f"<FollowGraph {self.num_users:,} users, {self.num_follows:,} follows{timed} ({self._backend})>"
         )
 
-    def user_ids(self) -> np.ndarray:
+    def user_ids(self) -> NDArray[np.int64]:
         """Every user's id, ascending (the order of ``components`` labels)."""
         return self._graph.user_ids()
 
     # -- queries -----------------------------------------------------------------------------------------
 
-    def _listing(self, out, user, since, until, offset, limit, return_times):
+    def _listing(
+        self,
+        out: bool,
+        user: IntLike,
+        since: IntLike | None,
+        until: IntLike | None,
+        offset: SupportsIndex,
+        limit: SupportsIndex | None,
+        return_times: bool,
+    ) -> NDArray[np.int64] | tuple[NDArray[np.int64], NDArray[np.int64]]:
         user = int64(user, "user")
         if (since is not None or until is not None) and not self.has_timestamps:
             raise ValueError("since and until need a graph with timestamps")
@@ -272,32 +297,122 @@ class FollowGraph:
         ids, times = self._graph.neighbours(user, out, since, until, offset, limit)
         return (ids, times) if return_times else ids
 
-    def following(self, user, since=None, until=None, offset=0, limit=None, return_times=False):
+    @overload
+    def following(
+        self,
+        user: IntLike,
+        since: IntLike | None = ...,
+        until: IntLike | None = ...,
+        offset: SupportsIndex = ...,
+        limit: SupportsIndex | None = ...,
+        return_times: Literal[False] = ...,
+    ) -> NDArray[np.int64]: ...
+    @overload
+    def following(
+        self,
+        user: IntLike,
+        since: IntLike | None = ...,
+        until: IntLike | None = ...,
+        offset: SupportsIndex = ...,
+        limit: SupportsIndex | None = ...,
+        *,
+        return_times: Literal[True],
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]: ...
+    @overload
+    def following(
+        self,
+        user: IntLike,
+        since: IntLike | None = ...,
+        until: IntLike | None = ...,
+        offset: SupportsIndex = ...,
+        limit: SupportsIndex | None = ...,
+        return_times: bool = ...,
+    ) -> NDArray[np.int64] | tuple[NDArray[np.int64], NDArray[np.int64]]: ...
+    def following(
+        self,
+        user: IntLike,
+        since: IntLike | None = None,
+        until: IntLike | None = None,
+        offset: SupportsIndex = 0,
+        limit: SupportsIndex | None = None,
+        return_times: bool = False,
+    ) -> NDArray[np.int64] | tuple[NDArray[np.int64], NDArray[np.int64]]:
         """The accounts `user` follows: ascending ids, or, on a timed graph, newest first (ties by the
         smaller id) with ``since <= time < until`` (either bound optional). `offset` and `limit` page
         through the list. ``return_times=True`` gives ``(ids, times)``. ``KeyError`` for an unknown user.
         """
         return self._listing(True, user, since, until, offset, limit, return_times)
 
-    def followers(self, user, since=None, until=None, offset=0, limit=None, return_times=False):
+    @overload
+    def followers(
+        self,
+        user: IntLike,
+        since: IntLike | None = ...,
+        until: IntLike | None = ...,
+        offset: SupportsIndex = ...,
+        limit: SupportsIndex | None = ...,
+        return_times: Literal[False] = ...,
+    ) -> NDArray[np.int64]: ...
+    @overload
+    def followers(
+        self,
+        user: IntLike,
+        since: IntLike | None = ...,
+        until: IntLike | None = ...,
+        offset: SupportsIndex = ...,
+        limit: SupportsIndex | None = ...,
+        *,
+        return_times: Literal[True],
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]: ...
+    @overload
+    def followers(
+        self,
+        user: IntLike,
+        since: IntLike | None = ...,
+        until: IntLike | None = ...,
+        offset: SupportsIndex = ...,
+        limit: SupportsIndex | None = ...,
+        return_times: bool = ...,
+    ) -> NDArray[np.int64] | tuple[NDArray[np.int64], NDArray[np.int64]]: ...
+    def followers(
+        self,
+        user: IntLike,
+        since: IntLike | None = None,
+        until: IntLike | None = None,
+        offset: SupportsIndex = 0,
+        limit: SupportsIndex | None = None,
+        return_times: bool = False,
+    ) -> NDArray[np.int64] | tuple[NDArray[np.int64], NDArray[np.int64]]:
         """The accounts that follow `user`, in the order and with the options of ``following``."""
         return self._listing(False, user, since, until, offset, limit, return_times)
 
-    def _counts(self, users, out: bool):
+    def _counts(self, users: IntLike | IntArrayLike, out: bool) -> int | NDArray[np.int64]:
         if isinstance(users, (int, np.integer)) and not isinstance(users, (bool, np.bool_)):
             return int(self._graph.degree(int64(users, "user"), out))
         return self._graph.counts(int64_array(users, "users"), out)
 
-    def following_count(self, users):
+    @overload
+    def following_count(self, users: IntLike) -> int: ...
+    @overload
+    def following_count(self, users: IntArrayLike) -> NDArray[np.int64]: ...
+    def following_count(self, users: IntLike | IntArrayLike) -> int | NDArray[np.int64]:
         """How many accounts `users` follows: an int for one id, an int64 array for an array of ids.
         ``KeyError`` for the first unknown user."""
         return self._counts(users, True)
 
-    def follower_count(self, users):
+    @overload
+    def follower_count(self, users: IntLike) -> int: ...
+    @overload
+    def follower_count(self, users: IntArrayLike) -> NDArray[np.int64]: ...
+    def follower_count(self, users: IntLike | IntArrayLike) -> int | NDArray[np.int64]:
         """How many accounts follow `users` (as ``following_count``)."""
         return self._counts(users, False)
 
-    def is_following(self, a, b):
+    @overload
+    def is_following(self, a: IntLike, b: IntLike) -> bool: ...
+    @overload
+    def is_following(self, a: IntArrayLike, b: IntArrayLike) -> NDArray[np.bool_]: ...
+    def is_following(self, a: IntLike | IntArrayLike, b: IntLike | IntArrayLike) -> bool | NDArray[np.bool_]:
         """Whether `a` follows `b`: a bool for two ids, a bool array for two arrays of ids (pairwise).
         An unknown user follows no one and has no followers (no error)."""
         if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
@@ -306,19 +421,19 @@ class FollowGraph:
         a, b = _pairs(a, b, ("a", "b"))
         return self._graph.is_following(a, b)
 
-    def mutual_follows(self, user) -> np.ndarray:
+    def mutual_follows(self, user: IntLike) -> NDArray[np.int64]:
         """Accounts `user` follows that follow `user` back, ascending. ``KeyError`` for an unknown user."""
         return self._graph.mutual_follows(int64(user, "user"))
 
-    def common_following(self, a, b) -> np.ndarray:
+    def common_following(self, a: IntLike, b: IntLike) -> NDArray[np.int64]:
         """Accounts both `a` and `b` follow, ascending. ``KeyError`` for an unknown user."""
         return self._graph.common(int64(a, "a"), int64(b, "b"), True)
 
-    def common_followers(self, a, b) -> np.ndarray:
+    def common_followers(self, a: IntLike, b: IntLike) -> NDArray[np.int64]:
         """Accounts that follow both `a` and `b`, ascending. ``KeyError`` for an unknown user."""
         return self._graph.common(int64(a, "a"), int64(b, "b"), False)
 
-    def followed_by(self, viewer, target, limit: int = 3) -> FollowedBy:
+    def followed_by(self, viewer: IntLike, target: IntLike, limit: int = 3) -> FollowedBy:
         """Which accounts `viewer` follows that also follow `target` ("Followed by x, y and 12 others"):
         the first `limit` by ascending id, and the total. ``KeyError`` for an unknown user."""
         ids, total = self._graph.followed_by(
@@ -328,7 +443,9 @@ class FollowGraph:
 
     # -- suggestions -------------------------------------------------------------------------------------
 
-    def suggest(self, user, limit: int = 20, method: str = "common", exclude=None) -> Suggestions:
+    def suggest(
+        self, user: IntLike, limit: int = 20, method: str = "common", exclude: IntArrayLike | None = None
+    ) -> Suggestions:
         """ "Suggested for you": friends of friends of `user`, scored by how many of the accounts `user`
         follows follow them (``method="common"``) or by Adamic-Adar (``"adamic_adar"``: each such
         account counts 1 / ln(its follows and followers)). Never `user`, an account `user` follows, or
@@ -343,13 +460,13 @@ class FollowGraph:
 
     def random_walk_suggest(
         self,
-        user,
+        user: IntLike,
         walks: int = 100,
         walk_length: int = 20,
         restart_prob: float = 0.3,
         seed: int = 0,
         limit: int = 20,
-        exclude=None,
+        exclude: IntArrayLike | None = None,
     ) -> Suggestions:
         """Suggestions from personalised random walks with restart (as Pinterest's Pixie): accounts
         visited most often by `walks` walks of `walk_length` steps along follows from `user`, each step
@@ -379,7 +496,9 @@ class FollowGraph:
 
     # -- traversal and updates ---------------------------------------------------------------------------
 
-    def bfs(self, user, max_depth: int, max_nodes=None, direction: str = "following") -> Reached:
+    def bfs(
+        self, user: IntLike, max_depth: int, max_nodes: int | None = None, direction: str = "following"
+    ) -> Reached:
         """Breadth-first search from `user` along follows (``direction="following"``) or against them
         (``"followers"``), to `max_depth` hops: the users reached in order of discovery (`user` first, at
         depth 0; each user's neighbours in ascending id order), at most `max_nodes` of them."""
@@ -389,7 +508,7 @@ class FollowGraph:
         )
         return Reached(ids, depths)
 
-    def follow(self, src, dst, timestamps=None) -> int:
+    def follow(self, src: IntArrayLike, dst: IntArrayLike, timestamps: IntArrayLike | None = None) -> int:
         """Adds the follows ``src[i] follows dst[i]``, in order; returns how many were new. New ids become
         users; self-follows are ignored; a follow that exists keeps its time. A timed graph needs
         `timestamps`, an untimed one takes none. Queries see the follows at once.
@@ -404,7 +523,7 @@ class FollowGraph:
         times = None if timestamps is None else _times(timestamps, len(src))
         return int(self._graph.follow(src, dst, times))
 
-    def unfollow(self, src, dst) -> int:
+    def unfollow(self, src: IntArrayLike, dst: IntArrayLike) -> int:
         """Removes the follows ``src[i] follows dst[i]``; returns how many existed. Users stay."""
         src, dst = _pairs(src, dst)
         return int(self._graph.unfollow(src, dst))
@@ -417,13 +536,13 @@ class FollowGraph:
 
     # -- whole graph -------------------------------------------------------------------------------------
 
-    def edges(self):
+    def edges(self) -> tuple[NDArray[np.int64], ...]:
         """Every follow as ``(src, dst)`` int64 arrays (``(src, dst, times)`` on a timed graph), ordered by
         source id, then target id."""
         src, dst, times = self._graph.edges()
         return (src, dst) if times is None else (src, dst, times)
 
-    def components(self, kind: str = "weak") -> np.ndarray:
+    def components(self, kind: str = "weak") -> NDArray[np.int64]:
         """A component label per user, aligned with ``user_ids()``; components are numbered 0, 1, ... in
         the order of their smallest user id. ``"weak"``: follows taken either way; ``"strong"``: users
         that reach each other along follows."""
@@ -435,7 +554,7 @@ class FollowGraph:
         """Triangles of the undirected simple graph (direction dropped; SNAP's and networkx's count)."""
         return int(self._graph.triangle_count())
 
-    def degree_histogram(self, direction: str = "following") -> np.ndarray:
+    def degree_histogram(self, direction: str = "following") -> NDArray[np.int64]:
         """``h[k]``: how many users follow (``"following"``) or have (``"followers"``) exactly k accounts,
         for k up to the largest degree."""
         return self._graph.degree_histogram(_direction(direction))

@@ -21,13 +21,30 @@ import hashlib
 import hmac
 import math
 import struct
-from typing import Iterator, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple, Optional, TypeVar, Union, overload
 
 import numpy as np
 
 from . import _backend, _messages
 from ._arrays import INT64_MAX, INT64_MIN, byte_string, count, int64, int64_array, optional_count
 from .codec import Entries, entry_arrays
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from collections.abc import Set as AbstractSet
+    from types import ModuleType
+
+    from numpy.typing import DTypeLike, NDArray
+    from typing_extensions import Buffer
+
+    from ._typing import IntArrayLike, IntLike, Score, ScoreArray, ScoreArrayLike, ScoreLike
+
+    # (float_scores, score, post_id): the key of the last entry of the previous page.
+    Cursor = tuple[bool, Score, int]
+    # What a kernel's merge_page answers: the page's arrays and whether the feed goes on.
+    KernelPage = tuple[ScoreArray, NDArray[np.int64], NDArray[np.int64], bool]
+
+_T = TypeVar("_T")
 
 __all__ = [
     "Activity",
@@ -49,16 +66,16 @@ class Page(NamedTuple):
     """One page of a feed: numpy arrays in feed order (the fields of ``Entries``, in its order), and the
     cursor of the next page (None when the feed holds nothing more)."""
 
-    scores: np.ndarray
-    post_ids: np.ndarray
-    author_ids: np.ndarray
+    scores: Union[NDArray[np.int64], NDArray[np.float64]]
+    post_ids: NDArray[np.int64]
+    author_ids: NDArray[np.int64]
     next_cursor: Optional[str]
 
 
 # -- arguments ---------------------------------------------------------------------------------------
 
 
-def _float_scores(score_dtype) -> bool:
+def _float_scores(score_dtype: DTypeLike) -> bool:
     try:
         dtype = np.dtype(score_dtype)
     except TypeError:
@@ -70,7 +87,7 @@ def _float_scores(score_dtype) -> bool:
     raise ValueError(f"score_dtype must be int64 or float64, not {score_dtype!r}")
 
 
-def _score(value, float_scores: bool, name: str = "score"):
+def _score(value: object, float_scores: bool, name: str = "score") -> Score:
     """One score as a timeline of this kind holds it: an int64 int, or a float64 that is not NaN."""
     if not float_scores:
         if isinstance(value, (float, np.floating)):
@@ -84,7 +101,7 @@ def _score(value, float_scores: bool, name: str = "score"):
     return value
 
 
-def _scores(scores: np.ndarray, float_scores: bool, name: str = "scores") -> np.ndarray:
+def _scores(scores: ScoreArray, float_scores: bool, name: str = "scores") -> ScoreArray:
     """Score arrays for a timeline of this kind: ints are converted for a float timeline, never back."""
     if float_scores:
         if scores.dtype != np.float64:
@@ -96,7 +113,7 @@ def _scores(scores: np.ndarray, float_scores: bool, name: str = "scores") -> np.
     return scores
 
 
-def _ids(values, name: str) -> np.ndarray:
+def _ids(values: object, name: str) -> NDArray[np.int64]:
     """`int64_array`, with the common case (a contiguous native int64 array) checked first, quickly."""
     if (
         type(values) is np.ndarray
@@ -112,7 +129,7 @@ _INT64 = np.dtype(np.int64)
 _FLOAT64 = np.dtype(np.float64)
 
 
-def _author_set(exclude_authors) -> Optional[np.ndarray]:
+def _author_set(exclude_authors: IntArrayLike | AbstractSet[IntLike] | None) -> Optional[NDArray[np.int64]]:
     if exclude_authors is None:
         return None
     if isinstance(exclude_authors, (set, frozenset)):
@@ -142,10 +159,10 @@ _INT_BITS = struct.Struct("<q")
 
 
 # The BLAKE2b state after absorbing a key, per key: tagging a cursor copies it, cheaper than keying anew.
-_keyed_states: dict = {}
+_keyed_states: dict[object, hashlib.blake2b] = {}
 
 
-def _cursor_tag(payload: bytes, cursor_key) -> bytes:
+def _cursor_tag(payload: bytes, cursor_key: object) -> bytes:
     try:
         state = _keyed_states[cursor_key]
     except (KeyError, TypeError):  # a new key, or an unhashable one (a bytearray)
@@ -155,7 +172,7 @@ def _cursor_tag(payload: bytes, cursor_key) -> bytes:
     return tag.digest()
 
 
-def _keyed_state(cursor_key):
+def _keyed_state(cursor_key: object) -> hashlib.blake2b:
     if cursor_key is None:
         key = b""
     elif isinstance(cursor_key, str):
@@ -174,14 +191,14 @@ def _keyed_state(cursor_key):
     return state
 
 
-def _encode_cursor(float_scores: bool, score, post_id: int, cursor_key) -> str:
+def _encode_cursor(float_scores: bool, score: Score, post_id: int, cursor_key: object) -> str:
     score_bits = _INT_BITS.unpack(_FLOAT_BITS.pack(score))[0] if float_scores else score
     payload = _CURSOR_PAYLOAD.pack(_CURSOR_VERSION, int(float_scores), score_bits, post_id)
     raw = payload + _cursor_tag(payload, cursor_key)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _decode_cursor(cursor, cursor_key):
+def _decode_cursor(cursor: object, cursor_key: object) -> Cursor | None:
     """``(float_scores, score, post_id)`` from a cursor, or None for None; ValueError when it is bad."""
     if cursor is None:
         return None
@@ -208,7 +225,7 @@ def _decode_cursor(cursor, cursor_key):
     return True, score, post_id
 
 
-def _make_page(result, cursor_key) -> Page:
+def _make_page(result: KernelPage, cursor_key: object) -> Page:
     scores, post_ids, author_ids, has_more = result
     next_cursor = None
     if has_more:
@@ -221,13 +238,13 @@ def _make_page(result, cursor_key) -> Page:
 
 
 def merge_page(
-    sources,
+    sources: Iterable[Timeline | tuple[ScoreArrayLike, IntArrayLike, IntArrayLike]],
     limit: int = 50,
     cursor: Optional[str] = None,
-    exclude_authors=None,
+    exclude_authors: IntArrayLike | AbstractSet[IntLike] | None = None,
     per_author_cap: Optional[int] = None,
     *,
-    cursor_key=None,
+    cursor_key: str | Buffer | None = None,
 ) -> Page:
     """One page of the feed that merges `sources` (fan-out on read).
 
@@ -265,7 +282,7 @@ def merge_page(
     return _make_page(kernels.merge_page(cores, limit, after, excluded, cap), cursor_key)
 
 
-def _kernel_sources(sources: list, kernels, after) -> list:
+def _kernel_sources(sources: Sequence[Any], kernels: ModuleType, after: Cursor | None) -> list[Any]:
     """The sources as the kernels take them: each Timeline's core, each triple as canonical arrays.
 
     The common case (Timelines of the kernels' backend and canonical int64 or float64 arrays, of one
@@ -287,7 +304,7 @@ def _kernel_sources(sources: list, kernels, after) -> list:
     return cores
 
 
-def _canonical_triple(scores, post_ids, author_ids) -> bool:
+def _canonical_triple(scores: Any, post_ids: Any, author_ids: Any) -> bool:
     for array in (scores, post_ids, author_ids):
         if type(array) is not np.ndarray or array.ndim != 1 or not array.flags.c_contiguous:
             return False
@@ -299,10 +316,10 @@ def _canonical_triple(scores, post_ids, author_ids) -> bool:
     )
 
 
-def _canonical_sources(sources: list, kernels, after) -> list:
+def _canonical_sources(sources: Sequence[Any], kernels: ModuleType, after: Cursor | None) -> list[Any]:
     """Each source as its backend object or as three canonical arrays; a clear error otherwise."""
     cores = []
-    kinds = {}  # float_scores -> the index of the first source of that kind
+    kinds: dict[bool, int] = {}  # float_scores -> the index of the first source of that kind
     for i, source in enumerate(sources):
         if type(source) is Timeline:
             if source._kernels is not kernels:
@@ -345,13 +362,15 @@ class _Native:
     """What a Timeline and a TimelineStore share: a core object in one backend's native memory."""
 
     __slots__ = ("_core", "_kernels")
+    _core: Any  # the backend's object (see igcore._reference.timeline)
+    _kernels: ModuleType
 
     @property
     def max_len(self) -> int:
         return self._core.max_len
 
     @property
-    def score_dtype(self) -> np.dtype:
+    def score_dtype(self) -> np.dtype[Any]:
         return np.dtype(np.float64 if self._core.float_scores else np.int64)
 
     @property
@@ -374,21 +393,21 @@ class Timeline(_Native):
     """
 
     __slots__ = ()
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable; typeshed types object.__hash__ as a method
 
-    def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype="int64"):
+    def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype: DTypeLike = "int64") -> None:
         kernels = _backend.kernels(HOT_PATH)
         self._kernels = kernels
         self._core = kernels.Timeline(count(max_len, "max_len", 1), _float_scores(score_dtype))
 
     @classmethod
-    def _wrap(cls, core, kernels) -> Timeline:
+    def _wrap(cls, core: Any, kernels: ModuleType) -> Timeline:
         timeline = cls.__new__(cls)
         timeline._core = core
         timeline._kernels = kernels
         return timeline
 
-    def insert(self, score, post_id: int, author_id: int) -> bool:
+    def insert(self, score: ScoreLike, post_id: IntLike, author_id: IntLike) -> bool:
         """Adds one entry; returns whether it now stands (False when the post is already there with an
         equal or greater key, or when the entry ranks below a full timeline)."""
         core = self._core
@@ -409,16 +428,16 @@ class Timeline(_Native):
             _score(score, core.float_scores), int64(post_id, "post_id"), int64(author_id, "author_id")
         )
 
-    def insert_many(self, scores, post_ids, author_ids) -> None:
+    def insert_many(self, scores: ScoreArrayLike, post_ids: IntArrayLike, author_ids: IntArrayLike) -> None:
         """``insert`` of each entry, in array order (the arrays need not be in feed order)."""
         scores, post_ids, author_ids = entry_arrays(scores, post_ids, author_ids)
         self._core.insert_many(_scores(scores, self._core.float_scores), post_ids, author_ids)
 
-    def remove_post(self, post_id: int) -> bool:
+    def remove_post(self, post_id: IntLike) -> bool:
         """Removes the post's entry (a deleted post); returns whether it was there."""
         return self._core.remove_post(int64(post_id, "post_id"))
 
-    def remove_author(self, author_id: int) -> int:
+    def remove_author(self, author_id: IntLike) -> int:
         """Removes every entry of the author (on unfollow, block); returns how many."""
         return self._core.remove_author(int64(author_id, "author_id"))
 
@@ -429,10 +448,10 @@ class Timeline(_Native):
         self,
         limit: int = 50,
         cursor: Optional[str] = None,
-        exclude_authors=None,
+        exclude_authors: IntArrayLike | AbstractSet[IntLike] | None = None,
         per_author_cap: Optional[int] = None,
         *,
-        cursor_key=None,
+        cursor_key: str | Buffer | None = None,
     ) -> Page:
         """A page of this timeline: ``merge_page([self], ...)``."""
         return merge_page([self], limit, cursor, exclude_authors, per_author_cap, cursor_key=cursor_key)
@@ -444,11 +463,11 @@ class Timeline(_Native):
     def __len__(self) -> int:
         return len(self._core)
 
-    def __iter__(self) -> Iterator[tuple]:
+    def __iter__(self) -> Iterator[tuple[Score, int, int]]:
         scores, post_ids, author_ids = self._core.entries()
         return zip(scores.tolist(), post_ids.tolist(), author_ids.tolist())
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         """Equal when they hold the same entries with the same `max_len` and score dtype (a timeline of
         another backend may be equal: comparing reads both, it mixes nothing)."""
         if not isinstance(other, Timeline):
@@ -480,7 +499,7 @@ class Timeline(_Native):
         return self._core.to_bytes()
 
     @classmethod
-    def from_bytes(cls, data, max_len: int = DEFAULT_MAX_LEN) -> Timeline:
+    def from_bytes(cls, data: Buffer, max_len: int = DEFAULT_MAX_LEN) -> Timeline:
         """A timeline from ``to_bytes`` output (of any backend), keeping its top `max_len` entries.
         Truncated, corrupted or foreign bytes raise ``ValueError``; the score dtype comes from the data."""
         max_len = count(max_len, "max_len", 1)
@@ -502,9 +521,9 @@ class TimelineStore(_Native):
     """
 
     __slots__ = ()
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable (as Timeline)
 
-    def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype="int64"):
+    def __init__(self, max_len: int = DEFAULT_MAX_LEN, score_dtype: DTypeLike = "int64") -> None:
         kernels = _backend.kernels(HOT_PATH)
         self._kernels = kernels
         self._core = kernels.TimelineStore(count(max_len, "max_len", 1), _float_scores(score_dtype))
@@ -512,32 +531,36 @@ class TimelineStore(_Native):
     def __len__(self) -> int:
         return len(self._core)
 
-    def __contains__(self, user_id) -> bool:
+    def __contains__(self, user_id: IntLike) -> bool:
         return self._core.contains(int64(user_id, "user_id"))
 
-    def users(self) -> np.ndarray:
+    def users(self) -> NDArray[np.int64]:
         """The user ids that have a timeline, ascending."""
         return self._core.users()
 
-    def __getitem__(self, user_id) -> Timeline:
+    def __getitem__(self, user_id: IntLike) -> Timeline:
         core = self._core.get(int64(user_id, "user_id"))
         if core is None:
             raise KeyError(user_id)
         return Timeline._wrap(core, self._kernels)
 
-    def get(self, user_id, default=None):
+    @overload
+    def get(self, user_id: IntLike) -> Timeline | None: ...
+    @overload
+    def get(self, user_id: IntLike, default: _T) -> Timeline | _T: ...
+    def get(self, user_id: IntLike, default: object = None) -> object:
         core = self._core.get(int64(user_id, "user_id"))
         return default if core is None else Timeline._wrap(core, self._kernels)
 
-    def __setitem__(self, user_id, timeline: Timeline) -> None:
+    def __setitem__(self, user_id: IntLike, timeline: Timeline) -> None:
         user_id = int64(user_id, "user_id")
         self._core.put(user_id, self._own(timeline, "the timeline")._core)
 
-    def __delitem__(self, user_id) -> None:
+    def __delitem__(self, user_id: IntLike) -> None:
         if not self._core.discard(int64(user_id, "user_id")):
             raise KeyError(user_id)
 
-    def _own(self, timeline, what: str) -> Timeline:
+    def _own(self, timeline: object, what: str) -> Timeline:
         """`timeline` when it fits this store (its backend, max_len and score dtype)."""
         if not isinstance(timeline, Timeline):
             raise TypeError(f"{what} must be a Timeline, not {type(timeline).__name__}")
@@ -556,13 +579,13 @@ class TimelineStore(_Native):
 
     def merge_page(
         self,
-        user_ids,
+        user_ids: IntArrayLike,
         limit: int = 50,
         cursor: Optional[str] = None,
-        exclude_authors=None,
+        exclude_authors: IntArrayLike | AbstractSet[IntLike] | None = None,
         per_author_cap: Optional[int] = None,
         *,
-        cursor_key=None,
+        cursor_key: str | Buffer | None = None,
     ) -> Page:
         """``merge_page`` of the stored timelines of `user_ids` (fan-out on read over the store); users
         without a timeline contribute nothing."""
@@ -587,7 +610,13 @@ class TimelineStore(_Native):
 
 
 def fanout(
-    store: TimelineStore, score, post_id: int, author_id: int, follower_ids, *, create_missing=False
+    store: TimelineStore,
+    score: ScoreLike,
+    post_id: IntLike,
+    author_id: IntLike,
+    follower_ids: IntArrayLike,
+    *,
+    create_missing: bool = False,
 ) -> int:
     """Fan-out on write: inserts one post into the timeline of each follower (as ``Timeline.insert``).
 
@@ -607,7 +636,11 @@ def fanout(
     )
 
 
-def backfill(store: TimelineStore, user_id: int, author_timeline) -> None:
+def backfill(
+    store: TimelineStore,
+    user_id: IntLike,
+    author_timeline: Timeline | tuple[ScoreArrayLike, IntArrayLike, IntArrayLike],
+) -> None:
     """On follow: the author's entries into the user's timeline (created when missing), as
     ``insert_many`` does, so a full timeline takes only entries that rank above its lowest entry and
     stays within ``max_len`` (as Mastodon's FeedManager does). `author_timeline`: a ``Timeline`` of the
@@ -643,7 +676,7 @@ def backfill(store: TimelineStore, user_id: int, author_timeline) -> None:
     store._core.backfill(user_id, source)
 
 
-def remove_author(store: TimelineStore, user_id: int, author_id: int) -> int:
+def remove_author(store: TimelineStore, user_id: IntLike, author_id: IntLike) -> int:
     """On unfollow: removes the author's entries from the user's timeline; returns how many."""
     if not isinstance(store, TimelineStore):
         raise TypeError(_messages.NOT_A_TIMELINE_STORE.format(type=type(store).__name__))
@@ -661,21 +694,28 @@ class Activity(NamedTuple):
     ``actor_counts[g]`` distinct actors, the most recent of whom are ``actors_of(g)``.
     """
 
-    verbs: np.ndarray
-    target_ids: np.ndarray
-    windows: np.ndarray
-    latest_timestamps: np.ndarray
-    event_counts: np.ndarray
-    actor_counts: np.ndarray
-    actors: np.ndarray
-    actor_offsets: np.ndarray
+    verbs: NDArray[np.int64]
+    target_ids: NDArray[np.int64]
+    windows: NDArray[np.int64]
+    latest_timestamps: NDArray[np.int64]
+    event_counts: NDArray[np.int64]
+    actor_counts: NDArray[np.int64]
+    actors: NDArray[np.int64]
+    actor_offsets: NDArray[np.int64]
 
-    def actors_of(self, group: int) -> np.ndarray:
+    def actors_of(self, group: int) -> NDArray[np.int64]:
         """The most recent distinct actors of group `group`, most recent first."""
         return self.actors[self.actor_offsets[group] : self.actor_offsets[group + 1]]
 
 
-def aggregate_activity(actor_ids, verbs, target_ids, timestamps, window_seconds: int, max_actors: int = 3):
+def aggregate_activity(
+    actor_ids: IntArrayLike,
+    verbs: IntArrayLike,
+    target_ids: IntArrayLike,
+    timestamps: IntArrayLike,
+    window_seconds: int,
+    max_actors: int = 3,
+) -> Activity:
     """Groups activity by ``(verb, target)`` within fixed time windows, newest group first: what a
     notification feed shows as "alice, bob and 3 others liked your post".
 

@@ -50,11 +50,18 @@ or "entries"):
 from __future__ import annotations
 
 import struct
+import typing
 import zlib
+from collections.abc import Iterable
+from typing import NoReturn, cast
 
 import numpy as np
 
 from .. import _messages
+
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 # The kernels, as src/igcore/_kernels/codec.pyi states them; the rest of this module is their helpers.
 __all__ = ["decode_entries", "decode_ids", "encode_entries", "encode_ids"]
@@ -99,16 +106,16 @@ def write_varint(out: bytearray, value: int) -> None:
 
 def float_key(score: float) -> int:
     """The order-preserving int64 key of a float64's bits (its own inverse)."""
-    bits = struct.unpack("<q", struct.pack("<d", score))[0]
+    bits: int = struct.unpack("<q", struct.pack("<d", score))[0]
     return bits ^ INT64_MAX if bits < 0 else bits
 
 
 def key_float(key: int) -> float:
     bits = key ^ INT64_MAX if key < 0 else key
-    return struct.unpack("<d", struct.pack("<q", bits))[0]
+    return cast(float, struct.unpack("<d", struct.pack("<q", bits))[0])
 
 
-def write_deltas(out: bytearray, values) -> None:
+def write_deltas(out: bytearray, values: Iterable[int]) -> None:
     previous = 0
     for value in values:
         write_varint(out, zigzag(as_int64(value - previous)))
@@ -123,13 +130,13 @@ def seal(out: bytearray) -> bytes:
 class Reader:
     """Reads the varints of one encoding, between its header and its checksum."""
 
-    def __init__(self, data: bytes, kind: str, start: int):
+    def __init__(self, data: bytes, kind: str, start: int) -> None:
         self.data = data
         self.kind = kind
         self.pos = start
         self.end = len(data) - CRC_BYTES
 
-    def fail(self, reason: str, at: int):
+    def fail(self, reason: str, at: int) -> NoReturn:
         raise ValueError(_messages.MALFORMED_ENCODING.format(kind=self.kind, reason=reason, at=at))
 
     def varint(self) -> int:
@@ -187,7 +194,7 @@ def check_envelope(data: bytes, kind: str, magic: int, smallest: int) -> None:
 # -- id lists --------------------------------------------------------------------------------------------
 
 
-def encode_ids(ids: np.ndarray) -> bytes:
+def encode_ids(ids: NDArray[np.int64]) -> bytes:
     """An int64 array (any order, duplicates, any values) as an id list: delta, zigzag, varint."""
     out = bytearray([IDS_MAGIC, VERSION])
     values = ids.tolist()
@@ -196,7 +203,7 @@ def encode_ids(ids: np.ndarray) -> bytes:
     return seal(out)
 
 
-def decode_ids(data: bytes) -> np.ndarray:
+def decode_ids(data: bytes) -> NDArray[np.int64]:
     """The int64 array an id list holds; ``ValueError`` as the module docstring lists."""
     check_envelope(data, "id list", IDS_MAGIC, SMALLEST_IDS)
     reader = Reader(data, "id list", 2)
@@ -209,7 +216,11 @@ def decode_ids(data: bytes) -> np.ndarray:
 # -- entries ---------------------------------------------------------------------------------------------
 
 
-def encode_entries(scores: np.ndarray, post_ids: np.ndarray, author_ids: np.ndarray) -> bytes:
+def encode_entries(
+    scores: NDArray[np.int64] | NDArray[np.float64],
+    post_ids: NDArray[np.int64],
+    author_ids: NDArray[np.int64],
+) -> bytes:
     """Entries as bytes. `scores` is int64 or float64; all three arrays have one length."""
     is_float = scores.dtype == np.float64
     out = bytearray([ENTRIES_MAGIC, VERSION, FLOAT_SCORES if is_float else 0])
@@ -226,7 +237,9 @@ def encode_entries(scores: np.ndarray, post_ids: np.ndarray, author_ids: np.ndar
     return seal(out)
 
 
-def decode_entries(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode_entries(
+    data: bytes,
+) -> tuple[NDArray[np.int64] | NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]]:
     """``(scores, post_ids, author_ids)`` as encoded; scores are float64 when flag bit 0 says so."""
     kind = "entries"
     check_envelope(data, kind, ENTRIES_MAGIC, SMALLEST_ENTRIES)

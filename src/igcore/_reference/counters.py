@@ -5,10 +5,16 @@ from __future__ import annotations
 import heapq
 import math
 import threading
+import typing
+from collections.abc import Iterable
 
 import numpy as np
 
 from .. import _messages
+
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 # The kernels, as src/igcore/_kernels/counters.pyi states them; the rest of this module is their helpers.
 __all__ = ["CounterTable", "HyperLogLog", "WindowedCounter", "aggregate"]
@@ -17,7 +23,9 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 
-def aggregate(keys: np.ndarray, deltas: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def aggregate(
+    keys: NDArray[np.int64], deltas: NDArray[np.int64] | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Group-by-sum of `deltas` per key.
 
     - `keys`, `deltas`: int64 arrays of one length; `deltas=None` counts each event as 1.
@@ -46,11 +54,11 @@ def _fits(value: int) -> bool:
     return INT64_MIN <= value <= INT64_MAX
 
 
-def _int64s(values) -> np.ndarray:
+def _int64s(values: Iterable[int]) -> NDArray[np.int64]:
     return np.fromiter(values, np.int64)
 
 
-def _batch_sums(keys: np.ndarray, deltas: np.ndarray | None) -> dict[int, int]:
+def _batch_sums(keys: NDArray[np.int64], deltas: NDArray[np.int64] | None) -> dict[int, int]:
     """The exact sum of each key's deltas in one call, keys in order of first appearance."""
     sums: dict[int, int] = {}
     for key, delta in zip(keys.tolist(), [1] * len(keys) if deltas is None else deltas.tolist()):
@@ -58,7 +66,7 @@ def _batch_sums(keys: np.ndarray, deltas: np.ndarray | None) -> dict[int, int]:
     return sums
 
 
-def _top(totals: dict[int, int], k: int) -> tuple[np.ndarray, np.ndarray]:
+def _top(totals: dict[int, int], k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The `k` keys with the largest non-zero totals, largest first, ties by smaller key."""
     ranked = heapq.nsmallest(k, ((-total, key) for key, total in totals.items() if total != 0))
     return _int64s(key for _, key in ranked), _int64s(-negated for negated, _ in ranked)
@@ -98,7 +106,7 @@ class CounterTable:
         self._pending: list[dict[int, int]] = [{} for _ in self.kinds]
         self._lock = threading.Lock()
 
-    def add(self, kind: int, keys: np.ndarray, deltas: np.ndarray | None) -> None:
+    def add(self, kind: int, keys: NDArray[np.int64], deltas: NDArray[np.int64] | None) -> None:
         name = self.kinds[kind]
         batch = _batch_sums(keys, deltas)
         with self._lock:
@@ -113,16 +121,16 @@ class CounterTable:
             totals.update(new_totals)
             pending.update(new_pending)
 
-    def get(self, kind: int, keys: np.ndarray) -> np.ndarray:
+    def get(self, kind: int, keys: NDArray[np.int64]) -> NDArray[np.int64]:
         with self._lock:
             totals = self._totals[kind]
             return _int64s(totals.get(key, 0) for key in keys.tolist())
 
-    def top(self, kind: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def top(self, kind: int, k: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         with self._lock:
             return _top(self._totals[kind], k)
 
-    def drain(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def drain(self) -> list[tuple[NDArray[np.int64], NDArray[np.int64]]]:
         with self._lock:
             drained = []
             for pending in self._pending:
@@ -131,7 +139,7 @@ class CounterTable:
                 pending.clear()
             return drained
 
-    def restore(self, kind: int, keys: np.ndarray, deltas: np.ndarray, retract: bool) -> None:
+    def restore(self, kind: int, keys: NDArray[np.int64], deltas: NDArray[np.int64], retract: bool) -> None:
         name = self.kinds[kind]
         sign = -1 if retract else 1
         batch = _batch_sums(keys, deltas)
@@ -148,7 +156,9 @@ class CounterTable:
             theirs = []
             for totals, pending in zip(other._totals, other._pending):
                 # A key restored but never added has a pending delta and no total.
-                entries = ((key, totals.get(key, 0), pending.get(key, 0)) for key in totals.keys() | pending)
+                entries: Iterable[tuple[int, int, int]] = (
+                    (key, totals.get(key, 0), pending.get(key, 0)) for key in totals.keys() | pending
+                )
                 theirs.append(sorted(e for e in entries if e[1] or e[2]))
         with self._lock:
             staged = []
@@ -210,7 +220,13 @@ class WindowedCounter:
     def _bucket(self, t: int) -> int:
         return t // self.bucket_seconds
 
-    def add(self, keys: np.ndarray, timestamps: np.ndarray, deltas: np.ndarray | None, now: int) -> tuple:
+    def add(
+        self,
+        keys: NDArray[np.int64],
+        timestamps: NDArray[np.int64],
+        deltas: NDArray[np.int64] | None,
+        now: int,
+    ) -> tuple[int, int]:
         deltas_list = [1] * len(keys) if deltas is None else deltas.tolist()
         with self._lock:
             now_bucket = self._bucket(now)
@@ -257,7 +273,7 @@ class WindowedCounter:
         oldest = self._head - self.buckets + 1
         return [c for b, c in self._counts.items() if first <= b <= last and oldest <= b <= self._head]
 
-    def sum(self, keys: np.ndarray, now: int, window_buckets: int) -> np.ndarray:
+    def sum(self, keys: NDArray[np.int64], now: int, window_buckets: int) -> NDArray[np.int64]:
         with self._lock:
             window = self._window(now, window_buckets)
             totals = []
@@ -268,7 +284,7 @@ class WindowedCounter:
                 totals.append(total)
             return _int64s(totals)
 
-    def top(self, k: int, now: int, window_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    def top(self, k: int, now: int, window_buckets: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         with self._lock:
             totals: dict[int, int] = {}
             for counts in self._window(now, window_buckets):
@@ -377,11 +393,11 @@ class HyperLogLog:
       (values checked by the caller to be at most 51).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._registers = bytearray(HLL_REGISTERS)
         self._lock = threading.Lock()
 
-    def _add(self, elements) -> bool:
+    def _add(self, elements: Iterable[bytes]) -> bool:
         changed = False
         with self._lock:
             registers = self._registers
@@ -392,10 +408,10 @@ class HyperLogLog:
                     changed = True
         return changed
 
-    def add_ints(self, items: np.ndarray) -> bool:
+    def add_ints(self, items: NDArray[np.int64]) -> bool:
         return self._add(str(item).encode() for item in items.tolist())
 
-    def add_bytes(self, buffer: bytes, ends: np.ndarray) -> bool:
+    def add_bytes(self, buffer: bytes, ends: NDArray[np.int64]) -> bool:
         starts = [0, *ends.tolist()[:-1]]
         return self._add(buffer[start:end] for start, end in zip(starts, ends.tolist()))
 
@@ -412,10 +428,10 @@ class HyperLogLog:
         with self._lock:
             self._registers = bytearray(map(max, self._registers, theirs))
 
-    def registers(self) -> np.ndarray:
+    def registers(self) -> NDArray[np.uint8]:
         with self._lock:
             return np.frombuffer(bytes(self._registers), dtype=np.uint8).copy()
 
-    def load(self, registers: np.ndarray) -> None:
+    def load(self, registers: NDArray[np.uint8]) -> None:
         with self._lock:
             self._registers = bytearray(registers.tobytes())

@@ -25,10 +25,23 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import _graph_file, _messages
+
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
+    from typing import TypeVar
+
+    from numpy.typing import NDArray
+    from typing_extensions import Concatenate, ParamSpec
+
+    _P = ParamSpec("_P")
+    _R = TypeVar("_R")
 
 # The kernels, as src/igcore/_kernels/graph.pyi states them; the rest of this module is their helpers.
 __all__ = ["Graph", "build", "load", "parse_edgelist"]
@@ -47,7 +60,7 @@ class SplitMix64:
     """The random numbers of ``random_walk_suggest``: splitmix64 (Steele, Lea and Flood), so a seed gives
     the same walks on every backend."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int) -> None:
         self.state = seed & MASK64
 
     def next(self) -> int:
@@ -66,11 +79,13 @@ class SplitMix64:
         return (self.next() >> 11) * 2.0**-53
 
 
-def _ids(values) -> np.ndarray:
+def _ids(values: Iterable[int]) -> NDArray[np.int64]:
     return np.array(list(values), dtype=np.int64)
 
 
-def build(src: np.ndarray, dst: np.ndarray, times: np.ndarray | None):
+def build(
+    src: NDArray[np.int64], dst: NDArray[np.int64], times: NDArray[np.int64] | None
+) -> tuple[Graph, int, int, NDArray[np.int64]]:
     """A graph from the follows ``src[i] follows dst[i]``, with ``times[i]`` when given.
 
     - Every id in `src` or `dst` is a user, even one named only in a self-follow.
@@ -99,7 +114,9 @@ def build(src: np.ndarray, dst: np.ndarray, times: np.ndarray | None):
     return graph, duplicates, self_follows, _ids(sorted(self_followers))
 
 
-def parse_edgelist(data: bytes):
+def parse_edgelist(
+    data: bytes,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64] | None]:
     """Edges from the text of an edge-list file, as SNAP ships them.
 
     - Lines end with LF; one CR before the LF is dropped; the last line needs no LF.
@@ -152,12 +169,12 @@ def load(path: str, layout: _graph_file.Layout, mmap: bool) -> Graph:
     return Graph._from_sections(layout.num_users, layout.timed, sections)
 
 
-def _locked(method):
+def _locked(method: Callable[Concatenate[Graph, _P], _R]) -> Callable[Concatenate[Graph, _P], _R]:
     """Runs a method under the graph's lock: threads that share a graph never see one half-updated.
     The compiled backends let queries run at once (a read-write lock); one lock is enough here."""
 
     @functools.wraps(method)
-    def locked(self, *args, **kwargs):
+    def locked(self: Graph, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._lock:
             return method(self, *args, **kwargs)
 
@@ -165,7 +182,7 @@ def _locked(method):
 
 
 class Graph:
-    def __init__(self, timed: bool):
+    def __init__(self, timed: bool) -> None:
         self._lock = threading.RLock()
         self.timed = timed
         self.following: dict[int, dict[int, int]] = {}  # user -> {followee: time (0 when untimed)}
@@ -211,7 +228,7 @@ class Graph:
         """Nothing to do: the reference checks a file entirely when it loads it."""
 
     @_locked
-    def user_ids(self) -> np.ndarray:
+    def user_ids(self) -> NDArray[np.int64]:
         return _ids(sorted(self.following))
 
     @_locked
@@ -221,7 +238,9 @@ class Graph:
     # -- queries -----------------------------------------------------------------------------------------
 
     @_locked
-    def neighbours(self, user: int, out: bool, since, until, offset: int, limit):
+    def neighbours(
+        self, user: int, out: bool, since: int | None, until: int | None, offset: int, limit: int | None
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64] | None]:
         """Whom `user` follows (`out`) or who follows `user`: ``(ids, times)``, times None when untimed.
 
         Untimed: ascending id. Timed: newest first, ties by the smaller id, only follows with
@@ -248,32 +267,32 @@ class Graph:
         return len(self._adjacency(out)[user])
 
     @_locked
-    def counts(self, users: np.ndarray, out: bool) -> np.ndarray:
+    def counts(self, users: NDArray[np.int64], out: bool) -> NDArray[np.int64]:
         """How many users each of `users` follows (`out`) or is followed by."""
         adjacency = self._adjacency(out)
         self._known(*users.tolist())
         return _ids(len(adjacency[u]) for u in users.tolist())
 
     @_locked
-    def is_following(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def is_following(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.bool_]:
         """For each pair, whether a[i] follows b[i] (False for unknown users)."""
         return np.array([v in self.following.get(u, ()) for u, v in zip(a.tolist(), b.tolist())], dtype=bool)
 
     @_locked
-    def mutual_follows(self, user: int) -> np.ndarray:
+    def mutual_follows(self, user: int) -> NDArray[np.int64]:
         """Users that `user` follows and that follow `user` back, ascending."""
         self._known(user)
         return _ids(sorted(v for v in self.following[user] if v in self.followers[user]))
 
     @_locked
-    def common(self, a: int, b: int, out: bool) -> np.ndarray:
+    def common(self, a: int, b: int, out: bool) -> NDArray[np.int64]:
         """Users both `a` and `b` follow (`out`), or users who follow both; ascending."""
         self._known(a, b)
         adjacency = self._adjacency(out)
         return _ids(sorted(adjacency[a].keys() & adjacency[b].keys()))
 
     @_locked
-    def followed_by(self, viewer: int, target: int, limit: int):
+    def followed_by(self, viewer: int, target: int, limit: int) -> tuple[NDArray[np.int64], int]:
         """Accounts `viewer` follows that follow `target`: the first `limit` by ascending id, and how
         many there are in all."""
         self._known(viewer, target)
@@ -282,12 +301,14 @@ class Graph:
 
     # -- suggestions -------------------------------------------------------------------------------------
 
-    def _ranked(self, scores: dict[int, float], limit: int):
+    def _ranked(self, scores: dict[int, float], limit: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return _ids(c for c, _ in ranked), np.array([s for _, s in ranked], dtype=np.float64)
 
     @_locked
-    def suggest(self, user: int, limit: int, adamic_adar: bool, exclude: np.ndarray):
+    def suggest(
+        self, user: int, limit: int, adamic_adar: bool, exclude: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Friends of friends: users followed by the accounts `user` follows.
 
         - A candidate's score sums, over each account f that `user` follows and that follows the
@@ -312,8 +333,15 @@ class Graph:
 
     @_locked
     def random_walk_suggest(
-        self, user: int, walks: int, walk_length: int, restart_prob: float, seed: int, limit: int, exclude
-    ):
+        self,
+        user: int,
+        walks: int,
+        walk_length: int,
+        restart_prob: float,
+        seed: int,
+        limit: int,
+        exclude: NDArray[np.int64],
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Personalised random walks with restart from `user` (as Pixie does), ranked by visits.
 
         With ``rng = SplitMix64(seed)``, `walks` walks each start at `user` and take `walk_length` steps.
@@ -350,7 +378,9 @@ class Graph:
     # -- traversal ---------------------------------------------------------------------------------------
 
     @_locked
-    def bfs(self, user: int, max_depth: int, max_nodes, out: bool):
+    def bfs(
+        self, user: int, max_depth: int, max_nodes: int | None, out: bool
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Breadth-first from `user` along follows (`out`) or against them, to `max_depth` hops.
 
         Returns ``(ids, depths)`` in order of discovery: `user` first (depth 0), then each level in turn,
@@ -379,7 +409,7 @@ class Graph:
     # -- updates -----------------------------------------------------------------------------------------
 
     @_locked
-    def follow(self, src: np.ndarray, dst: np.ndarray, times: np.ndarray | None) -> int:
+    def follow(self, src: NDArray[np.int64], dst: NDArray[np.int64], times: NDArray[np.int64] | None) -> int:
         """Adds the follows in order; returns how many were new. Unseen ids become users (a self-follow
         too, which is then ignored); a follow that exists already keeps its time."""
         added = 0
@@ -393,7 +423,7 @@ class Graph:
         return added
 
     @_locked
-    def unfollow(self, src: np.ndarray, dst: np.ndarray) -> int:
+    def unfollow(self, src: NDArray[np.int64], dst: NDArray[np.int64]) -> int:
         """Removes the follows; returns how many there were. Users stay, even without follows."""
         removed = 0
         for a, b in zip(src.tolist(), dst.tolist()):
@@ -410,7 +440,7 @@ class Graph:
     # -- whole graph -------------------------------------------------------------------------------------
 
     @_locked
-    def edges(self):
+    def edges(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64] | None]:
         """Every follow as ``(src, dst, times)``, ordered by source id, then target id."""
         pairs = sorted((a, b, t) for a, out in self.following.items() for b, t in out.items())
         return (
@@ -420,7 +450,7 @@ class Graph:
         )
 
     @_locked
-    def components(self, strong: bool) -> np.ndarray:
+    def components(self, strong: bool) -> NDArray[np.int64]:
         """A component label per user, aligned with ``user_ids()``: components are numbered 0, 1, ... in
         the order of their smallest user id. Weak: follows taken in either direction. Strong: users who
         reach each other along follows."""
@@ -493,7 +523,7 @@ class Graph:
         return sum(len(later[u] & later[v]) for u in later for v in later[u])
 
     @_locked
-    def degree_histogram(self, out: bool) -> np.ndarray:
+    def degree_histogram(self, out: bool) -> NDArray[np.int64]:
         """``h[k]``: how many users follow (`out`) or are followed by exactly k users; up to the largest
         degree (empty for a graph without users)."""
         degrees = [len(x) for x in self._adjacency(out).values()]
@@ -505,7 +535,7 @@ class Graph:
     # -- persistence -------------------------------------------------------------------------------------
 
     @_locked
-    def _sections(self) -> list[np.ndarray]:
+    def _sections(self) -> list[NDArray[Any]]:
         """The arrays of the compact layout, in the file's order (see ``igcore._graph_file``)."""
         users = sorted(self.following)
         index = {u: i for i, u in enumerate(users)}
@@ -535,7 +565,7 @@ class Graph:
         _graph_file.write_file(path, self.num_users(), self.num_follows(), self.timed, self._sections())
 
     @classmethod
-    def _from_sections(cls, num_users: int, timed: bool, sections: list[np.ndarray]) -> Graph:
+    def _from_sections(cls, num_users: int, timed: bool, sections: Sequence[NDArray[Any]]) -> Graph:
         """A graph from the arrays of a file, after checking their structure: ``ValueError`` for any
         inconsistency (what ``verify()`` checks in the compiled backends)."""
         ids = sections[0].tolist()

@@ -58,16 +58,32 @@ The streaming ``Unpacker`` (see its docstring) builds an object only once all of
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import functools
 import struct
 import threading
-from collections.abc import Callable
-from typing import Any
+import typing
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar, Union, cast
 
 from .. import _messages
 from ..msgpack.exceptions import BufferFull, ExtraData, FormatError, OutOfData, StackError
 from ..msgpack.ext import ExtType, Timestamp
+
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from ..msgpack._options import PackOptions, SizedPairs, UnpackOptions
+
+    # What unpacking reads from: the caller's bytes or memoryview, or an Unpacker's own buffer.
+    Bytes = Union[bytes, bytearray, memoryview]
+    # Where a map's pairs go as they are read (see _Reader.new_map).
+    MapItems = Union[list[tuple[Any, Any]], dict[Any, Any]]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 # The kernels, as src/igcore/_kernels/msgpack.pyi states them; the rest of this module is their helpers.
 __all__ = ["Packer", "Unpacker", "packb", "unpackb"]
@@ -83,12 +99,12 @@ _NANOS = 10**9
 # -- packing -------------------------------------------------------------------------------------------------
 
 
-def _one_call_at_a_time(method):
+def _one_call_at_a_time(method: _F) -> _F:
     """The Packer or Unpacker method, refusing to start while another call on the same object is in
     progress (another thread's, or one from a hook that the first runs): ``RuntimeError``."""
 
     @functools.wraps(method)
-    def guarded(self, *args):
+    def guarded(self: Any, *args: Any) -> Any:
         if not self._busy.acquire(blocking=False):
             name = type(self).__name__
             raise RuntimeError(_messages.CALL_IN_PROGRESS.format(name=name))
@@ -97,12 +113,12 @@ def _one_call_at_a_time(method):
         finally:
             self._busy.release()
 
-    return guarded
+    return cast(_F, guarded)
 
 
-def packb(obj, options) -> bytes:
+def packb(obj: object, options: PackOptions) -> bytes:
     """`obj` packed with `options` (a ``PackOptions``)."""
-    return Packer(options, True).pack(obj)
+    return cast(bytes, Packer(options, True).pack(obj))  # autoreset: pack returns the bytes
 
 
 class Packer:
@@ -111,7 +127,7 @@ class Packer:
     One call at a time: a call made while another is in progress on the same packer (another thread's,
     or one from a `default` that the first runs) raises ``RuntimeError``."""
 
-    def __init__(self, options, autoreset: bool):
+    def __init__(self, options: PackOptions, autoreset: bool) -> None:
         self._options = options
         self._autoreset = autoreset
         self._buffer = bytearray()
@@ -133,14 +149,14 @@ class Packer:
         return self._done()
 
     @_one_call_at_a_time
-    def pack(self, obj) -> bytes | None:
+    def pack(self, obj: object) -> bytes | None:
         return self._guarded(lambda: _Writer(self._buffer, self._options).pack(obj, 0))
 
     @_one_call_at_a_time
-    def pack_map_pairs(self, pairs) -> bytes | None:
+    def pack_map_pairs(self, pairs: SizedPairs) -> bytes | None:
         """A map of `pairs` (a sized iterable of (key, value)); keys and values start at depth 0."""
 
-        def write():
+        def write() -> None:
             size = len(pairs)
             if size > ITEM_LIMIT:
                 raise ValueError(_messages.MAP_HEADER_TOO_LARGE)
@@ -173,7 +189,7 @@ class Packer:
         return self._done()
 
     @_one_call_at_a_time
-    def pack_ext_type(self, code: int, data) -> bytes | None:
+    def pack_ext_type(self, code: int, data: Buffer) -> bytes | None:
         """An ext of type `code` (-128..127, an int) and payload `data` (bytes-like)."""
         payload = memoryview(data).cast("B")
         if len(payload) > ITEM_LIMIT:
@@ -193,7 +209,7 @@ class Packer:
 class _Writer:
     """Appends the msgpack form of objects to `out`."""
 
-    def __init__(self, out: bytearray, options):
+    def __init__(self, out: bytearray, options: PackOptions) -> None:
         self.out = out
         self.default = options.default
         self.use_single_float = options.use_single_float
@@ -202,7 +218,7 @@ class _Writer:
         self.datetime = options.datetime
         self.unicode_errors = options.unicode_errors
 
-    def pack(self, obj, depth: int) -> None:
+    def pack(self, obj: object, depth: int) -> None:
         """Packs `obj`, found at `depth`. Containers are walked with an explicit stack, not recursion, so
         the 1024 levels allowed do not depend on Python's recursion limit."""
         # Each entry: an iterator over the objects still to pack inside an open container, and their depth.
@@ -221,22 +237,23 @@ class _Writer:
             else:
                 return
 
-    def pack_one(self, obj, depth: int):
+    def pack_one(self, obj: object, depth: int) -> Iterator[Any] | None:
         """Writes `obj` if it is a scalar, or the header of a container and returns its children."""
         if depth > NEST_LIMIT:
             raise ValueError(_messages.RECURSION_LIMIT)
         if self.default is not None:
             children = self.pack_known(obj, depth, will_default=True)
             if children is not _UNKNOWN:
-                return children
+                return cast("Iterator[Any] | None", children)
             obj = self.default(obj)
-        return self.pack_known(obj, depth, will_default=False)
+        return cast("Iterator[Any] | None", self.pack_known(obj, depth, will_default=False))
 
-    def pack_known(self, obj, depth: int, will_default: bool):
+    def pack_known(self, obj: Any, depth: int, will_default: bool) -> object:
+        # The children of a container (an iterator), None, or _UNKNOWN (only when `will_default`).
         out = self.out
         strict = self.strict
 
-        def is_a(types):
+        def is_a(types: tuple[type, ...]) -> bool:
             return type(obj) in types if strict else isinstance(obj, types)
 
         if obj is None:
@@ -328,7 +345,7 @@ class _Writer:
         else:
             out += struct.pack(">Bq", 0xD3, value)
 
-    def str_header(self, n: int) -> None:
+    def str_header(self, n: builtins.int) -> None:
         if n < 32:
             self.out.append(0xA0 | n)
         elif self.use_bin_type and n <= 0xFF:  # str8 came with bin in the 2013 spec
@@ -338,7 +355,7 @@ class _Writer:
         else:
             self.out += struct.pack(">BI", 0xDB, n)
 
-    def bin_header(self, n: int) -> None:
+    def bin_header(self, n: builtins.int) -> None:
         if not self.use_bin_type:
             self.str_header(n)
         elif n <= 0xFF:
@@ -348,7 +365,7 @@ class _Writer:
         else:
             self.out += struct.pack(">BI", 0xC6, n)
 
-    def array_header(self, n: int) -> None:
+    def array_header(self, n: builtins.int) -> None:
         if n < 16:
             self.out.append(0x90 | n)
         elif n <= 0xFFFF:
@@ -356,7 +373,7 @@ class _Writer:
         else:
             self.out += struct.pack(">BI", 0xDD, n)
 
-    def map_header(self, n: int) -> None:
+    def map_header(self, n: builtins.int) -> None:
         if n < 16:
             self.out.append(0x80 | n)
         elif n <= 0xFFFF:
@@ -364,7 +381,7 @@ class _Writer:
         else:
             self.out += struct.pack(">BI", 0xDF, n)
 
-    def ext(self, code: int, data) -> None:
+    def ext(self, code: builtins.int, data: bytes | memoryview) -> None:
         """An ext header and payload; `code` must fit a signed byte (``OverflowError`` otherwise)."""
         if not -128 <= code <= 127:
             raise OverflowError(_messages.EXT_CODE_TOO_LARGE)
@@ -381,7 +398,7 @@ class _Writer:
         self.out.append(code & 0xFF)
         self.out += data
 
-    def timestamp(self, seconds: int, nanoseconds: int) -> None:
+    def timestamp(self, seconds: builtins.int, nanoseconds: builtins.int) -> None:
         if not -(2**63) <= seconds < 2**63:
             raise OverflowError(_messages.INT_TOO_LARGE_FOR_C_LONG)
         self.ext(-1, Timestamp(seconds, nanoseconds).to_bytes())
@@ -391,7 +408,7 @@ _END = object()  # an iterator's end
 _UNKNOWN = object()  # pack_known: a type left to `default`
 
 
-def _counted(items, announced: int, what: str):
+def _counted(items: Iterable[_T], announced: int, what: str) -> Iterator[_T]:
     """`items`, checked to be as many as the header announced (a container that changed size while
     being packed would leave a header that lies)."""
     count = 0
@@ -402,13 +419,13 @@ def _counted(items, announced: int, what: str):
         raise RuntimeError(_messages.CHANGED_SIZE.format(what=what))
 
 
-def _flat_pairs(items):
+def _flat_pairs(items: Iterable[tuple[_T, _T]]) -> Iterator[_T]:
     for key, value in items:
         yield key
         yield value
 
 
-def _type_name(obj) -> str:
+def _type_name(obj: object) -> str:
     """The name C code shows for a type: a class defined in Python by its name, a built-in type by its
     full name (``datetime.datetime``, but ``int``)."""
     cls = type(obj)
@@ -427,7 +444,7 @@ class _Incomplete(Exception):
     """The bytes end inside an object."""
 
 
-def unpackb(data, options):
+def unpackb(data: Bytes, options: UnpackOptions) -> Any:
     """The single object in `data`; see the module docstring for errors."""
     limits = _Limits.for_input(options, len(data))
     reader = _Reader(options, limits)
@@ -445,7 +462,7 @@ class _Limits:
 
     __slots__ = ("str", "bin", "array", "map", "ext")
 
-    def __init__(self, options, default: int):
+    def __init__(self, options: UnpackOptions, default: int) -> None:
         self.str = default if options.max_str_len == -1 else options.max_str_len
         self.bin = default if options.max_bin_len == -1 else options.max_bin_len
         self.array = default if options.max_array_len == -1 else options.max_array_len
@@ -453,7 +470,7 @@ class _Limits:
         self.ext = default if options.max_ext_len == -1 else options.max_ext_len
 
     @classmethod
-    def for_input(cls, options, length: int) -> _Limits:
+    def for_input(cls, options: UnpackOptions, length: int) -> _Limits:
         return cls(options, length)
 
 
@@ -495,7 +512,7 @@ _FORMATS = {
 }
 
 
-def header(data, pos: int) -> tuple[int, int, int]:
+def header(data: Bytes, pos: int) -> tuple[int, Any, int]:
     """The header at `pos`: ``(kind, value, end)``. `value` is the int, float, bool or None itself for
     scalars, the length of a str, bin or ext payload, or the item count of an array or map; `end` is
     where the payload (or the next object) starts. Raises ``_Incomplete`` or ``FormatError``."""
@@ -529,16 +546,16 @@ def header(data, pos: int) -> tuple[int, int, int]:
 class _Reader:
     """Builds objects from msgpack bytes with the options of one unpackb call or Unpacker."""
 
-    def __init__(self, options, limits: _Limits):
+    def __init__(self, options: UnpackOptions, limits: _Limits) -> None:
         self.options = options
         self.limits = limits
 
-    def read(self, data, pos: int) -> tuple[Any, int]:
+    def read(self, data: Bytes, pos: int) -> tuple[Any, int]:
         """The object at `pos` and the offset after it. Open containers are kept on an explicit stack,
         so the 1024 levels allowed do not depend on Python's recursion limit."""
         limits = self.limits
         # Each open container: [items so far, items still to read, is a map, key awaiting its value].
-        stack: list[list] = []
+        stack: list[list[Any]] = []
         while True:
             kind, value, pos = header(data, pos)
             if kind in (_ARRAY, _MAP):
@@ -577,7 +594,7 @@ class _Reader:
             else:
                 return obj, pos
 
-    def scalar(self, data, kind: int, value, pos: int) -> tuple[Any, int]:
+    def scalar(self, data: Bytes, kind: int, value: Any, pos: int) -> tuple[Any, int]:
         if kind in (_STR, _BIN, _EXT):
             payload_end = pos + value + (kind == _EXT)  # an ext's type byte precedes its payload
             if payload_end > len(data):
@@ -604,7 +621,7 @@ class _Reader:
             return str(payload, "utf-8", self.options.unicode_errors or "strict"), payload_end
         return value, pos  # nil, bools, ints and floats are whole in their header
 
-    def ext(self, code_byte: int, payload) -> Any:
+    def ext(self, code_byte: int, payload: Bytes) -> Any:
         if len(payload) > self.limits.ext:
             raise ValueError(
                 _messages.LIMIT_EXCEEDED.format(
@@ -627,29 +644,29 @@ class _Reader:
             return _EPOCH + _dt.timedelta(seconds=seconds, microseconds=nanoseconds // 1000)
         return Timestamp(seconds, nanoseconds)
 
-    def map_key(self, key):
+    def map_key(self, key: Any) -> Any:
         if self.options.strict_map_key and type(key) not in (str, bytes):
             raise ValueError(_messages.MAP_KEY_NOT_ALLOWED.format(type=_type_name(key)))
         return key
 
-    def finish_array(self, items: list):
+    def finish_array(self, items: list[Any]) -> Any:
         result = items if self.options.use_list else tuple(items)
         if self.options.list_hook is not None:
             result = self.options.list_hook(result)
         return result
 
-    def new_map(self):
+    def new_map(self) -> MapItems:
         """Where a map's pairs go as they are read: a list for object_pairs_hook, else a dict."""
         return [] if self.options.object_pairs_hook is not None else {}
 
-    def insert(self, items, key, value) -> None:
+    def insert(self, items: MapItems, key: Any, value: Any) -> None:
         """Adds a pair at once, as it is read (an unhashable key raises ``TypeError`` right there)."""
         if type(items) is list:
             items.append((key, value))
         else:
             items[key] = value
 
-    def finish_map(self, items):
+    def finish_map(self, items: Any) -> Any:  # a list of pairs with object_pairs_hook, else a dict
         if self.options.object_pairs_hook is not None:
             return self.options.object_pairs_hook(items)
         if self.options.object_hook is not None:
@@ -657,7 +674,7 @@ class _Reader:
         return items
 
 
-def _timestamp_fields(payload) -> tuple[int, int]:
+def _timestamp_fields(payload: Bytes) -> tuple[int, int]:
     if len(payload) == 4:
         return struct.unpack(">I", payload)[0], 0
     if len(payload) == 8:
@@ -675,7 +692,7 @@ def _timestamp_fields(payload) -> tuple[int, int]:
 # -- the streaming unpacker ----------------------------------------------------------------------------------
 
 
-def find_end(data, pos: int, limits: _Limits | None, scan: list) -> int | None:
+def find_end(data: Bytes, pos: int, limits: _Limits | None, scan: list[Any]) -> int | None:
     """Where the object starting at `pos` ends, or None if `data` holds only part of it.
 
     Reads headers only (nothing is built). `scan` carries the walk across calls as more bytes arrive:
@@ -741,7 +758,13 @@ class Unpacker:
       end of the stream.
     """
 
-    def __init__(self, file_read, read_size: int, max_buffer_size: int, options):
+    def __init__(
+        self,
+        file_read: Callable[[int], bytes] | None,
+        read_size: int,
+        max_buffer_size: int,
+        options: UnpackOptions,
+    ) -> None:
         self._options = options
         self._file_read = file_read
         self._read_size = read_size
@@ -750,14 +773,14 @@ class Unpacker:
         self._buffer = bytearray()
         self._pos = 0  # the next unread byte in _buffer
         self._offset = 0  # the stream offset of _buffer[0]
-        self._scan: list | None = None  # find_end's progress through an incomplete object
+        self._scan: list[Any] | None = None  # find_end's progress through an incomplete object
         self._scan_limits = False
         # Held for the whole of each call: taken without waiting, so a second call (another thread's,
         # or a hook's) raises instead of interleaving with the first.
         self._busy = threading.Lock()
 
     @_one_call_at_a_time
-    def feed(self, data) -> None:
+    def feed(self, data: Bytes) -> None:
         if len(self._buffer) - self._pos + len(data) > self._max_buffer_size:
             raise BufferFull
         self._drop_consumed()
@@ -787,7 +810,7 @@ class Unpacker:
         self._buffer += chunk
         return True
 
-    def _next_object(self, build: bool):
+    def _next_object(self, build: bool) -> Any:
         """The next whole object (built, or skipped: None); OutOfData when its bytes are not all here."""
         with_limits = build  # skipping checks no limits, as msgpack-python's does not
         while True:
@@ -812,24 +835,24 @@ class Unpacker:
                 raise OutOfData(_messages.NO_MORE_DATA)
 
     @_one_call_at_a_time
-    def unpack(self):
+    def unpack(self) -> Any:
         return self._next_object(build=True)
 
     @_one_call_at_a_time
     def skip(self) -> None:
         self._next_object(build=False)
 
-    def __iter__(self):
+    def __iter__(self) -> Unpacker:
         return self
 
     @_one_call_at_a_time
-    def __next__(self):
+    def __next__(self) -> Any:
         try:
             return self._next_object(build=True)
         except OutOfData:
             raise StopIteration from None
 
-    def _container_header(self, markers: tuple) -> int:
+    def _container_header(self, markers: tuple[int, ...]) -> int:
         """The size in the array or map header that comes next; its first byte must be in `markers`
         (else ``ValueError``, however few bytes are here)."""
         while True:
@@ -843,7 +866,7 @@ class Unpacker:
                 else:
                     self._scan = None
                     self._pos = end
-                    return value
+                    return cast(int, value)
             if not self._read_file():
                 raise OutOfData(_messages.NO_MORE_DATA)
 

@@ -20,12 +20,27 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from typing import Optional
+import typing
+from typing import Any, Optional, Union, cast
 
 import numpy as np
 
 from .. import _messages
 from . import codec
+
+# Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
+if typing.TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import NDArray
+    from typing_extensions import TypeGuard
+
+    Score = Union[int, float]  # int64 or float64 scores, as Python numbers
+    Entry = tuple[Score, int, int]  # (score, post_id, author_id)
+    ScoreArray = Union[NDArray[np.int64], NDArray[np.float64]]
+    EntryArrays = tuple[ScoreArray, NDArray[np.int64], NDArray[np.int64]]  # scores, post ids, authors
+    Cursor = tuple[bool, Score, int]  # (float_scores, score, post_id) of the last entry of a page
+    PageArrays = tuple[ScoreArray, NDArray[np.int64], NDArray[np.int64], bool]
 
 # The kernels, as src/igcore/_kernels/timeline.pyi states them; the rest of this module is their helpers.
 __all__ = ["Timeline", "TimelineStore", "aggregate_activity", "merge_page", "timeline_from_bytes"]
@@ -33,13 +48,15 @@ __all__ = ["Timeline", "TimelineStore", "aggregate_activity", "merge_page", "tim
 # -- entries -----------------------------------------------------------------------------------------
 
 
-def _normal(score, float_scores: bool):
+def _normal(score: Score, float_scores: bool) -> Score:
     """A score as the feed holds it: floats with -0.0 made 0.0; ints as they are."""
     return score + 0.0 if float_scores else score
 
 
-def _arrays(entries: list, float_scores: bool):
-    scores = np.array([e[0] for e in entries], dtype=np.float64 if float_scores else np.int64)
+def _arrays(entries: Sequence[Entry], float_scores: bool) -> EntryArrays:
+    scores = cast(
+        "ScoreArray", np.array([e[0] for e in entries], dtype=np.float64 if float_scores else np.int64)
+    )
     post_ids = np.array([e[1] for e in entries], dtype=np.int64)
     author_ids = np.array([e[2] for e in entries], dtype=np.int64)
     return scores, post_ids, author_ids
@@ -64,23 +81,23 @@ class Timeline:
 
     __slots__ = ("max_len", "float_scores", "_entries", "_ranks", "_scores", "_lock")
 
-    def __init__(self, max_len: int, float_scores: bool):
+    def __init__(self, max_len: int, float_scores: bool) -> None:
         self.max_len = max_len
         self.float_scores = float_scores
-        self._entries: list[tuple] = []  # (score, post_id, author_id), feed order
-        self._ranks: list[tuple] = []  # (-score, -post_id) of each entry: ascending, for bisect
-        self._scores: dict[int, object] = {}  # post_id -> score
+        self._entries: list[Entry] = []  # (score, post_id, author_id), feed order
+        self._ranks: list[tuple[Score, int]] = []  # (-score, -post_id) of each entry: ascending, for bisect
+        self._scores: dict[int, Score] = {}  # post_id -> score
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _snapshot(self) -> list:
+    def _snapshot(self) -> list[Entry]:
         """The entries, (score, post_id, author_id) in feed order, as a new list."""
         with self._lock:
             return list(self._entries)
 
-    def entries(self):
+    def entries(self) -> EntryArrays:
         return _arrays(self._snapshot(), self.float_scores)
 
     def copy(self) -> Timeline:
@@ -97,17 +114,17 @@ class Timeline:
             self._ranks.clear()
             self._scores.clear()
 
-    def _remove_at(self, position: int) -> tuple:
+    def _remove_at(self, position: int) -> Entry:
         del self._ranks[position]
         entry = self._entries.pop(position)
         del self._scores[entry[1]]
         return entry
 
-    def insert(self, score, post_id: int, author_id: int) -> bool:
+    def insert(self, score: Score, post_id: int, author_id: int) -> bool:
         with self._lock:
             return self._insert(score, post_id, author_id)
 
-    def _insert(self, score, post_id: int, author_id: int) -> bool:
+    def _insert(self, score: Score, post_id: int, author_id: int) -> bool:
         score = _normal(score, self.float_scores)
         present = self._scores.get(post_id)
         if present is not None:
@@ -124,7 +141,9 @@ class Timeline:
             return trimmed[1] != post_id
         return True
 
-    def insert_many(self, scores: np.ndarray, post_ids: np.ndarray, author_ids: np.ndarray) -> None:
+    def insert_many(
+        self, scores: ScoreArray, post_ids: NDArray[np.int64], author_ids: NDArray[np.int64]
+    ) -> None:
         entries = list(zip(scores.tolist(), post_ids.tolist(), author_ids.tolist()))
         with self._lock:
             for score, post_id, author_id in entries:
@@ -190,7 +209,9 @@ def timeline_from_bytes(data: bytes, max_len: int) -> Timeline:
 # -- merge_page: fan-out on read -------------------------------------------------------------------------
 
 
-def _accept(sources: list, after) -> tuple[list, bool]:
+def _accept(
+    sources: Sequence[object], after: Cursor | None
+) -> tuple[list[tuple[list[Entry], int | None]], bool]:
     """The sources as runs of entries, and whether scores are floats.
 
     The public layer hands over canonical sources only: this backend's Timelines, or tuples of three
@@ -198,7 +219,7 @@ def _accept(sources: list, after) -> tuple[list, bool]:
     all of one score kind, the cursor's too. Anything else is refused here (``TypeError``, or
     ``ValueError`` for a cursor of the other score kind) rather than guessed at.
     """
-    runs = []
+    runs: list[tuple[list[Entry], int | None]] = []
     kinds: dict[bool, int] = {}  # float_scores -> the index of the first source of that kind
     for index, source in enumerate(sources):
         if type(source) is Timeline:
@@ -228,7 +249,7 @@ def _accept(sources: list, after) -> tuple[list, bool]:
 _KIND_NAMES = {False: "int64", True: "float64"}
 
 
-def _canonical(source) -> bool:
+def _canonical(source: object) -> TypeGuard[EntryArrays]:
     """A tuple of three 1-D C-contiguous native arrays of one length: int64 or float64 scores, int64
     post and author ids."""
     if not isinstance(source, tuple) or len(source) != 3:
@@ -243,7 +264,7 @@ def _canonical(source) -> bool:
     return len(scores) == len(post_ids) == len(author_ids)
 
 
-def _check_order(entries: list, index: int, float_scores: bool) -> None:
+def _check_order(entries: Sequence[Entry], index: int, float_scores: bool) -> None:
     previous = None
     for j, (score, post_id, _) in enumerate(entries):
         if float_scores and math.isnan(score):
@@ -254,7 +275,13 @@ def _check_order(entries: list, index: int, float_scores: bool) -> None:
         previous = key
 
 
-def merge_page(sources: list, limit: int, after, exclude_authors, per_author_cap):
+def merge_page(
+    sources: Sequence[object],
+    limit: int,
+    after: Cursor | None,
+    exclude_authors: NDArray[np.int64] | None,
+    per_author_cap: int | None,
+) -> PageArrays:
     """One page of the feed that merges `sources` (canonical: see _accept).
 
     - The feed: every entry of every source whose author is not in `exclude_authors`, in feed order,
@@ -280,7 +307,14 @@ def merge_page(sources: list, limit: int, after, exclude_authors, per_author_cap
     )
 
 
-def _page(runs: list, float_scores: bool, limit: int, after, exclude_authors, per_author_cap):
+def _page(
+    runs: Sequence[Sequence[Entry]],
+    float_scores: bool,
+    limit: int,
+    after: Cursor | None,
+    exclude_authors: NDArray[np.int64] | None,
+    per_author_cap: int | None,
+) -> PageArrays:
     """``merge_page`` of runs of entries already accepted and checked."""
     excluded = set(exclude_authors.tolist()) if exclude_authors is not None else set()
 
@@ -302,7 +336,7 @@ def _page(runs: list, float_scores: bool, limit: int, after, exclude_authors, pe
         position = (after[1], after[2])
         while start < len(feed) and (feed[start][0], feed[start][1]) >= position:
             start += 1
-    page = []
+    page: list[Entry] = []
     per_author: dict[int, int] = {}
     has_more = False
     for entry in feed[start:]:
@@ -339,7 +373,7 @@ class TimelineStore:
     - Every method is atomic with respect to the others, from any thread (as a Timeline's are).
     """
 
-    def __init__(self, max_len: int, float_scores: bool):
+    def __init__(self, max_len: int, float_scores: bool) -> None:
         self.max_len = max_len
         self.float_scores = float_scores
         self._timelines: dict[int, Timeline] = {}
@@ -351,7 +385,7 @@ class TimelineStore:
     def contains(self, user_id: int) -> bool:
         return user_id in self._timelines
 
-    def users(self) -> np.ndarray:
+    def users(self) -> NDArray[np.int64]:
         with self._lock:
             return np.array(sorted(self._timelines), dtype=np.int64)
 
@@ -369,13 +403,27 @@ class TimelineStore:
         with self._lock:
             return self._timelines.pop(user_id, None) is not None
 
-    def merge_page(self, user_ids: np.ndarray, limit: int, after, exclude_authors, per_author_cap):
+    def merge_page(
+        self,
+        user_ids: NDArray[np.int64],
+        limit: int,
+        after: Cursor | None,
+        exclude_authors: NDArray[np.int64] | None,
+        per_author_cap: int | None,
+    ) -> PageArrays:
         with self._lock:
             timelines = [self._timelines.get(u) for u in user_ids.tolist()]
             runs = [t._entries for t in timelines if t is not None]
             return _page(runs, self.float_scores, limit, after, exclude_authors, per_author_cap)
 
-    def fanout(self, score, post_id: int, author_id: int, follower_ids: np.ndarray, create_missing: bool):
+    def fanout(
+        self,
+        score: Score,
+        post_id: int,
+        author_id: int,
+        follower_ids: NDArray[np.int64],
+        create_missing: bool,
+    ) -> int:
         stood = 0
         with self._lock:
             for follower in follower_ids.tolist():
@@ -387,8 +435,8 @@ class TimelineStore:
                 stood += timeline.insert(score, post_id, author_id)
         return stood
 
-    def backfill(self, user_id: int, source) -> None:
-        entries = source.entries() if type(source) is Timeline else source
+    def backfill(self, user_id: int, source: Timeline | EntryArrays) -> None:
+        entries = source.entries() if type(source) is Timeline else cast("EntryArrays", source)
         with self._lock:
             timeline = self._timelines.get(user_id)
             if timeline is None:
@@ -405,13 +453,13 @@ class TimelineStore:
 
 
 def aggregate_activity(
-    actor_ids: np.ndarray,
-    verbs: np.ndarray,
-    target_ids: np.ndarray,
-    timestamps: np.ndarray,
+    actor_ids: NDArray[np.int64],
+    verbs: NDArray[np.int64],
+    target_ids: NDArray[np.int64],
+    timestamps: NDArray[np.int64],
     window_seconds: int,
     max_actors: int,
-):
+) -> tuple[NDArray[np.int64], ...]:
     """Groups activity events by ``(verb, target_id, window)``: "alice, bob and 3 others liked your post".
 
     - Windows are fixed (tumbling): ``window = timestamp // window_seconds`` (floor division, so
@@ -426,7 +474,9 @@ def aggregate_activity(
       actor_counts, actors, actor_offsets)``; group g's actors are
       ``actors[actor_offsets[g]:actor_offsets[g + 1]]``.
     """
-    groups: dict[tuple, list] = {}  # (verb, target, window) -> [latest, events, {actor: latest}]
+    groups: dict[
+        tuple[int, int, int], list[Any]
+    ] = {}  # (verb, target, window) -> [latest, events, {actor: latest}]
     for actor, verb, target, timestamp in zip(
         actor_ids.tolist(), verbs.tolist(), target_ids.tolist(), timestamps.tolist()
     ):

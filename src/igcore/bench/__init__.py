@@ -11,9 +11,12 @@ import importlib
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import _backend
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
 
 # Hot paths with benchmarks; each names a module igcore.bench.<name> that calls register().
 BENCH_MODULES = ("counters", "timeline", "codec", "graph", "msgpack")
@@ -28,7 +31,7 @@ class Runner:
     backend: str | None = None  # set for igcore runners: the backend it runs under
     slow: bool = False  # pure-Python loops over millions of items: fewer rounds
 
-    def context(self):
+    def context(self) -> AbstractContextManager[object]:
         return _backend.use_backend(self.backend) if self.backend else nullcontext()
 
 
@@ -38,10 +41,12 @@ class Case:
 
     name: str  # e.g. "counters.aggregate/counts"
     hot_path: str
-    title: Callable[[float], str]  # a one-line description, given the scale
-    make_inputs: Callable[[float], Any]  # seeded; sizes are multiplied by the scale (1.0: full size)
+    # title(scale) and make_inputs(scale), and each peer(inputs), typed `...`: the cases bind loop
+    # variables as default arguments of lambdas, which mypy cannot match against one parameter.
+    title: Callable[..., str]  # a one-line description, given the scale
+    make_inputs: Callable[..., Any]  # seeded; sizes are multiplied by the scale (1.0: full size)
     run: Callable[[Any], Any]  # the igcore call
-    peers: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    peers: dict[str, Callable[..., Any]] = field(default_factory=dict)
     slow_peers: tuple[str, ...] = ()
     # same(igcore_result, other_result) -> bool; for peers, given the peer's result
     same: Callable[[Any, Any], bool] | None = None

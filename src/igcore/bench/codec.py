@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
+from typing import Any, Callable
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def _zlib_unpack(data: bytes) -> np.ndarray:
     return np.frombuffer(zlib.decompress(data), dtype=np.int64)
 
 
-PEERS = {  # label: (encode, decode)
+PEERS: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {  # label: (encode, decode)
     "pickle": (pickle.dumps, pickle.loads),
     "numpy tobytes + zlib": (_zlib_pack, _zlib_unpack),
     "msgpack (list)": (_msgpack_pack, _msgpack_unpack),

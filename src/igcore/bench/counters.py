@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ def _events(scale: float) -> int:
 def _inputs(scale: float, with_deltas: bool) -> dict:
     n = _events(scale)
     keys = zipf_keys(n, IDS, 1.2, SEED)
-    inputs = {"keys": keys, "deltas": small_deltas(n, SEED) if with_deltas else None}
+    inputs: dict[str, Any] = {"keys": keys, "deltas": small_deltas(n, SEED) if with_deltas else None}
     # Counter's user holds Python ints already; building the lists is not part of its time.
     inputs["key_list"] = keys.tolist()
     inputs["delta_list"] = inputs["deltas"].tolist() if with_deltas else None
@@ -52,7 +53,7 @@ def _same_totals_any_order(result, expected) -> bool:
 
 
 def _counter_of_deltas(inputs):
-    totals = Counter()
+    totals: Counter[int] = Counter()
     for key, delta in zip(inputs["key_list"], inputs["delta_list"]):
         totals[key] += delta
     return totals

@@ -12,8 +12,10 @@ import heapq
 import pickle
 import zlib
 from itertools import count
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .. import _backend, codec, timeline
 from . import Case, register
@@ -23,9 +25,10 @@ LIMIT = 50
 DEEP = 5_000  # a deep page starts after this global rank
 EPOCH_MS = 1_700_000_000_000
 MONTH_MS = 30 * 86_400_000
+_Ids = TypeVar("_Ids", NDArray[np.int64], np.int64)  # arrays of ids, or one
 
 
-def snowflake(ms: np.ndarray, low_bits: np.ndarray) -> np.ndarray:
+def snowflake(ms: _Ids, low_bits: _Ids) -> _Ids:
     """Time-ordered 63-bit post ids, as large services hand them out: milliseconds, then 22 low bits."""
     return ((ms - EPOCH_MS + 1) << 22) | (low_bits & ((1 << 22) - 1))
 
@@ -83,7 +86,7 @@ def heapq_page(tuple_lists, skip: int, limit: int) -> list:
 
 
 def nlargest_page(tuple_lists, skip: int, limit: int) -> list:
-    best = {}
+    best: dict[int, Any] = {}
     for entries in tuple_lists:
         for entry in entries:
             standing = best.get(entry[1])
@@ -285,6 +288,7 @@ def _sorted_list_cache(inputs: dict):
     """The same bounded cache with sortedcontainers: a SortedList of (-score, -post, author) and a dict."""
     from sortedcontainers import SortedList
 
+    scores: dict[int, Any]  # post id -> its score
     ranks, scores, max_len = SortedList(), {}, inputs["max_len"]
     for score, post_id, author_id in inputs["entries"]:
         present = scores.get(post_id)

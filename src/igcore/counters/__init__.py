@@ -13,7 +13,7 @@ work. The contract of every operation is in ``igcore._reference.counters``.
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, overload
 
 import numpy as np
 
@@ -21,19 +21,27 @@ from .. import _backend, _messages
 from .._arrays import INT64_MAX, INT64_MIN, count, int64, int64_array
 from . import _hll_format
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
+    from numpy.typing import NDArray
+
+    from .._typing import HllElement, IntArrayLike, IntLike
+
 
 class Totals(NamedTuple):
     """Keys and the total of each (both int64 arrays)."""
 
-    keys: np.ndarray
-    sums: np.ndarray
+    keys: NDArray[np.int64]
+    sums: NDArray[np.int64]
 
 
 class Deltas(NamedTuple):
     """Drained keys, ascending, and the delta of each since the previous drain (both int64 arrays)."""
 
-    keys: np.ndarray
-    deltas: np.ndarray
+    keys: NDArray[np.int64]
+    deltas: NDArray[np.int64]
 
 
 class Dropped(NamedTuple):
@@ -43,7 +51,7 @@ class Dropped(NamedTuple):
     in_future: int
 
 
-def aggregate(keys, deltas=None) -> Totals:
+def aggregate(keys: IntArrayLike, deltas: IntArrayLike | None = None) -> Totals:
     """Sum `deltas` per key; each event counts 1 when `deltas` is None.
 
     `keys` and `deltas` are 1-D integer arrays (int64 arrays are used without copying) or sequences of
@@ -61,7 +69,13 @@ def aggregate(keys, deltas=None) -> Totals:
 # -- checks at the door ----------------------------------------------------------------------------------
 
 
-def _deltas_for(keys: np.ndarray, deltas, name: str = "deltas") -> np.ndarray | None:
+@overload
+def _deltas_for(keys: NDArray[np.int64], deltas: None, name: str = ...) -> None: ...
+@overload
+def _deltas_for(keys: NDArray[np.int64], deltas: IntArrayLike, name: str = ...) -> NDArray[np.int64]: ...
+@overload
+def _deltas_for(keys: NDArray[np.int64], deltas: object, name: str = ...) -> NDArray[np.int64] | None: ...
+def _deltas_for(keys: NDArray[np.int64], deltas: object, name: str = "deltas") -> NDArray[np.int64] | None:
     if deltas is None:
         return None
     deltas = int64_array(deltas, name)
@@ -74,11 +88,13 @@ def _deltas_for(keys: np.ndarray, deltas, name: str = "deltas") -> np.ndarray | 
     return deltas
 
 
-def _now(now) -> int:
+def _now(now: IntLike | None) -> int:
     return int(time.time()) if now is None else int64(now, "now")
 
 
-def _same_backend(mine, theirs, what: str, conversion: str) -> None:
+def _same_backend(
+    mine: CounterTable | HyperLogLog, theirs: CounterTable | HyperLogLog, what: str, conversion: str
+) -> None:
     """`mine` and `theirs` (public objects with a ``backend``) are held by one backend."""
     if theirs.backend != mine.backend:
         raise TypeError(
@@ -102,7 +118,7 @@ class CounterTable:
     The backend is chosen when the table is made (see ``backend``).
     """
 
-    def __init__(self, kinds=DEFAULT_KINDS):
+    def __init__(self, kinds: Iterable[str] = DEFAULT_KINDS) -> None:
         if isinstance(kinds, (str, bytes)):
             raise TypeError("kinds must be a sequence of names, not a single string")
         kinds = tuple(kinds)
@@ -123,7 +139,7 @@ class CounterTable:
     def kinds(self) -> tuple[str, ...]:
         return self._kinds
 
-    def _kind(self, kind) -> int:
+    def _kind(self, kind: str | None) -> int:
         if kind is None:
             if len(self._kinds) == 1:
                 return 0
@@ -133,7 +149,7 @@ class CounterTable:
         except (KeyError, TypeError):
             raise ValueError(f"unknown kind {kind!r}; this table counts {', '.join(self._kinds)}") from None
 
-    def add(self, keys, deltas=None, kind=None) -> None:
+    def add(self, keys: IntArrayLike, deltas: IntArrayLike | None = None, kind: str | None = None) -> None:
         """Adds `deltas` (1 per event when None) to `kind` for `keys` (int64 arrays or int sequences).
 
         A total or pending delta leaving int64 raises ``OverflowError`` and adds nothing.
@@ -143,12 +159,12 @@ class CounterTable:
         keys = int64_array(keys, "keys")
         self._impl.add(position, keys, _deltas_for(keys, deltas))
 
-    def get(self, keys, kind=None) -> np.ndarray:
+    def get(self, keys: IntArrayLike, kind: str | None = None) -> NDArray[np.int64]:
         """The totals of `keys` for `kind` (0 for a key never added), as an int64 array."""
         position = self._kind(kind)
         return self._impl.get(position, int64_array(keys, "keys"))
 
-    def top(self, k: int, kind=None) -> Totals:
+    def top(self, k: int, kind: str | None = None) -> Totals:
         """At most `k` keys with the largest non-zero totals of `kind`, largest first, ties by smaller key."""
         position = self._kind(kind)
         return Totals(*self._impl.top(position, count(k, "k")))
@@ -159,15 +175,15 @@ class CounterTable:
         drain. Hand the result back with ``restore`` if it could not be stored."""
         return {kind: Deltas(*pair) for kind, pair in zip(self._kinds, self._impl.drain())}
 
-    def restore(self, drained) -> None:
+    def restore(self, drained: dict[str, Deltas]) -> None:
         """Puts drained deltas back into the pending deltas (totals are unchanged): for a failed flush."""
         self._restore(drained, retract=False)
 
-    def retract(self, drained) -> None:
+    def retract(self, drained: dict[str, Deltas]) -> None:
         """Takes restored deltas out again: for a flush that had reached the store after all."""
         self._restore(drained, retract=True)
 
-    def _restore(self, drained, retract: bool) -> None:
+    def _restore(self, drained: object, retract: bool) -> None:
         if not isinstance(drained, dict):
             raise TypeError(f"expected the dict that drain() returns, not {type(drained).__name__}")
         batch = []
@@ -208,7 +224,7 @@ class WindowedCounter:
     sums them. `sum` and `top` read a window of whole buckets ending with `now`'s bucket.
     """
 
-    def __init__(self, bucket_seconds: int = 60, buckets: int = 60):
+    def __init__(self, bucket_seconds: int = 60, buckets: int = 60) -> None:
         self.bucket_seconds = count(bucket_seconds, "bucket_seconds", 1)
         self.buckets = count(buckets, "buckets", 1, MAX_BUCKETS)
         if self.bucket_seconds * self.buckets > INT64_MAX:
@@ -217,7 +233,13 @@ class WindowedCounter:
         self.backend: str = _backend.backend_name(module)
         self._impl = module.WindowedCounter(self.bucket_seconds, self.buckets)
 
-    def add(self, keys, timestamps, deltas=None, now=None) -> Dropped:
+    def add(
+        self,
+        keys: IntArrayLike,
+        timestamps: IntArrayLike,
+        deltas: IntArrayLike | None = None,
+        now: IntLike | None = None,
+    ) -> Dropped:
         """Counts events (`deltas`, 1 each when None) of `keys` at `timestamps`; `now` (default: the
         clock) moves the ring forward first. Returns the events dropped by this call."""
         keys = int64_array(keys, "keys")
@@ -227,7 +249,7 @@ class WindowedCounter:
         deltas = _deltas_for(keys, deltas)
         return Dropped(*self._impl.add(keys, timestamps, deltas, _now(now)))
 
-    def _window(self, window_seconds) -> int:
+    def _window(self, window_seconds: int | None) -> int:
         span = self.bucket_seconds * self.buckets
         if window_seconds is None:
             return self.buckets
@@ -239,13 +261,15 @@ class WindowedCounter:
             )
         return window_seconds // self.bucket_seconds
 
-    def sum(self, keys, now=None, window_seconds=None) -> np.ndarray:
+    def sum(
+        self, keys: IntArrayLike, now: IntLike | None = None, window_seconds: int | None = None
+    ) -> NDArray[np.int64]:
         """Per key, the total in the last `window_seconds` (whole buckets; default: the whole ring) up to
         and including `now`'s bucket."""
         keys = int64_array(keys, "keys")
         return self._impl.sum(keys, _now(now), self._window(window_seconds))
 
-    def top(self, k: int, now=None, window_seconds=None) -> Totals:
+    def top(self, k: int, now: IntLike | None = None, window_seconds: int | None = None) -> Totals:
         """At most `k` keys with the largest non-zero totals in the window, largest first, ties by the
         smaller key."""
         k = count(k, "k")
@@ -273,12 +297,12 @@ class HyperLogLog:
     move between a Python process and a Redis server in both directions.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         module = _backend.kernels("counters")
         self.backend: str = _backend.backend_name(module)
         self._impl = module.HyperLogLog()
 
-    def add(self, items) -> bool:
+    def add(self, items: HllElement | Iterable[HllElement] | NDArray[np.integer[Any]]) -> bool:
         """Adds one element (an int, str or bytes) or each of a sequence or int64 array of them.
 
         An int is added as its decimal string and a str as its UTF-8 bytes, as a Redis client sends
@@ -313,7 +337,7 @@ class HyperLogLog:
         _same_backend(self, other, "HyperLogLog", "convert with HyperLogLog.from_bytes(x.to_bytes())")
         self._impl.merge(other._impl)
 
-    def registers(self) -> np.ndarray:
+    def registers(self) -> NDArray[np.uint8]:
         """A copy of the 16,384 register values (uint8, 0..51)."""
         return self._impl.registers()
 
@@ -326,7 +350,7 @@ class HyperLogLog:
         return _hll_format.to_dense(registers, snapshot.count())
 
     @classmethod
-    def from_bytes(cls, data) -> HyperLogLog:
+    def from_bytes(cls, data: bytes | bytearray | memoryview) -> HyperLogLog:
         """A sketch from a Redis HyperLogLog string (dense or sparse, as GET returns it).
 
         Raises ``ValueError`` when the bytes are not a well-formed HyperLogLog.
@@ -341,7 +365,7 @@ class HyperLogLog:
         return f"<HyperLogLog ~{self.count()} [{self.backend}]>"
 
 
-def _element(item) -> bytes:
+def _element(item: object) -> bytes:
     if isinstance(item, (bool, np.bool_)):
         raise TypeError("a bool is not an element; add an int, str or bytes")
     if isinstance(item, (int, np.integer)):

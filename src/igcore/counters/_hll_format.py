@@ -16,9 +16,14 @@ whichever backend made them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .._reference.counters import HLL_MAX_REGISTER, HLL_REGISTERS
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 MAGIC = b"HYLL"
 DENSE, SPARSE = 0, 1
@@ -35,14 +40,14 @@ def header(encoding: int, cardinality: int | None) -> bytes:
     return MAGIC + bytes([encoding, 0, 0, 0]) + cache.to_bytes(8, "little")
 
 
-def to_dense(registers: np.ndarray, cardinality: int) -> bytes:
+def to_dense(registers: NDArray[np.uint8], cardinality: int) -> bytes:
     """The dense string of `registers` (uint8, 16,384 values up to 51), caching `cardinality`."""
     bits = np.zeros(HLL_REGISTERS * 6, dtype=np.uint8)
     bits[_BIT_OF] = ((registers[:, None] >> np.arange(6, dtype=np.uint8)) & 1).ravel()
     return header(DENSE, cardinality) + np.packbits(bits, bitorder="little").tobytes()
 
 
-def registers_of(data: bytes) -> np.ndarray:
+def registers_of(data: bytes) -> NDArray[np.uint8]:
     """The 16,384 registers (uint8) of a HyperLogLog string in either encoding.
 
     Raises ``ValueError`` for anything that is not a well-formed Redis HyperLogLog: a wrong magic or
@@ -59,7 +64,7 @@ def registers_of(data: bytes) -> np.ndarray:
             )
         packed = np.frombuffer(data, dtype=np.uint8, offset=HEADER_SIZE)
         bits = np.unpackbits(packed, bitorder="little")[_BIT_OF].reshape(HLL_REGISTERS, 6)
-        registers = (bits << np.arange(6, dtype=np.uint8)).sum(axis=1, dtype=np.uint8)
+        registers: NDArray[np.uint8] = (bits << np.arange(6, dtype=np.uint8)).sum(axis=1, dtype=np.uint8)
     elif encoding == SPARSE:
         registers = _sparse_registers(data[HEADER_SIZE:])
     else:
@@ -74,7 +79,7 @@ def registers_of(data: bytes) -> np.ndarray:
     return registers
 
 
-def _sparse_registers(opcodes: bytes) -> np.ndarray:
+def _sparse_registers(opcodes: bytes) -> NDArray[np.uint8]:
     registers = np.zeros(HLL_REGISTERS, dtype=np.uint8)
     index = position = 0
     while position < len(opcodes):

@@ -41,6 +41,7 @@ import inspect
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -53,6 +54,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .._arrays import INT64_MAX, INT64_MIN, count, int64_array
 from . import CounterTable, Deltas
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from numpy.typing import NDArray
+
+    from .._typing import IntArrayLike
 
 # KEYS[1]: the part's marker; KEYS[2..]: the shard's hash of each kind in the part.
 # ARGV[1]: the marker's time to live; then triples (position of the hash in KEYS, field, delta).
@@ -114,7 +122,7 @@ class Flushed:
 class _Part:
     marker: str
     hashes: list[str]
-    arguments: list
+    arguments: list[int]  # ARGV: the markers' time to live, then (hash position, key, delta) triples
     entries: list[tuple[str, int, int]]  # (kind, key, delta) of each field, in the order sent
 
 
@@ -133,13 +141,13 @@ class WriteBehind:
     def __init__(
         self,
         table: CounterTable,
-        client,
+        client: redis.Redis,
         *,
         prefix: str = "igcore",
         shards: int = 64,
         part_size: int = 1000,
         batch_ttl: int = 86_400,
-    ):
+    ) -> None:
         if not isinstance(table, CounterTable):
             raise TypeError(f"table must be an igcore CounterTable, not {type(table).__name__}")
         _check_client(client)
@@ -158,7 +166,8 @@ class WriteBehind:
         self.batch_ttl = batch_ttl
         # The state is replaced, never changed in place, each piece in one assignment: an exception at
         # any point leaves either the old state or the new one. Readers need no lock.
-        self._held: list = []  # chunks of deltas not known to be in Redis: drain() dicts or Held
+        # Chunks of deltas not known to be in Redis: drain() dicts or Held.
+        self._held: Sequence[Union[dict[str, Deltas], Held]] = []
         self._in_doubt: list[_Part] = []
         self._refused: Held = {}
         self._lock = threading.Lock()
@@ -172,7 +181,7 @@ class WriteBehind:
         """The hash and field that hold `key`'s total of `kind`."""
         return self.hash_name(kind, int(key) % self.shards), str(int(key))
 
-    def totals(self, kind: str, keys) -> np.ndarray:
+    def totals(self, kind: str, keys: IntArrayLike) -> NDArray[np.int64]:
         """The totals Redis holds for `keys` (0 where it holds none), as an int64 array."""
         if kind not in self.table.kinds:
             raise ValueError(f"unknown kind {kind!r}; the table counts {', '.join(self.table.kinds)}")
@@ -266,7 +275,9 @@ class WriteBehind:
         if problems:
             raise FlushError("; ".join(problems))
 
-    def _outcome(self, parts: list[_Part], replies: list, beyond: Held):
+    def _outcome(
+        self, parts: list[_Part], replies: list[Any], beyond: Held
+    ) -> tuple[list[Held], Held, list[_Part], list[str]]:
         """The state after `replies`: what stays held, refused and in doubt, and what to complain of."""
         if len(replies) != len(parts):
             raise redis.RedisError(f"expected {len(parts)} replies, got {len(replies)}")
@@ -325,7 +336,7 @@ class WriteBehind:
     def _part(self, shard: int, batch: str, number: int, entries: list[tuple[str, int, int]]) -> _Part:
         kinds = list(dict.fromkeys(kind for kind, _, _ in entries))
         position = {kind: i + 2 for i, kind in enumerate(kinds)}  # KEYS[1] is the marker
-        arguments: list = [self.batch_ttl]
+        arguments: list[int] = [self.batch_ttl]
         for kind, key, delta in entries:
             arguments += [position[kind], key, delta]
         return _Part(
@@ -336,11 +347,11 @@ class WriteBehind:
         )
 
 
-def _check_client(client) -> None:
+def _check_client(client: object) -> None:
     try:
         from redis.cluster import RedisCluster
     except ImportError:  # pragma: no cover - clients older than cluster support
-        RedisCluster = ()
+        RedisCluster = ()  # type: ignore[misc,assignment]  # nothing to refuse: isinstance(x, ()) is False
     if isinstance(client, RedisCluster):
         raise TypeError(
             "WriteBehind does not support Redis Cluster clients yet (a RedisCluster pipeline cannot run "
@@ -350,20 +361,21 @@ def _check_client(client) -> None:
         raise TypeError("WriteBehind needs a synchronous client (redis.Redis), not an asyncio one")
 
 
-def _text(reply) -> str:
+def _text(reply: object) -> str:
     """A reply as str, whether the client decodes replies or not."""
     return reply.decode() if isinstance(reply, bytes) else str(reply)
 
 
-def _add(into: Held, entries, sign: int = 1) -> None:
+def _add(into: Held, entries: Iterable[tuple[str, int, int]], sign: int = 1) -> None:
     for kind, key, delta in entries:
         deltas = into.setdefault(kind, {})
         deltas[key] = deltas.get(key, 0) + sign * delta
 
 
-def _merged(chunks: list) -> Held:
+def _merged(chunks: Iterable[Mapping[str, Union[Deltas, dict[int, int]]]]) -> Held:
     """The sum of chunks of deltas (``drain()`` dicts or Held), without the keys that sum to zero."""
     merged: Held = {}
+    deltas: Union[Deltas, dict[int, int], Iterable[tuple[int, int]]]
     for chunk in chunks:
         for kind, deltas in chunk.items():
             if isinstance(deltas, Deltas):

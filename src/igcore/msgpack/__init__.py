@@ -9,6 +9,7 @@ made with.
 from __future__ import annotations
 
 import operator
+from typing import TYPE_CHECKING, Any
 
 from .. import _backend, _messages
 from ._options import (
@@ -33,6 +34,15 @@ from .exceptions import (
     UnpackValueError,
 )
 from .ext import ExtType, Timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import SupportsIndex
+
+    from _typeshed import SupportsRead, SupportsWrite
+    from typing_extensions import Buffer
+
+    from ._options import SizedPairs
 
 # The msgpack-python release whose API and behaviour this module follows (code that checks
 # `msgpack.version` keeps working).
@@ -70,14 +80,14 @@ __all__ = [
 _kernels = _backend.kernel_lookup("msgpack")
 
 
-def packb(o, **kwargs) -> bytes:
+def packb(o: object, **kwargs: Any) -> bytes:
     """`o` packed into bytes. The keyword arguments are ``Packer``'s."""
     if not kwargs:
         return _kernels().packb(o, DEFAULT_PACK)
     return _kernels().packb(o, pack_options_for(kwargs)[0])
 
 
-def unpackb(packed, **kwargs):
+def unpackb(packed: Buffer, **kwargs: Any) -> Any:
     """The object packed in `packed` (any bytes-like object).
 
     Raises ``ExtraData`` when bytes follow the object, ``ValueError`` when the input is incomplete,
@@ -92,12 +102,12 @@ def unpackb(packed, **kwargs):
     return _kernels().unpackb(packed, options)
 
 
-def pack(o, stream, **kwargs) -> None:
+def pack(o: object, stream: SupportsWrite[bytes], **kwargs: Any) -> None:
     """Writes `o`, packed, to `stream` (anything with ``write``)."""
     stream.write(packb(o, **kwargs))
 
 
-def unpack(stream, **kwargs):
+def unpack(stream: SupportsRead[bytes], **kwargs: Any) -> Any:
     """The object packed in the whole of `stream` (anything with ``read``); see ``unpackb``."""
     return unpackb(stream.read(), **kwargs)
 
@@ -127,15 +137,15 @@ class Packer:
     def __init__(
         self,
         *,
-        default=None,
-        use_single_float=False,
-        autoreset=True,
-        use_bin_type=True,
-        strict_types=False,
-        datetime=False,
-        unicode_errors=None,
-        buf_size=None,
-    ):
+        default: Callable[[Any], Any] | None = None,
+        use_single_float: bool = False,
+        autoreset: bool = True,
+        use_bin_type: bool = True,
+        strict_types: bool = False,
+        datetime: bool = False,
+        unicode_errors: str | None = None,
+        buf_size: int | None = None,
+    ) -> None:
         options, autoreset = pack_options(
             default=default,
             use_single_float=use_single_float,
@@ -148,23 +158,23 @@ class Packer:
         )
         self._packer = _kernels().Packer(options, autoreset)
 
-    def pack(self, obj):
+    def pack(self, obj: object) -> bytes | None:
         """Packs `obj`: returns its bytes with ``autoreset``, else appends them to the buffer."""
         return self._packer.pack(obj)
 
-    def pack_map_pairs(self, pairs):
+    def pack_map_pairs(self, pairs: SizedPairs) -> bytes | None:
         """Packs a map from `pairs`, a sized iterable of (key, value): keeps their order and repeats."""
         return self._packer.pack_map_pairs(pairs)
 
-    def pack_array_header(self, size):
+    def pack_array_header(self, size: SupportsIndex) -> bytes | None:
         """Packs the header of an array of `size` items (0 <= size < 2**32); pack the items next."""
         return self._packer.pack_array_header(_size(size))
 
-    def pack_map_header(self, size):
+    def pack_map_header(self, size: SupportsIndex) -> bytes | None:
         """Packs the header of a map of `size` pairs (0 <= size < 2**32); pack keys and values next."""
         return self._packer.pack_map_header(_size(size))
 
-    def pack_ext_type(self, typecode, data):
+    def pack_ext_type(self, typecode: int, data: Buffer) -> bytes | None:
         """Packs an ext of type `typecode` (an int in -128..127) holding `data` (bytes-like)."""
         if not isinstance(typecode, int):
             raise TypeError(f"typecode must be an int, not {type(typecode).__name__}")
@@ -183,7 +193,7 @@ class Packer:
         self._packer.reset()
 
 
-def _size(size) -> int:
+def _size(size: SupportsIndex) -> int:
     size = operator.index(size)
     if not -(2**63) <= size < 2**63:
         raise OverflowError(_messages.INT_TOO_LARGE_FOR_C_LONG)
@@ -220,18 +230,18 @@ class Unpacker:
     takes the next object of the stream, exactly once.
     """
 
-    def __init__(self, file_like=None, **kwargs):
+    def __init__(self, file_like: SupportsRead[bytes] | None = None, **kwargs: Any) -> None:
         file_read, read_size, max_buffer_size, options = unpacker_options(file_like, **kwargs)
         self._feeding = file_read is None
         self._unpacker = _kernels().Unpacker(file_read, read_size, max_buffer_size, options)
 
-    def feed(self, next_bytes) -> None:
+    def feed(self, next_bytes: Buffer) -> None:
         """Adds bytes to the buffer (not with a `file_like`)."""
         if not self._feeding:
             raise AssertionError("unpacker.feed() is not be able to use with `file_like`.")
         self._unpacker.feed(byte_view(next_bytes))
 
-    def unpack(self):
+    def unpack(self) -> Any:
         """The next object; ``OutOfData`` when its bytes are not all here yet."""
         return self._unpacker.unpack()
 
@@ -247,7 +257,7 @@ class Unpacker:
         """The size of the map that comes next (``ValueError`` if something else does)."""
         return self._unpacker.read_map_header()
 
-    def read_bytes(self, n) -> bytes:
+    def read_bytes(self, n: SupportsIndex) -> bytes:
         """Up to `n` raw bytes of the stream."""
         n = operator.index(n)
         if n < 0:
@@ -258,8 +268,8 @@ class Unpacker:
         """The stream offset of the next unread byte."""
         return self._unpacker.tell()
 
-    def __iter__(self):
+    def __iter__(self) -> Unpacker:
         return self
 
-    def __next__(self):
+    def __next__(self) -> Any:
         return next(self._unpacker)

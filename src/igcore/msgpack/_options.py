@@ -7,10 +7,26 @@ same error, with the same message, whichever backend runs (the messages are msgp
 from __future__ import annotations
 
 import operator
-from typing import Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, TypeVar
 
 from .. import _messages
 from .ext import ExtType
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Protocol, SupportsIndex
+
+    from _typeshed import SupportsRead
+    from typing_extensions import Buffer
+
+    class SizedPairs(Protocol):
+        """What ``pack_map_pairs`` takes: a sized iterable of (key, value)."""
+
+        def __len__(self) -> int: ...
+        def __iter__(self) -> Iterator[tuple[Any, Any]]: ...
+
+
+_T = TypeVar("_T")
 
 DEFAULT_MAX_BUFFER_SIZE = 100 * 1024 * 1024
 INT_MAX = 2**31 - 1  # max_buffer_size=0 means this, as in msgpack-python
@@ -31,10 +47,10 @@ class UnpackOptions(NamedTuple):
     raw: bool
     timestamp: int  # 0 Timestamp, 1 float, 2 int nanoseconds, 3 datetime
     strict_map_key: bool
-    object_hook: Optional[Callable]
-    object_pairs_hook: Optional[Callable]
-    list_hook: Optional[Callable]
-    ext_hook: Callable
+    object_hook: Optional[Callable[[dict[Any, Any]], Any]]
+    object_pairs_hook: Optional[Callable[[list[tuple[Any, Any]]], Any]]
+    list_hook: Optional[Callable[[Any], Any]]  # receives a list, or a tuple without use_list
+    ext_hook: Callable[[int, bytes], Any]
     unicode_errors: Optional[str]  # None: strict
     # -1: the default (unpackb: from the input's length; Unpacker: from max_buffer_size)
     max_str_len: int
@@ -46,14 +62,14 @@ class UnpackOptions(NamedTuple):
 
 def pack_options(
     *,
-    default=None,
-    use_single_float=False,
-    autoreset=True,
-    use_bin_type=True,
-    strict_types=False,
-    datetime=False,
-    unicode_errors=None,
-    buf_size=None,
+    default: Callable[[Any], Any] | None = None,
+    use_single_float: bool = False,
+    autoreset: bool = True,
+    use_bin_type: bool = True,
+    strict_types: bool = False,
+    datetime: bool = False,
+    unicode_errors: str | None = None,
+    buf_size: int | None = None,
 ) -> tuple[PackOptions, bool]:
     """The options of a Packer (``buf_size`` is accepted and unused), and its ``autoreset``."""
     if default is not None and not callable(default):
@@ -71,20 +87,20 @@ def pack_options(
 
 def unpack_options(
     *,
-    object_hook=None,
-    list_hook=None,
-    use_list=True,
-    raw=False,
-    timestamp=0,
-    strict_map_key=True,
-    unicode_errors=None,
-    object_pairs_hook=None,
-    ext_hook=ExtType,
-    max_str_len=-1,
-    max_bin_len=-1,
-    max_array_len=-1,
-    max_map_len=-1,
-    max_ext_len=-1,
+    object_hook: Callable[[dict[Any, Any]], Any] | None = None,
+    list_hook: Callable[[Any], Any] | None = None,
+    use_list: bool = True,
+    raw: bool = False,
+    timestamp: SupportsIndex = 0,
+    strict_map_key: bool = True,
+    unicode_errors: str | None = None,
+    object_pairs_hook: Callable[[list[tuple[Any, Any]]], Any] | None = None,
+    ext_hook: Callable[[int, bytes], Any] = ExtType,
+    max_str_len: SupportsIndex = -1,
+    max_bin_len: SupportsIndex = -1,
+    max_array_len: SupportsIndex = -1,
+    max_map_len: SupportsIndex = -1,
+    max_ext_len: SupportsIndex = -1,
 ) -> UnpackOptions:
     """The options of unpackb (the keyword arguments it takes, with its defaults)."""
     if object_hook is not None and object_pairs_hook is not None:
@@ -117,7 +133,13 @@ def unpack_options(
     )
 
 
-def unpacker_options(file_like=None, *, read_size=0, max_buffer_size=DEFAULT_MAX_BUFFER_SIZE, **options):
+def unpacker_options(
+    file_like: SupportsRead[bytes] | None = None,
+    *,
+    read_size: SupportsIndex = 0,
+    max_buffer_size: SupportsIndex = DEFAULT_MAX_BUFFER_SIZE,
+    **options: Any,
+) -> tuple[Callable[[int], bytes] | None, int, int, UnpackOptions]:
     """An Unpacker's arguments: ``(file_like.read or None, read_size, max_buffer_size, UnpackOptions)``."""
     file_read = None
     if file_like is not None:
@@ -136,11 +158,11 @@ def unpacker_options(file_like=None, *, read_size=0, max_buffer_size=DEFAULT_MAX
 
 
 _MEMO_SIZE = 64
-_pack_memo: dict = {}
-_unpack_memo: dict = {}
+_pack_memo: dict[Any, tuple[PackOptions, bool]] = {}
+_unpack_memo: dict[Any, UnpackOptions] = {}
 
 
-def _memoized(memo: dict, read, kwargs: dict):
+def _memoized(memo: dict[Any, _T], read: Callable[..., _T], kwargs: dict[str, Any]) -> _T:
     """`read(**kwargs)`, remembered for the same keyword arguments: a service calls packb/unpackb with
     the same few option sets over and over, and the backends then also reuse what they read from the
     one options object. Unhashable arguments are read every time."""
@@ -158,15 +180,15 @@ def _memoized(memo: dict, read, kwargs: dict):
     return found
 
 
-def pack_options_for(kwargs: dict) -> tuple[PackOptions, bool]:
+def pack_options_for(kwargs: dict[str, Any]) -> tuple[PackOptions, bool]:
     return _memoized(_pack_memo, pack_options, kwargs)
 
 
-def unpack_options_for(kwargs: dict) -> UnpackOptions:
+def unpack_options_for(kwargs: dict[str, Any]) -> UnpackOptions:
     return _memoized(_unpack_memo, unpack_options, kwargs)
 
 
-def byte_view(data):
+def byte_view(data: Buffer) -> bytes | memoryview:
     """`data` as bytes, or as a flat, C-contiguous memoryview of single bytes (copied if it is not
     contiguous); what every backend unpacks from."""
     if type(data) is bytes:
@@ -179,13 +201,13 @@ def byte_view(data):
     return view.cast("B") if view.ndim != 1 or view.format != "B" else view
 
 
-def _error_handler(name) -> str | None:
+def _error_handler(name: object) -> str | None:
     if name is not None and not isinstance(name, str):
         raise TypeError(f"unicode_errors must be a str or None, not {type(name).__name__}")
     return None if name == "strict" else name
 
 
-def _ssize(value, name: str) -> int:
+def _ssize(value: SupportsIndex, name: str) -> int:
     value = operator.index(value)
     if not SSIZE_MIN <= value <= SSIZE_MAX:
         raise OverflowError(f"{name}: Python int too large to convert to C ssize_t")

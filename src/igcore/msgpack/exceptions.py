@@ -5,6 +5,10 @@
 ``Unpacker`` only.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class UnpackException(Exception):
     """Base class of the errors that only unpacking raises (other exceptions can come from hooks)."""
@@ -33,11 +37,11 @@ UnpackValueError = ValueError
 class ExtraData(UnpackValueError):
     """``unpackb`` found bytes after the first object; ``unpacked`` is the object, ``extra`` the rest."""
 
-    def __init__(self, unpacked, extra):
+    def __init__(self, unpacked: Any, extra: bytes) -> None:
         self.unpacked = unpacked
         self.extra = extra
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "unpack(b) received extra data."
 
 

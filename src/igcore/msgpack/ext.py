@@ -13,7 +13,7 @@ _NANOS = 10**9
 class ExtType(namedtuple("ExtType", "code data")):
     """An application-defined msgpack extension: ``code`` in 0..127 and its payload ``data`` (bytes)."""
 
-    def __new__(cls, code, data):
+    def __new__(cls, code: int, data: bytes) -> ExtType:
         if not isinstance(code, int):
             raise TypeError("code must be int")
         if not isinstance(data, bytes):
@@ -32,7 +32,7 @@ class Timestamp:
 
     __slots__ = ("seconds", "nanoseconds")
 
-    def __init__(self, seconds, nanoseconds=0):
+    def __init__(self, seconds: int, nanoseconds: int = 0) -> None:
         if not isinstance(seconds, int):
             raise TypeError("seconds must be an integer")
         if not isinstance(nanoseconds, int):
@@ -42,22 +42,22 @@ class Timestamp:
         self.seconds = seconds
         self.nanoseconds = nanoseconds
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Timestamp(seconds={self.seconds}, nanoseconds={self.nanoseconds})"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if type(other) is self.__class__:
             return self.seconds == other.seconds and self.nanoseconds == other.nanoseconds
         return False
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.seconds, self.nanoseconds))
 
     @staticmethod
-    def from_bytes(b):
+    def from_bytes(b: bytes) -> Timestamp:
         """The timestamp in a type -1 payload of 4, 8 or 12 bytes (timestamp 32, 64 or 96)."""
         if len(b) == 4:
             (seconds,) = struct.unpack("!L", b)
@@ -72,7 +72,7 @@ class Timestamp:
             raise ValueError("Timestamp type can only be created from 32, 64, or 96-bit byte objects")
         return Timestamp(seconds, nanoseconds)
 
-    def to_bytes(self):
+    def to_bytes(self) -> bytes:
         """The shortest type -1 payload that holds this timestamp."""
         if self.seconds >> 34 == 0:  # 0 <= seconds < 2**34
             data64 = self.nanoseconds << 34 | self.seconds
@@ -82,31 +82,31 @@ class Timestamp:
         return struct.pack("!Iq", self.nanoseconds, self.seconds)
 
     @staticmethod
-    def from_unix(unix_sec):
+    def from_unix(unix_sec: int | float) -> Timestamp:
         """From seconds since the epoch (int or float)."""
         seconds = int(unix_sec // 1)
         nanoseconds = int((unix_sec % 1) * _NANOS)
         return Timestamp(seconds, nanoseconds)
 
-    def to_unix(self):
+    def to_unix(self) -> float:
         """Seconds since the epoch, as a float."""
         return self.seconds + self.nanoseconds / 1e9
 
     @staticmethod
-    def from_unix_nano(unix_ns):
+    def from_unix_nano(unix_ns: int) -> Timestamp:
         """From nanoseconds since the epoch (int)."""
         return Timestamp(*divmod(unix_ns, _NANOS))
 
-    def to_unix_nano(self):
+    def to_unix_nano(self) -> int:
         """Nanoseconds since the epoch (int)."""
         return self.seconds * _NANOS + self.nanoseconds
 
-    def to_datetime(self):
+    def to_datetime(self) -> datetime.datetime:
         """A timezone-aware UTC ``datetime`` (to the microsecond, rounded down)."""
         return _EPOCH + datetime.timedelta(seconds=self.seconds, microseconds=self.nanoseconds // 1000)
 
     @staticmethod
-    def from_datetime(dt):
+    def from_datetime(dt: datetime.datetime) -> Timestamp:
         """From a ``datetime``; a naive one is taken as local time, as ``datetime.timestamp`` does."""
         if dt.tzinfo is None:
             dt = dt.astimezone()
