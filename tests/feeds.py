@@ -72,3 +72,11 @@ def page_lists(page) -> tuple:
     """A page as plain values, with float scores by their bits (so 0.0 and -0.0 differ)."""
     scores = page.scores.view(np.int64).tolist() if page.scores.dtype == np.float64 else page.scores.tolist()
     return (page.post_ids.tolist(), page.scores.dtype.str, scores, page.author_ids.tolist(), page.next_cursor)
+
+
+def timeline_of(entries, max_len=800, score_dtype="int64") -> Timeline:
+    """A Timeline of the current backend holding `entries`, inserted in turn."""
+    timeline = Timeline(max_len, score_dtype)
+    for entry in entries:
+        timeline.insert(*entry)
+    return timeline

@@ -21,6 +21,18 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
 
 
+def hiding(*modules: str) -> str:
+    """Code that makes `modules` fail to import in the child interpreter, as if they were not built."""
+    return (
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name in {modules!r}:\n"
+        "            raise ImportError('hidden for the test')\n"
+        "sys.meta_path.insert(0, Hide())\n"
+    )
+
+
 def test_the_reference_is_always_available():
     assert "python" in igcore.backends()
     for hot_path in igcore.HOT_PATHS:
@@ -113,13 +125,7 @@ def test_environment_variable_with_an_unknown_name_fails_at_import_with_the_choi
 
 def test_an_unavailable_backend_raises_backend_unavailable_naming_the_available_ones():
     # Hide the compiled modules from a fresh interpreter, as on a machine without compilers.
-    code = (
-        "import sys\n"
-        "class Hide:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name in ('igcore._rust', 'igcore._cy_counters'):\n"
-        "            raise ImportError('hidden for the test')\n"
-        "sys.meta_path.insert(0, Hide())\n"
+    code = hiding("igcore._rust", "igcore._cy_counters") + (
         "import igcore, igcore._backend as b, numpy as np\n"
         "print(igcore.backends())\n"
         "print(b.backend_info()['hot_paths']['counters']['unavailable'])\n"
@@ -141,13 +147,7 @@ def test_an_unavailable_backend_raises_backend_unavailable_naming_the_available_
 
 
 def test_forcing_an_unbuilt_backend_through_the_environment_fails_on_first_use_with_the_reason():
-    code = (
-        "import sys\n"
-        "class Hide:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'igcore._cy_counters':\n"
-        "            raise ImportError('hidden for the test')\n"
-        "sys.meta_path.insert(0, Hide())\n"
+    code = hiding("igcore._cy_counters") + (
         "import igcore\n"
         "try:\n"
         "    igcore.counters.aggregate([1])\n"

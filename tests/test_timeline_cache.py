@@ -13,16 +13,9 @@ from igcore.codec import decode_entries, encode_entries
 from igcore.timeline import Timeline
 
 from .conftest import outcome
-from .feeds import INT64_MAX, float_scores, ids, int_scores
+from .feeds import INT64_MAX, float_scores, ids, int_scores, timeline_of
 
 HOT_PATH = "timeline"
-
-
-def filled(entries, max_len=800, score_dtype="int64") -> Timeline:
-    timeline = Timeline(max_len, score_dtype)
-    for entry in entries:
-        timeline.insert(*entry)
-    return timeline
 
 
 # -- order, duplicates, trimming -------------------------------------------------------------------------
@@ -39,7 +32,7 @@ def test_keeps_feed_order_and_trims_the_lowest_entries(backend):
 
 
 def test_a_post_keeps_its_greatest_key(backend):
-    timeline = filled([(10, 1, 7)])
+    timeline = timeline_of([(10, 1, 7)])
     assert not timeline.insert(10, 1, 8)  # an equal key: the first stands
     assert not timeline.insert(5, 1, 8)
     assert timeline.insert(15, 1, 9)
@@ -47,7 +40,7 @@ def test_a_post_keeps_its_greatest_key(backend):
 
 
 def test_removing_posts_and_authors(backend):
-    timeline = filled([(i, i, i % 2) for i in range(6)])
+    timeline = timeline_of([(i, i, i % 2) for i in range(6)])
     assert timeline.remove_post(4) and not timeline.remove_post(4)
     assert timeline.remove_author(1) == 3 and timeline.remove_author(1) == 0
     assert [post for _, post, _ in timeline] == [2, 0]
@@ -56,7 +49,7 @@ def test_removing_posts_and_authors(backend):
 
 
 def test_removal_never_brings_back_a_trimmed_entry(backend):
-    timeline = filled([(3, 3, 0), (2, 2, 0), (1, 1, 0)], max_len=2)
+    timeline = timeline_of([(3, 3, 0), (2, 2, 0), (1, 1, 0)], max_len=2)
     timeline.remove_post(3)
     assert list(timeline) == [(2, 2, 0)]
 
@@ -86,11 +79,11 @@ def test_float_timelines(backend):
 
 
 def test_len_iter_eq_repr_copy(backend):
-    a = filled([(1, 1, 1), (2, 2, 2)], max_len=5)
-    b = filled([(2, 2, 2), (1, 1, 1)], max_len=5)
+    a = timeline_of([(1, 1, 1), (2, 2, 2)], max_len=5)
+    b = timeline_of([(2, 2, 2), (1, 1, 1)], max_len=5)
     assert a == b and len(a) == 2 and list(a) == [(2, 2, 2), (1, 1, 1)]
-    assert a != filled([(2, 2, 2), (1, 1, 1)], max_len=6)  # another bound behaves otherwise
-    assert a != filled([(2, 2, 2)], max_len=5)
+    assert a != timeline_of([(2, 2, 2), (1, 1, 1)], max_len=6)  # another bound behaves otherwise
+    assert a != timeline_of([(2, 2, 2)], max_len=5)
     assert a != Timeline(5, "float64")
     assert (a == [(2, 2, 2), (1, 1, 1)]) is False
     copy = a.copy()
@@ -102,7 +95,7 @@ def test_len_iter_eq_repr_copy(backend):
 
 
 def test_page_is_a_merge_of_one_timeline(backend):
-    timeline = filled([(i, i, 0) for i in range(10)])
+    timeline = timeline_of([(i, i, 0) for i in range(10)])
     page = timeline.page(limit=4)
     assert page.post_ids.tolist() == [9, 8, 7, 6]
     assert timeline.page(4, page.next_cursor, exclude_authors=[1]).post_ids.tolist() == [5, 4, 3, 2]
@@ -112,17 +105,17 @@ def test_page_is_a_merge_of_one_timeline(backend):
 
 
 def test_to_bytes_is_the_codec_entries_format_and_identical_on_every_backend(backend):
-    timeline = filled([(30, 3, 1), (20, 2, 2), (10, 1, 1)])
+    timeline = timeline_of([(30, 3, 1), (20, 2, 2), (10, 1, 1)])
     data = timeline.to_bytes()
     assert data == encode_entries([30, 20, 10], [3, 2, 1], [1, 2, 1])
     for other in igcore.backends():
         with igcore.use_backend(other):
-            assert filled([(30, 3, 1), (20, 2, 2), (10, 1, 1)]).to_bytes() == data
+            assert timeline_of([(30, 3, 1), (20, 2, 2), (10, 1, 1)]).to_bytes() == data
             assert Timeline.from_bytes(data) == timeline.to_backend(other)
 
 
 def test_from_bytes_keeps_the_top_max_len_entries_and_the_score_dtype(backend):
-    data = filled([(i * 1.5, i, 0) for i in range(10)], score_dtype="float64").to_bytes()
+    data = timeline_of([(i * 1.5, i, 0) for i in range(10)], score_dtype="float64").to_bytes()
     timeline = Timeline.from_bytes(data, max_len=4)
     assert timeline.score_dtype == np.float64 and timeline.max_len == 4
     assert [post for _, post, _ in timeline] == [9, 8, 7, 6]
@@ -145,7 +138,7 @@ def test_from_bytes_refuses_entries_no_timeline_holds(backend, entries, message)
 
 
 def test_from_bytes_refuses_truncated_and_corrupted_bytes(backend):
-    data = filled([(3, 1, 1), (2, 2, 1)]).to_bytes()
+    data = timeline_of([(3, 1, 1), (2, 2, 1)]).to_bytes()
     for cut in range(len(data)):
         with pytest.raises(ValueError):
             Timeline.from_bytes(data[:cut])
@@ -158,7 +151,7 @@ def test_from_bytes_refuses_truncated_and_corrupted_bytes(backend):
 
 
 def test_to_backend_copies_into_another_backend(backend):
-    timeline = filled([(3, 1, 1), (2, 2, 1)], max_len=7)
+    timeline = timeline_of([(3, 1, 1), (2, 2, 1)], max_len=7)
     for other in igcore.backends():
         converted = timeline.to_backend(other)
         assert converted.backend == other and converted == timeline and converted.max_len == 7
@@ -279,7 +272,7 @@ def _plain(result):
 
 @given(st.lists(st.tuples(int_scores, ids, ids), max_size=30), st.integers(1, 10))
 def test_bytes_round_trip(backend, entries, max_len):
-    timeline = filled(entries, max_len)
+    timeline = timeline_of(entries, max_len)
     again = Timeline.from_bytes(timeline.to_bytes(), max_len)
     assert again == timeline
     scores, post_ids, author_ids = decode_entries(timeline.to_bytes())

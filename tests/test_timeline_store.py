@@ -14,16 +14,9 @@ import igcore
 from igcore.timeline import Timeline, TimelineStore, backfill, fanout, merge_page, remove_author
 
 from .conftest import assert_releases_the_gil, outcome
-from .feeds import ids, int_scores, page_lists
+from .feeds import ids, int_scores, page_lists, timeline_of
 
 HOT_PATH = "timeline"
-
-
-def timeline_of(entries, max_len=800, score_dtype="int64") -> Timeline:
-    timeline = Timeline(max_len, score_dtype)
-    for entry in entries:
-        timeline.insert(*entry)
-    return timeline
 
 
 def posts_of(store, user_id) -> list:

@@ -16,7 +16,7 @@ import contextlib
 import gzip
 import operator
 import os
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import numpy as np
 
@@ -297,37 +297,6 @@ class FollowGraph:
         ids, times = self._graph.neighbours(user, out, since, until, offset, limit)
         return (ids, times) if return_times else ids
 
-    @overload
-    def following(
-        self,
-        user: IntLike,
-        since: IntLike | None = ...,
-        until: IntLike | None = ...,
-        offset: SupportsIndex = ...,
-        limit: SupportsIndex | None = ...,
-        return_times: Literal[False] = ...,
-    ) -> NDArray[np.int64]: ...
-    @overload
-    def following(
-        self,
-        user: IntLike,
-        since: IntLike | None = ...,
-        until: IntLike | None = ...,
-        offset: SupportsIndex = ...,
-        limit: SupportsIndex | None = ...,
-        *,
-        return_times: Literal[True],
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]: ...
-    @overload
-    def following(
-        self,
-        user: IntLike,
-        since: IntLike | None = ...,
-        until: IntLike | None = ...,
-        offset: SupportsIndex = ...,
-        limit: SupportsIndex | None = ...,
-        return_times: bool = ...,
-    ) -> NDArray[np.int64] | tuple[NDArray[np.int64], NDArray[np.int64]]: ...
     def following(
         self,
         user: IntLike,
@@ -343,37 +312,6 @@ class FollowGraph:
         """
         return self._listing(True, user, since, until, offset, limit, return_times)
 
-    @overload
-    def followers(
-        self,
-        user: IntLike,
-        since: IntLike | None = ...,
-        until: IntLike | None = ...,
-        offset: SupportsIndex = ...,
-        limit: SupportsIndex | None = ...,
-        return_times: Literal[False] = ...,
-    ) -> NDArray[np.int64]: ...
-    @overload
-    def followers(
-        self,
-        user: IntLike,
-        since: IntLike | None = ...,
-        until: IntLike | None = ...,
-        offset: SupportsIndex = ...,
-        limit: SupportsIndex | None = ...,
-        *,
-        return_times: Literal[True],
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]: ...
-    @overload
-    def followers(
-        self,
-        user: IntLike,
-        since: IntLike | None = ...,
-        until: IntLike | None = ...,
-        offset: SupportsIndex = ...,
-        limit: SupportsIndex | None = ...,
-        return_times: bool = ...,
-    ) -> NDArray[np.int64] | tuple[NDArray[np.int64], NDArray[np.int64]]: ...
     def followers(
         self,
         user: IntLike,

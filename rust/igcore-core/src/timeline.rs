@@ -154,3 +154,26 @@ impl<'a> Run<'a> {
         low
     }
 }
+
+/// What the tests of the timeline modules share: an entry and a first-page request, briefly.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Entry, PageRequest};
+
+    pub(crate) fn entry(key: i64, post_id: i64, author_id: i64) -> Entry {
+        Entry {
+            key,
+            post_id,
+            author_id,
+        }
+    }
+
+    pub(crate) fn request(limit: usize) -> PageRequest<'static> {
+        PageRequest {
+            limit,
+            after: None,
+            exclude_authors: &[],
+            per_author_cap: None,
+        }
+    }
+}

@@ -102,7 +102,9 @@ fn to_usize(value: u64) -> usize {
 /// A bounded timeline cache in Rust memory; see `igcore._reference.timeline.Timeline`.
 #[pyclass(frozen, name = "Timeline", module = "igcore._rust.timeline")]
 pub(crate) struct PyTimeline {
+    #[pyo3(get)]
     float_scores: bool,
+    #[pyo3(get)]
     max_len: usize,
     inner: Guarded<core::Timeline>,
 }
@@ -207,16 +209,6 @@ impl PyTimeline {
     #[new]
     fn new(max_len: u64, float_scores: bool) -> Self {
         PyTimeline::wrap(core::Timeline::new(to_usize(max_len), float_scores))
-    }
-
-    #[getter]
-    fn max_len(&self) -> usize {
-        self.max_len
-    }
-
-    #[getter]
-    fn float_scores(&self) -> bool {
-        self.float_scores
     }
 
     fn __len__(&self, py: Python<'_>) -> KernelResult<usize> {
@@ -421,7 +413,9 @@ fn merge_page<'py>(
 /// Timelines by user id in Rust memory; see `igcore._reference.timeline.TimelineStore`.
 #[pyclass(frozen, name = "TimelineStore", module = "igcore._rust.timeline")]
 pub(crate) struct PyTimelineStore {
+    #[pyo3(get)]
     float_scores: bool,
+    #[pyo3(get)]
     max_len: usize,
     inner: Guarded<core::TimelineStore>,
 }
@@ -436,16 +430,6 @@ impl PyTimelineStore {
             max_len: store.max_len(),
             inner: Guarded::new(store),
         }
-    }
-
-    #[getter]
-    fn max_len(&self) -> usize {
-        self.max_len
-    }
-
-    #[getter]
-    fn float_scores(&self) -> bool {
-        self.float_scores
     }
 
     fn __len__(&self, py: Python<'_>) -> KernelResult<usize> {

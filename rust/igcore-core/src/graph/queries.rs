@@ -47,6 +47,29 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// Stamps `skip` on the user, the accounts it follows and the excluded ids: no suggestion names them.
+/// Neighbours >= n come only from a mapped file changed under the graph: skipped.
+fn mark_not_suggested(
+    view: &View<'_>,
+    slots: &mut [ScoreSlot],
+    u: u32,
+    followed: &[u32],
+    exclude: &[i64],
+    skip: u32,
+) {
+    slots[u as usize].stamp = skip;
+    for &f in followed {
+        if let Some(slot) = slots.get_mut(f as usize) {
+            slot.stamp = skip;
+        }
+    }
+    for &id in exclude {
+        if let Some(x) = view.lookup(id) {
+            slots[x as usize].stamp = skip;
+        }
+    }
+}
+
 impl Scratch {
     /// Makes room for `n` users; returns two scoring epochs (`e` marks users to skip, `e + 1` users
     /// scored) that no slot holds yet.
@@ -358,19 +381,8 @@ impl FollowGraph {
             let skip = scratch.fresh_scores(n);
             let seen = skip + 1;
             let Scratch { slots, touched, .. } = scratch;
-            // Neighbours >= n come only from a mapped file changed under the graph: skipped.
             let slots = &mut slots[..n];
-            slots[u as usize].stamp = skip;
-            for &f in followed.targets {
-                if let Some(slot) = slots.get_mut(f as usize) {
-                    slot.stamp = skip;
-                }
-            }
-            for &id in exclude {
-                if let Some(x) = view.lookup(id) {
-                    slots[x as usize].stamp = skip;
-                }
-            }
+            mark_not_suggested(&view, slots, u, followed.targets, exclude, skip);
             // Terms are added in ascending id order of f, the order the reference adds them in. The
             // followees' rows lie all over memory: ask for the next rows, and for candidates' slots,
             // a few steps ahead of their use, so that the misses overlap.
@@ -438,17 +450,7 @@ impl FollowGraph {
             let seen = skip + 1;
             let Scratch { slots, touched, .. } = scratch;
             let slots = &mut slots[..n];
-            slots[u as usize].stamp = skip;
-            for &f in start {
-                if let Some(slot) = slots.get_mut(f as usize) {
-                    slot.stamp = skip;
-                }
-            }
-            for &id in exclude {
-                if let Some(x) = view.lookup(id) {
-                    slots[x as usize].stamp = skip;
-                }
-            }
+            mark_not_suggested(&view, slots, u, start, exclude, skip);
             let mut rng = SplitMix64(params.seed);
             for _ in 0..params.walks {
                 let mut current = u;

@@ -210,14 +210,7 @@ fn unreachable_lengths() -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(key: i64, post_id: i64, author_id: i64) -> Entry {
-        Entry {
-            key,
-            post_id,
-            author_id,
-        }
-    }
+    use crate::timeline::test_support::entry;
 
     fn posts(timeline: &Timeline) -> Vec<i64> {
         timeline.entries().iter().map(|e| e.post_id).collect()

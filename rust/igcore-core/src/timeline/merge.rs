@@ -279,6 +279,7 @@ fn merge_below(
 mod tests {
     use super::super::{float_key, Run, Scores};
     use super::*;
+    use crate::timeline::test_support::request;
 
     struct Columns {
         keys: Vec<i64>,
@@ -297,15 +298,6 @@ mod tests {
 
         fn run(&self) -> Run<'_> {
             Run::columns(Scores::Int(&self.keys), &self.posts, &self.authors)
-        }
-    }
-
-    fn request(limit: usize) -> PageRequest<'static> {
-        PageRequest {
-            limit,
-            after: None,
-            exclude_authors: &[],
-            per_author_cap: None,
         }
     }
 

@@ -170,23 +170,7 @@ impl TimelineStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(key: i64, post_id: i64, author_id: i64) -> Entry {
-        Entry {
-            key,
-            post_id,
-            author_id,
-        }
-    }
-
-    fn request(limit: usize) -> PageRequest<'static> {
-        PageRequest {
-            limit,
-            after: None,
-            exclude_authors: &[],
-            per_author_cap: None,
-        }
-    }
+    use crate::timeline::test_support::{entry, request};
 
     #[test]
     fn fanout_reaches_stored_followers_and_skips_others() {

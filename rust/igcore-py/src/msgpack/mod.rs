@@ -221,3 +221,17 @@ pub(crate) fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
         Ok(())
     })
 }
+
+/// Pushes `item` onto a stack of open containers, written in place: the packer's and the unpacker's
+/// frames are pushed on every container, where `Vec::push`'s growth path, inlined each time, costs.
+#[inline(always)]
+fn push_in_place<T>(stack: &mut Vec<T>, item: T) {
+    stack.reserve(1);
+    let len = stack.len();
+    // SAFETY: `reserve` made room for one more item at index `len`, which is written whole before the
+    // length counts it.
+    unsafe {
+        stack.as_mut_ptr().add(len).write(item);
+        stack.set_len(len + 1);
+    }
+}

@@ -300,21 +300,17 @@ fn push<'py>(
     container: Bound<'py, PyAny>,
     len: usize,
 ) {
-    open.reserve(1);
-    let at = open.len();
-    // SAFETY: `reserve` made room for one more frame at index `at`, which is written whole before the
-    // length counts it.
-    unsafe {
-        open.as_mut_ptr().add(at).write(Frame {
+    super::push_in_place(
+        open,
+        Frame {
             kind,
             container,
             len,
             written: 0,
             pos: 0,
             value: None,
-        });
-        open.set_len(at + 1);
-    }
+        },
+    );
 }
 
 /// An item at `depth` is one level too deep past the limit.

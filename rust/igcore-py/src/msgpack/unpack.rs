@@ -110,20 +110,16 @@ fn push<'py>(
     start: usize,
     dict: Option<Bound<'py, PyAny>>,
 ) {
-    open.reserve(1);
-    let len = open.len();
-    // SAFETY: `reserve` made room for one more frame at index `len`, which is written whole before the
-    // length counts it.
-    unsafe {
-        open.as_mut_ptr().add(len).write(Open {
+    super::push_in_place(
+        open,
+        Open {
             kind,
             left,
             start,
             dict,
             key: None,
-        });
-        open.set_len(len + 1);
-    }
+        },
+    );
 }
 
 impl<'a, 'py> Reader<'a, 'py> {
