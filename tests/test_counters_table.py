@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -253,10 +254,16 @@ def test_drain_while_threads_add_loses_and_doubles_nothing(backend):
     batch_deltas = [rng.integers(1, 5, size=2_000, dtype=np.int64) for _ in range(adders)]
     done = threading.Barrier(adders + 1)
     drained_sum: dict[int, int] = {}
-    drains = 0
+    drains = [0]  # drains so far, read by the adders
+    draining = threading.Event()
 
     def add(worker):
-        for _ in range(batches):
+        draining.wait()
+        for batch in range(batches):
+            if batch == batches // 2:  # halfway, let a drain fall between this thread's adds
+                seen, deadline = drains[0], time.monotonic() + 10
+                while drains[0] == seen and time.monotonic() < deadline:
+                    time.sleep(0.0001)
             table.add(batch_keys[worker], batch_deltas[worker], kind="views")
         done.wait()
 
@@ -271,7 +278,8 @@ def test_drain_while_threads_add_loses_and_doubles_nothing(backend):
     threading.Thread(target=lambda: (done.wait(), finished.set())).start()
     while not finished.is_set():
         collect(table.drain())
-        drains += 1
+        drains[0] += 1
+        draining.set()
     for thread in threads:
         thread.join()
     collect(table.drain())
@@ -280,7 +288,7 @@ def test_drain_while_threads_add_loses_and_doubles_nothing(backend):
     for keys, deltas in zip(batch_keys, batch_deltas):
         for key, delta in zip(keys.tolist(), deltas.tolist()):
             expected[key] = expected.get(key, 0) + delta * batches
-    assert drains > 1
+    assert drains[0] > 1
     assert drained_sum == expected
     keys = np.array(sorted(expected), dtype=np.int64)
     assert table.get(keys, "views").tolist() == [expected[k] for k in keys.tolist()]

@@ -23,7 +23,7 @@
 //!   backends use the same names and values. Work on a size at or above its threshold runs without
 //!   the GIL; below, releasing and taking back the GIL costs more than the work.
 
-use std::sync::{RwLock, RwLockReadGuard, TryLockError};
+use std::sync::{LockResult, RwLock, RwLockReadGuard, TryLockError, TryLockResult};
 
 use pyo3::prelude::*;
 use pyo3::{PyClass, PyRefMut};
@@ -92,18 +92,13 @@ impl<T: Send + Sync> Guarded<T> {
         work: Work,
         f: impl FnOnce(&T) -> R + Send,
     ) -> Result<R, KernelError> {
-        if work == Work::Quick {
-            match self.0.try_read() {
-                Ok(guard) => return Ok(f(&guard)),
-                Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        py.detach(|| match self.0.read() {
-            Ok(guard) => Ok(f(&guard)),
-            Err(_) => Err(()),
-        })
-        .map_err(|()| poisoned())
+        locked(
+            py,
+            work,
+            || self.0.try_read(),
+            || self.0.read(),
+            |guard| f(&guard),
+        )
     }
 
     /// Runs `f` on the value, held alone.
@@ -113,18 +108,13 @@ impl<T: Send + Sync> Guarded<T> {
         work: Work,
         f: impl FnOnce(&mut T) -> R + Send,
     ) -> Result<R, KernelError> {
-        if work == Work::Quick {
-            match self.0.try_write() {
-                Ok(mut guard) => return Ok(f(&mut guard)),
-                Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        py.detach(|| match self.0.write() {
-            Ok(mut guard) => Ok(f(&mut guard)),
-            Err(_) => Err(()),
-        })
-        .map_err(|()| poisoned())
+        locked(
+            py,
+            work,
+            || self.0.try_write(),
+            || self.0.write(),
+            |mut guard| f(&mut guard),
+        )
     }
 
     /// As `read`, for work that may itself fail.
@@ -154,6 +144,26 @@ impl<T: Send + Sync> Guarded<T> {
             Err(TryLockError::WouldBlock) => None,
         }
     }
+}
+
+/// `f` under a lock: quick work first tries it with the GIL held (cheaper than handing the GIL over);
+/// otherwise, or when it is taken, the lock is waited for without the GIL.
+fn locked<G, R: Send>(
+    py: Python<'_>,
+    work: Work,
+    try_lock: impl FnOnce() -> TryLockResult<G>,
+    lock: impl FnOnce() -> LockResult<G> + Send,
+    f: impl FnOnce(G) -> R + Send,
+) -> Result<R, KernelError> {
+    if work == Work::Quick {
+        match try_lock() {
+            Ok(guard) => return Ok(f(guard)),
+            Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
+    py.detach(|| lock().map(f).map_err(|_| ()))
+        .map_err(|()| poisoned())
 }
 
 /// `read` over several objects at once (the same one may appear more than once): `f` sees their

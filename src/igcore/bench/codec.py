@@ -72,6 +72,14 @@ def _encoded_with(encode, decode):
     return lambda inputs: (encode(inputs["ids"]), decode)
 
 
+def _equal(result, expected) -> bool:
+    return bool(result == expected)
+
+
+def _equal_arrays(result, expected) -> bool:
+    return np.array_equal(np.asarray(result), expected)
+
+
 def _peer_decodes_to_the_ids(result, expected) -> bool:
     data, decode = result
     return np.array_equal(np.asarray(decode(data)), codec.decode_ids(expected))
@@ -87,30 +95,24 @@ for _what, _make_ids, _n in (
             f"{verb}: {what.replace(str(n), f'{max(1, int(n * scale)) if n > 1_000 else n:,}')}"
         )
 
-    register(
-        Case(
-            name=f"codec.encode_ids/{_n}",
-            hot_path="codec",
-            title=_title("encode_ids"),
-            make_inputs=_inputs(_make_ids, _n),
-            run=lambda i: codec.encode_ids(i["ids"]),
-            peers={label: _encoded_with(encode, decode) for label, (encode, decode) in PEERS.items()},
-            same=lambda r, e: r == e,
-            same_as_peer=_peer_decodes_to_the_ids,
+    encode_peers = {label: _encoded_with(encode, decode) for label, (encode, decode) in PEERS.items()}
+    decode_peers = {
+        label: (lambda i, label=label, decode=decode: decode(i[label]))
+        for label, (_, decode) in PEERS.items()
+    }
+    for kernel, run, peers, same, same_as_peer in (
+        ("encode_ids", lambda i: codec.encode_ids(i["ids"]), encode_peers, _equal, _peer_decodes_to_the_ids),
+        ("decode_ids", lambda i: codec.decode_ids(i["bytes"]), decode_peers, np.array_equal, _equal_arrays),
+    ):
+        register(
+            Case(
+                name=f"codec.{kernel}/{_n}",
+                hot_path="codec",
+                title=_title(kernel),
+                make_inputs=_inputs(_make_ids, _n),
+                run=run,
+                peers=peers,
+                same=same,
+                same_as_peer=same_as_peer,
+            )
         )
-    )
-    register(
-        Case(
-            name=f"codec.decode_ids/{_n}",
-            hot_path="codec",
-            title=_title("decode_ids"),
-            make_inputs=_inputs(_make_ids, _n),
-            run=lambda i: codec.decode_ids(i["bytes"]),
-            peers={
-                label: (lambda i, label=label, decode=decode: decode(i[label]))
-                for label, (_, decode) in PEERS.items()
-            },
-            same=lambda r, e: np.array_equal(r, e),
-            same_as_peer=lambda r, e: np.array_equal(np.asarray(r), e),
-        )
-    )

@@ -257,29 +257,27 @@ def _suggest_inputs(scale: float, who: str) -> dict:
     return {"scale": scale, "user": probes(scale)[who]}
 
 
-def _networkx_suggest(i, limit=20):
-    graph = networkx_graph(i["scale"])
-    user = i["user"]
-    followed = set(graph.successors(user))
+def _common_neighbours(user, successors, limit: int) -> list:
+    """The peers' friends of friends, as a user of a graph library writes them: a Counter over the
+    followees' followees, best first, ties by the smaller node."""
+    followed = set(successors(user))
     scores: Counter = Counter()
     for f in followed:
-        for candidate in graph.successors(f):
+        for candidate in successors(f):
             if candidate != user and candidate not in followed:
                 scores[candidate] += 1
-    best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
+def _networkx_suggest(i, limit=20):
+    graph = networkx_graph(i["scale"])
+    best = _common_neighbours(i["user"], graph.successors, limit)
     return [c for c, _ in best], [float(s) for _, s in best]
 
 
 def _rustworkx_suggest(i, limit=20):
     ids, graph = rustworkx_graph(i["scale"])
-    user = _index(ids, i["user"])
-    followed = set(graph.successor_indices(user))
-    scores: Counter = Counter()
-    for f in followed:
-        for candidate in graph.successor_indices(f):
-            if candidate != user and candidate not in followed:
-                scores[candidate] += 1
-    best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    best = _common_neighbours(_index(ids, i["user"]), graph.successor_indices, limit)
     return ids[[c for c, _ in best]], [float(s) for _, s in best]
 
 

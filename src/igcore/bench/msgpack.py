@@ -135,43 +135,37 @@ def _inputs(name: str, scale: float) -> dict:
     return {"obj": obj, "packed": packed, "pickled": pickle.dumps(obj, protocol=5)}
 
 
-def _pack_peers() -> dict[str, Callable[[dict], Any]]:
-    peers: dict[str, Callable[[dict], Any]] = {}
+def _peer_codecs() -> dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any], str]]:
+    """Each peer installed here: its pack, its unpack, and which input holds its bytes."""
+    codecs: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any], str]] = {}
     if oracle is not None:
-        peers["msgpack-python"] = lambda i: oracle.packb(i["obj"])
+        codecs["msgpack-python"] = (oracle.packb, oracle.unpackb, "packed")
     if ormsgpack is not None:
-        peers["ormsgpack"] = lambda i: ormsgpack.packb(i["obj"])
+        codecs["ormsgpack"] = (ormsgpack.packb, ormsgpack.unpackb, "packed")
     if msgspec is not None:
-        encoder = msgspec.msgpack.Encoder()
-        peers["msgspec"] = lambda i: encoder.encode(i["obj"])
-    peers["pickle"] = lambda i: pickle.dumps(i["obj"], protocol=5)
-    return peers
+        codecs["msgspec"] = (msgspec.msgpack.Encoder().encode, msgspec.msgpack.Decoder().decode, "packed")
+    codecs["pickle"] = (lambda obj: pickle.dumps(obj, protocol=5), pickle.loads, "pickled")
+    return codecs
+
+
+def _on(function: Callable[[Any], Any], key: str) -> Callable[[dict], Any]:
+    return lambda inputs: function(inputs[key])
+
+
+def _both(pack: Callable[[Any], bytes], unpack: Callable[[bytes], Any]) -> Callable[[dict], Any]:
+    return lambda inputs: unpack(pack(inputs["obj"]))
+
+
+def _pack_peers() -> dict[str, Callable[[dict], Any]]:
+    return {label: _on(pack, "obj") for label, (pack, _, _) in _peer_codecs().items()}
 
 
 def _unpack_peers() -> dict[str, Callable[[dict], Any]]:
-    peers: dict[str, Callable[[dict], Any]] = {}
-    if oracle is not None:
-        peers["msgpack-python"] = lambda i: oracle.unpackb(i["packed"])
-    if ormsgpack is not None:
-        peers["ormsgpack"] = lambda i: ormsgpack.unpackb(i["packed"])
-    if msgspec is not None:
-        decoder = msgspec.msgpack.Decoder()
-        peers["msgspec"] = lambda i: decoder.decode(i["packed"])
-    peers["pickle"] = lambda i: pickle.loads(i["pickled"])
-    return peers
+    return {label: _on(unpack, key) for label, (_, unpack, key) in _peer_codecs().items()}
 
 
 def _roundtrip_peers() -> dict[str, Callable[[dict], Any]]:
-    peers: dict[str, Callable[[dict], Any]] = {}
-    if oracle is not None:
-        peers["msgpack-python"] = lambda i: oracle.unpackb(oracle.packb(i["obj"]))
-    if ormsgpack is not None:
-        peers["ormsgpack"] = lambda i: ormsgpack.unpackb(ormsgpack.packb(i["obj"]))
-    if msgspec is not None:
-        encoder, decoder = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder()
-        peers["msgspec"] = lambda i: decoder.decode(encoder.encode(i["obj"]))
-    peers["pickle"] = lambda i: pickle.loads(pickle.dumps(i["obj"], protocol=5))
-    return peers
+    return {label: _both(pack, unpack) for label, (pack, unpack, _) in _peer_codecs().items()}
 
 
 def _decodes_to(packed, expected_packed) -> bool:
@@ -184,46 +178,40 @@ def _decodes_to(packed, expected_packed) -> bool:
         return msgpack.unpackb(packed) == msgpack.unpackb(expected_packed)
 
 
+def _equal(result: Any, expected: Any) -> bool:
+    return bool(result == expected)
+
+
 def _register(name: str) -> None:
+    """Three cases per document: packb then unpackb, packb alone, unpackb alone."""
     title = DATA[name][1]
-    slow = ("pickle",) if name == "blob" else ()
-    register(
-        Case(
-            name=f"msgpack.{name}/pack+unpack",
-            hot_path="msgpack",
-            title=lambda scale: f"packb then unpackb of {title(scale)}",
-            make_inputs=lambda scale: _inputs(name, scale),
-            run=lambda i: msgpack.unpackb(msgpack.packb(i["obj"])),
-            peers=_roundtrip_peers(),
-            same=lambda result, expected: result == expected,
-            same_as_peer=lambda result, expected: result == expected,
-            slow_peers=slow,
-        )
+    kinds = (
+        # name suffix, what it times, the run, its peers, how a peer's answer is compared, slow peers
+        (
+            "pack+unpack",
+            "packb then unpackb",
+            lambda i: msgpack.unpackb(msgpack.packb(i["obj"])),
+            _roundtrip_peers(),
+            _equal,
+            ("pickle",) if name == "blob" else (),
+        ),
+        ("pack", "packb", lambda i: msgpack.packb(i["obj"]), _pack_peers(), _decodes_to, ()),
+        ("unpack", "unpackb", lambda i: msgpack.unpackb(i["packed"]), _unpack_peers(), _equal, ()),
     )
-    register(
-        Case(
-            name=f"msgpack.{name}/pack",
-            hot_path="msgpack",
-            title=lambda scale: f"packb of {title(scale)}",
-            make_inputs=lambda scale: _inputs(name, scale),
-            run=lambda i: msgpack.packb(i["obj"]),
-            peers=_pack_peers(),
-            same=lambda result, expected: result == expected,
-            same_as_peer=_decodes_to,
+    for suffix, verb, run, peers, same_as_peer, slow in kinds:
+        register(
+            Case(
+                name=f"msgpack.{name}/{suffix}",
+                hot_path="msgpack",
+                title=lambda scale, verb=verb: f"{verb} of {title(scale)}",
+                make_inputs=lambda scale: _inputs(name, scale),
+                run=run,
+                peers=peers,
+                same=_equal,
+                same_as_peer=same_as_peer,
+                slow_peers=slow,
+            )
         )
-    )
-    register(
-        Case(
-            name=f"msgpack.{name}/unpack",
-            hot_path="msgpack",
-            title=lambda scale: f"unpackb of {title(scale)}",
-            make_inputs=lambda scale: _inputs(name, scale),
-            run=lambda i: msgpack.unpackb(i["packed"]),
-            peers=_unpack_peers(),
-            same=lambda result, expected: result == expected,
-            same_as_peer=lambda result, expected: result == expected,
-        )
-    )
 
 
 for _name in DATA:

@@ -47,30 +47,36 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Stamps `skip` on the user, the accounts it follows and the excluded ids: no suggestion names them.
-/// Neighbours >= n come only from a mapped file changed under the graph: skipped.
-fn mark_not_suggested(
-    view: &View<'_>,
-    slots: &mut [ScoreSlot],
-    u: u32,
-    followed: &[u32],
-    exclude: &[i64],
-    skip: u32,
-) {
-    slots[u as usize].stamp = skip;
-    for &f in followed {
-        if let Some(slot) = slots.get_mut(f as usize) {
-            slot.stamp = skip;
-        }
-    }
-    for &id in exclude {
-        if let Some(x) = view.lookup(id) {
-            slots[x as usize].stamp = skip;
-        }
-    }
-}
-
 impl Scratch {
+    /// Sets up a suggestion pass for user `u` of `view`: fresh epochs `(skip, seen)`, with `skip`
+    /// stamped on the user, the accounts it follows and the excluded ids (no suggestion names them),
+    /// and the slots of the view's users. Neighbours >= n come only from a mapped file changed under
+    /// the graph: skipped.
+    fn suggestion_pass(
+        &mut self,
+        view: &View<'_>,
+        u: u32,
+        followed: &[u32],
+        exclude: &[i64],
+    ) -> (u32, u32, &mut [ScoreSlot], &mut Vec<u32>) {
+        let n = view.n();
+        let skip = self.fresh_scores(n);
+        let Scratch { slots, touched, .. } = self;
+        let slots = &mut slots[..n];
+        slots[u as usize].stamp = skip;
+        for &f in followed {
+            if let Some(slot) = slots.get_mut(f as usize) {
+                slot.stamp = skip;
+            }
+        }
+        for &id in exclude {
+            if let Some(x) = view.lookup(id) {
+                slots[x as usize].stamp = skip;
+            }
+        }
+        (skip, skip + 1, slots, touched)
+    }
+
     /// Makes room for `n` users; returns two scoring epochs (`e` marks users to skip, `e + 1` users
     /// scored) that no slot holds yet.
     fn fresh_scores(&mut self, n: usize) -> u32 {
@@ -376,13 +382,9 @@ impl FollowGraph {
         let view = self.view()?;
         let u = view.index(user)?;
         let followed = view.row(u, true);
-        let n = view.n();
         Ok(with_scratch(|scratch| {
-            let skip = scratch.fresh_scores(n);
-            let seen = skip + 1;
-            let Scratch { slots, touched, .. } = scratch;
-            let slots = &mut slots[..n];
-            mark_not_suggested(&view, slots, u, followed.targets, exclude, skip);
+            let (skip, seen, slots, touched) =
+                scratch.suggestion_pass(&view, u, followed.targets, exclude);
             // Terms are added in ascending id order of f, the order the reference adds them in. The
             // followees' rows lie all over memory: ask for the next rows, and for candidates' slots,
             // a few steps ahead of their use, so that the misses overlap.
@@ -444,13 +446,8 @@ impl FollowGraph {
         if start.is_empty() || params.walks == 0 || params.walk_length == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
-        let n = view.n();
         Ok(with_scratch(|scratch| {
-            let skip = scratch.fresh_scores(n);
-            let seen = skip + 1;
-            let Scratch { slots, touched, .. } = scratch;
-            let slots = &mut slots[..n];
-            mark_not_suggested(&view, slots, u, start, exclude, skip);
+            let (skip, seen, slots, touched) = scratch.suggestion_pass(&view, u, start, exclude);
             let mut rng = SplitMix64(params.seed);
             for _ in 0..params.walks {
                 let mut current = u;

@@ -49,6 +49,9 @@ thread_local! {
 /// A scratch buffer grown beyond this by one large object is given back rather than kept.
 const MAX_KEPT_SCRATCH: usize = 1 << 20;
 
+/// What a Packer call answers: the bytes packed, or None when it keeps them (autoreset off).
+type Packed<'py> = PyResult<Option<Bound<'py, PyBytes>>>;
+
 /// See `igcore._reference.msgpack.Packer`.
 #[pyclass(module = "igcore._rust.msgpack")]
 pub(crate) struct Packer {
@@ -68,11 +71,7 @@ impl Packer {
         })
     }
 
-    fn pack<'py>(
-        slf: &Bound<'py, Self>,
-        py: Python<'py>,
-        obj: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn pack<'py>(slf: &Bound<'py, Self>, py: Python<'py>, obj: &Bound<'py, PyAny>) -> Packed<'py> {
         busy(slf)?.pack_now(py, obj)
     }
 
@@ -80,23 +79,15 @@ impl Packer {
         slf: &Bound<'py, Self>,
         py: Python<'py>,
         pairs: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    ) -> Packed<'py> {
         busy(slf)?.pack_map_pairs_now(py, pairs)
     }
 
-    fn pack_array_header<'py>(
-        slf: &Bound<'py, Self>,
-        py: Python<'py>,
-        size: i64,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn pack_array_header<'py>(slf: &Bound<'py, Self>, py: Python<'py>, size: i64) -> Packed<'py> {
         busy(slf)?.pack_array_header_now(py, size)
     }
 
-    fn pack_map_header<'py>(
-        slf: &Bound<'py, Self>,
-        py: Python<'py>,
-        size: i64,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn pack_map_header<'py>(slf: &Bound<'py, Self>, py: Python<'py>, size: i64) -> Packed<'py> {
         busy(slf)?.pack_map_header_now(py, size)
     }
 
@@ -105,7 +96,7 @@ impl Packer {
         py: Python<'py>,
         code: i64,
         data: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    ) -> Packed<'py> {
         busy(slf)?.pack_ext_type_now(py, code, data)
     }
 
@@ -128,11 +119,7 @@ impl Packer {
 }
 
 impl Packer {
-    fn pack_now<'py>(
-        &mut self,
-        py: Python<'py>,
-        obj: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn pack_now<'py>(&mut self, py: Python<'py>, obj: &Bound<'py, PyAny>) -> Packed<'py> {
         let written = Writer::new(py, &mut self.buffer, &self.config).and_then(|mut w| w.pack(obj));
         self.finish(py, written)
     }
@@ -141,7 +128,7 @@ impl Packer {
         &mut self,
         py: Python<'py>,
         pairs: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    ) -> Packed<'py> {
         let written = Writer::new(py, &mut self.buffer, &self.config).and_then(|mut writer| {
             let size = pairs.len()?;
             if size > ITEM_LIMIT {
@@ -158,20 +145,12 @@ impl Packer {
         self.finish(py, written)
     }
 
-    fn pack_array_header_now<'py>(
-        &mut self,
-        py: Python<'py>,
-        size: i64,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn pack_array_header_now<'py>(&mut self, py: Python<'py>, size: i64) -> Packed<'py> {
         wire::write_array_header(&mut self.buffer, header_size(size, false)?);
         self.finish(py, Ok(()))
     }
 
-    fn pack_map_header_now<'py>(
-        &mut self,
-        py: Python<'py>,
-        size: i64,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn pack_map_header_now<'py>(&mut self, py: Python<'py>, size: i64) -> Packed<'py> {
         wire::write_map_header(&mut self.buffer, header_size(size, true)?);
         self.finish(py, Ok(()))
     }
@@ -181,7 +160,7 @@ impl Packer {
         py: Python<'py>,
         code: i64,
         data: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    ) -> Packed<'py> {
         let view = ByteView::new(data)?;
         let payload = view.as_slice();
         if payload.len() > ITEM_LIMIT {
@@ -202,11 +181,7 @@ impl Packer {
 
     /// After an error the buffer is emptied (as msgpack-python does); with autoreset its bytes are
     /// returned and it is emptied.
-    fn finish<'py>(
-        &mut self,
-        py: Python<'py>,
-        written: PyResult<()>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn finish<'py>(&mut self, py: Python<'py>, written: PyResult<()>) -> Packed<'py> {
         if let Err(err) = written {
             self.buffer.clear();
             return Err(err);
