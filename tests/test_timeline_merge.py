@@ -1,4 +1,4 @@
-"""Conformance of timeline.merge (fan-out on read): order, ties, duplicates, filters, exact pagination,
+"""Conformance of timeline.merge_page (fan-out on read): order, ties, duplicates, filters, exact pagination,
 cursors, and bad input, on every backend."""
 
 from __future__ import annotations

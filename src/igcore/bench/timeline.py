@@ -140,7 +140,7 @@ def _merge_title(followees: int, entries: int, deep: bool):
     def title(scale: float) -> str:
         where = f"a deep page (after global rank {DEEP:,})" if deep else "the first page"
         return (
-            f"merge: {where} of {LIMIT} from {max(2, int(followees * scale)):,} followee timelines of "
+            f"merge_page: {where} of {LIMIT} from {max(2, int(followees * scale)):,} followee timelines of "
             f"{entries} as numpy arrays (conversion included)"
         )
 
@@ -151,7 +151,7 @@ for _followees, _entries in ((500, 200), (2_000, 20)):
     for _deep in (False, True):
         register(
             Case(
-                name=f"timeline.merge/{'deep' if _deep else 'first'}-page-{_followees}x{_entries}",
+                name=f"timeline.merge_page/{'deep' if _deep else 'first'}-page-{_followees}x{_entries}",
                 hot_path="timeline",
                 title=_merge_title(_followees, _entries, _deep),
                 make_inputs=_merge_inputs(_followees, _entries, _deep),
@@ -169,7 +169,7 @@ for _followees, _entries in ((500, 200), (2_000, 20)):
         )
 
 
-# -- TimelineStore.merge: fan-out on read over stored timelines ----------------------------------------
+# -- TimelineStore.merge_page: fan-out on read over stored timelines -----------------------------------
 
 
 def _built_for_backend(inputs: dict, build):
@@ -199,10 +199,10 @@ def _make_store(inputs: dict):
 
 register(
     Case(
-        name="timeline.store-merge/first-page-500x200",
+        name="timeline.store-merge_page/first-page-500x200",
         hot_path="timeline",
         title=lambda scale: (
-            f"TimelineStore.merge: the first page of {LIMIT} from {max(2, int(500 * scale)):,} stored "
+            f"TimelineStore.merge_page: the first page of {LIMIT} from {max(2, int(500 * scale)):,} stored "
             "timelines of 200 (peer: heapq.merge over ready-made tuples, conversion excluded)"
         ),
         make_inputs=_store_inputs,
