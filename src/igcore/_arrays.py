@@ -33,7 +33,7 @@ def int64(value: object, name: str) -> int:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(_messages.BOOL_NOT_INT.format(name=name))
     try:
-        number = operator.index(value)  # type: ignore[arg-type]
+        number = operator.index(value)  # type: ignore[arg-type]  # any object: a non-integer raises below
     except TypeError:
         raise TypeError(_messages.NOT_AN_INT.format(name=name, type=type(value).__name__)) from None
     if not INT64_MIN <= number <= INT64_MAX:
