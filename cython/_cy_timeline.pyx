@@ -64,4 +64,4 @@ include "timeline/activity.pxi"
 
 
 # The kernels, as src/igcore/_kernels/timeline.pyi states them.
-__all__ = ["Timeline", "TimelineStore", "aggregate_activity", "merge_page", "timeline_from_bytes"]
+__all__ = ["Timeline", "TimelineStore", "accepts_sources", "aggregate_activity", "merge_page", "timeline_from_bytes"]

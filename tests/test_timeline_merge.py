@@ -69,7 +69,7 @@ def test_a_page_unpacks_in_the_order_of_entries(backend):
     assert next_cursor is not None
 
 
-def test_the_kernels_answer_with_a_page_and_refuse_what_is_not_canonical(backend):
+def test_the_kernels_say_what_they_take_answer_with_a_page_and_refuse_the_rest(backend):
     kernels = _backend.kernels(HOT_PATH)
     ints = (np.array([2, 1]), np.array([1, 2]), np.array([5, 5]))
     floats = (np.array([2.5]), np.array([3]), np.array([5]))
@@ -84,7 +84,13 @@ def test_the_kernels_answer_with_a_page_and_refuse_what_is_not_canonical(backend
         [(ints[0], ints[1], np.array([5]))],  # lengths differ
         [[ints[0], ints[1], ints[2]]],  # a list, not a tuple
     ]
+    timeline = Timeline()
+    assert kernels.accepts_sources([ints, timeline._core, ints], None)
+    assert kernels.accepts_sources([floats], (True, 1.5, 3)) and kernels.accepts_sources([], (True, 1.5, 3))
+    assert not kernels.accepts_sources([floats, ints], None)
+    assert not kernels.accepts_sources([ints], (True, 1.5, 3))
     for refused in not_canonical:
+        assert not kernels.accepts_sources(refused, None)
         with pytest.raises(TypeError, match=r"^sources\[0\] is not in canonical form: a Timeline of this"):
             kernels.merge_page(refused, 10, None, None, None)
     with pytest.raises(TypeError, match=r"^sources mix int64 and float64 scores \(sources\[1\] has int64, "):

@@ -440,35 +440,30 @@ cdef str score_kind(bint float_scores):
     return "float64" if float_scores else "int64"
 
 
-def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
-    """See igcore._reference.timeline.merge_page. The public layer hands it canonical sources; one that
-    is not, sources of mixed score kinds and a cursor of the other kind raise (as the reference does)."""
+cdef int accept_sources(list sources, after, list held, size_t* array_entries,
+                        bint* touches_timelines) except -1:
+    """The score kind of `sources` (and of the cursor), each source appended to `held` as the merge
+    reads it: a Timeline, or its _Columns. A source that is not canonical, sources of mixed score kinds
+    and a cursor of the other kind raise, as the reference does."""
     cdef Py_ssize_t k = len(sources), i
-    cdef list held = []  # the Timelines and _Columns read by the merge, kept alive meanwhile
     cdef Timeline timeline
     cdef _Columns columns
     cdef int kind
     cdef Py_ssize_t first_of_kind[2]  # the index of the first source of each score kind, or -1
-    cdef bint touches_timelines = False, nan
-    cdef size_t array_entries = 0
-    cdef Py_ssize_t bad
-    cdef Run* runs
-    cdef Request request
-    cdef PageData page
     first_of_kind[0] = first_of_kind[1] = -1
     for i in range(k):
         source = sources[i]
         if type(source) is Timeline:
             timeline = <Timeline>source
             kind = timeline.float_scores
-            touches_timelines = True
+            touches_timelines[0] = True
             held.append(timeline)
         else:
             columns = accept_columns(source)
             if columns is None:
                 raise TypeError(_messages.SOURCE_NOT_CANONICAL.format(index=i))
             kind = columns.float_scores
-            array_entries += columns.length
+            array_entries[0] += columns.length
             held.append(columns)
         if first_of_kind[kind] < 0:
             first_of_kind[kind] = i
@@ -484,6 +479,56 @@ def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
         raise ValueError(
             _messages.CURSOR_SCORE_KIND.format(cursor_kind=score_kind(after[0]), sources_kind=score_kind(kind))
         )
+    return kind
+
+
+cdef object _INT64 = np.dtype(np.int64)
+cdef object _FLOAT64 = np.dtype(np.float64)
+
+
+cdef int canonical_kind(source):
+    """0 or 1 (int64 or float64 scores) when `source` is three 1-D C-contiguous native arrays of one
+    length with int64 ids; -1 when not. It reads the arrays' attributes only, which costs little."""
+    if type(source) is not tuple or len(<tuple>source) != 3:
+        return -1
+    scores, post_ids, author_ids = <tuple>source
+    for array in (scores, post_ids, author_ids):
+        if type(array) is not np.ndarray or array.ndim != 1 or not array.flags.c_contiguous:
+            return -1
+    if post_ids.dtype is not _INT64 or author_ids.dtype is not _INT64:
+        return -1
+    if not len(scores) == len(post_ids) == len(author_ids):
+        return -1
+    if scores.dtype is _FLOAT64:
+        return 1
+    return 0 if scores.dtype is _INT64 else -1
+
+
+def accepts_sources(list sources, after):
+    """See igcore._reference.timeline.accepts_sources."""
+    cdef int kind = -1 if after is None else <bint>after[0]
+    cdef int found
+    for source in sources:
+        found = (<Timeline>source).float_scores if type(source) is Timeline else canonical_kind(source)
+        if found < 0 or (kind >= 0 and found != kind):
+            return False
+        kind = found
+    return True
+
+
+def merge_page(list sources, limit, after, exclude_authors, per_author_cap):
+    """See igcore._reference.timeline.merge_page. The public layer hands it canonical sources; one that
+    is not, sources of mixed score kinds and a cursor of the other kind raise (as the reference does)."""
+    cdef Py_ssize_t k = len(sources), i
+    cdef list held = []  # the Timelines and _Columns read by the merge, kept alive meanwhile
+    cdef int kind
+    cdef bint touches_timelines = False, nan
+    cdef size_t array_entries = 0
+    cdef Py_ssize_t bad
+    cdef Run* runs
+    cdef Request request
+    cdef PageData page
+    kind = accept_sources(sources, after, held, &array_entries, &touches_timelines)
     # Exclusions are kept alive by the caller, who holds `exclude_authors`.
     fill_request(&request, limit, after, kind, exclude_authors, per_author_cap)
     runs = <Run*>malloc((k if k else 1) * sizeof(Run))

@@ -126,7 +126,6 @@ def _ids(values: object, name: str) -> NDArray[np.int64]:
 
 
 _INT64 = np.dtype(np.int64)
-_FLOAT64 = np.dtype(np.float64)
 
 
 def _author_set(exclude_authors: IntArrayLike | AbstractSet[IntLike] | None) -> Optional[NDArray[np.int64]]:
@@ -278,42 +277,13 @@ def merge_page(
         sources = list(sources)
     owner = next((s for s in sources if type(s) is Timeline), None)
     kernels = owner._kernels if owner is not None else _backend.kernels(HOT_PATH)
-    cores = _kernel_sources(sources, kernels, after)
+    # The explicit step: the kernels say whether they take the sources as they are (the common case:
+    # Timelines of their backend and canonical arrays, checked natively); if not, they are converted
+    # here, or the problem explained.
+    cores = [s._core if type(s) is Timeline else s for s in sources]
+    if not kernels.accepts_sources(cores, after):
+        cores = _canonical_sources(sources, kernels, after)
     return _make_page(kernels.merge_page(cores, limit, after, excluded, cap), cursor_key)
-
-
-def _kernel_sources(sources: Sequence[Any], kernels: ModuleType, after: Cursor | None) -> list[Any]:
-    """The sources as the kernels take them: each Timeline's core, each triple as canonical arrays.
-
-    The common case (Timelines of the kernels' backend and canonical int64 or float64 arrays, of one
-    score kind) is recognised quickly; anything else goes through the checks that explain the problem.
-    """
-    cores = []
-    kinds = set()
-    for source in sources:
-        if type(source) is Timeline and source._kernels is kernels:
-            cores.append(source._core)
-            kinds.add(source._core.float_scores)
-        elif type(source) is tuple and len(source) == 3 and _canonical_triple(*source):
-            cores.append(source)
-            kinds.add(source[0].dtype is _FLOAT64)
-        else:
-            return _canonical_sources(sources, kernels, after)
-    if len(kinds) > 1 or (after is not None and kinds and after[0] not in kinds):
-        return _canonical_sources(sources, kernels, after)
-    return cores
-
-
-def _canonical_triple(scores: Any, post_ids: Any, author_ids: Any) -> bool:
-    for array in (scores, post_ids, author_ids):
-        if type(array) is not np.ndarray or array.ndim != 1 or not array.flags.c_contiguous:
-            return False
-    return (
-        (scores.dtype is _INT64 or scores.dtype is _FLOAT64)
-        and post_ids.dtype is _INT64
-        and author_ids.dtype is _INT64
-        and len(scores) == len(post_ids) == len(author_ids)
-    )
 
 
 def _canonical_sources(sources: Sequence[Any], kernels: ModuleType, after: Cursor | None) -> list[Any]:

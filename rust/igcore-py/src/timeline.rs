@@ -5,7 +5,10 @@
 
 use igcore_core::error::{ScoreKind, TimelineError};
 use igcore_core::timeline::{self as core, Entry, Page, PageRequest, Run, Scores};
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
+use numpy::{
+    IntoPyArray, PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -357,6 +360,55 @@ fn accept_sources<'py>(
     Ok((accepted, kind))
 }
 
+/// See `igcore._reference.timeline.accepts_sources`: whether `merge_page` takes `sources` and the
+/// cursor as they are (the public layer converts them, or explains why it cannot, when not). It reads
+/// each array's header only (no borrow is taken), so that asking costs little beside the merge.
+#[pyfunction]
+fn accepts_sources(sources: &Bound<'_, PyList>, after: Option<Cursor<'_>>) -> bool {
+    let py = sources.py();
+    let mut kind = after.as_ref().map(|cursor| cursor.0);
+    for item in sources.iter() {
+        let float_scores = if let Ok(timeline) = item.cast::<PyTimeline>() {
+            timeline.get().float_scores
+        } else {
+            match canonical_columns(py, &item) {
+                Some(float_scores) => float_scores,
+                None => return false,
+            }
+        };
+        if *kind.get_or_insert(float_scores) != float_scores {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether `item` is three 1-D C-contiguous native arrays of one length, with int64 or float64 scores
+/// and int64 ids; if so, whether the scores are floats.
+fn canonical_columns(py: Python<'_>, item: &Bound<'_, PyAny>) -> Option<bool> {
+    let tuple = item.cast::<PyTuple>().ok()?;
+    if tuple.len() != 3 {
+        return None;
+    }
+    let column = |i: usize| -> Option<(usize, Bound<'_, numpy::PyArrayDescr>)> {
+        let item = tuple.get_item(i).ok()?;
+        let array = item.cast::<PyUntypedArray>().ok()?;
+        (array.ndim() == 1 && array.is_c_contiguous()).then(|| (array.len(), array.dtype()))
+    };
+    let (scores, posts, authors) = (column(0)?, column(1)?, column(2)?);
+    let int64 = numpy::dtype::<i64>(py);
+    let float_scores = if scores.1.is_equiv_to(&numpy::dtype::<f64>(py)) {
+        true
+    } else if scores.1.is_equiv_to(&int64) {
+        false
+    } else {
+        return None;
+    };
+    let same_length = scores.0 == posts.0 && posts.0 == authors.0;
+    (same_length && posts.1.is_equiv_to(&int64) && authors.1.is_equiv_to(&int64))
+        .then_some(float_scores)
+}
+
 /// See `igcore._reference.timeline.merge_page`. Sources that are not canonical, or mix score kinds,
 /// raise TypeError; a cursor of the other score kind raises ValueError.
 #[pyfunction]
@@ -603,6 +655,7 @@ pub(crate) fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_class::<PyTimelineStore>()?;
         m.add_function(wrap_pyfunction!(timeline_from_bytes, m)?)?;
         m.add_function(wrap_pyfunction!(merge_page, m)?)?;
+        m.add_function(wrap_pyfunction!(accepts_sources, m)?)?;
         m.add_function(wrap_pyfunction!(aggregate_activity, m)?)
     })
 }

@@ -1,7 +1,7 @@
 """The timeline kernels: what ``igcore.timeline`` calls on ``_backend.kernels("timeline")``. The
 reference defines what each kernel does, ties and errors included. Sources arrive in canonical form
-(``merge_page`` refuses any other with ``TypeError``). The rules every stub follows are in README.md
-beside it.
+(``accepts_sources`` says whether they are; ``merge_page`` refuses any other with ``TypeError``). The
+rules every stub follows are in README.md beside it.
 """
 
 from typing import TypeAlias, final
@@ -9,7 +9,14 @@ from typing import TypeAlias, final
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Timeline", "TimelineStore", "aggregate_activity", "merge_page", "timeline_from_bytes"]
+__all__ = [
+    "Timeline",
+    "TimelineStore",
+    "accepts_sources",
+    "aggregate_activity",
+    "merge_page",
+    "timeline_from_bytes",
+]
 
 _Ids: TypeAlias = NDArray[np.int64]
 # One timeline, store or feed holds one kind of score: int64 or float64.
@@ -43,6 +50,9 @@ def timeline_from_bytes(data: bytes, max_len: int) -> Timeline: ...
 
 # Sources are this module's Timelines and canonical (scores, post_ids, author_ids) triples, of one
 # score kind (the cursor's too).
+# Whether merge_page takes these sources and cursor as they are: the public layer asks first, and
+# converts the sources (or explains why it cannot) when not.
+def accepts_sources(sources: list[object], after: _After | None) -> bool: ...
 def merge_page(
     sources: list[Timeline | _Entries],
     limit: int,

@@ -43,7 +43,14 @@ if typing.TYPE_CHECKING:
     PageArrays = tuple[ScoreArray, NDArray[np.int64], NDArray[np.int64], bool]
 
 # The kernels, as src/igcore/_kernels/timeline.pyi states them; the rest of this module is their helpers.
-__all__ = ["Timeline", "TimelineStore", "aggregate_activity", "merge_page", "timeline_from_bytes"]
+__all__ = [
+    "Timeline",
+    "TimelineStore",
+    "accepts_sources",
+    "aggregate_activity",
+    "merge_page",
+    "timeline_from_bytes",
+]
 
 # -- entries -----------------------------------------------------------------------------------------
 
@@ -214,10 +221,11 @@ def _accept(
 ) -> tuple[list[tuple[list[Entry], int | None]], bool]:
     """The sources as runs of entries, and whether scores are floats.
 
-    The public layer hands over canonical sources only: this backend's Timelines, or tuples of three
-    1-D C-contiguous native arrays of one length (int64 or float64 scores, int64 post and author ids),
-    all of one score kind, the cursor's too. Anything else is refused here (``TypeError``, or
-    ``ValueError`` for a cursor of the other score kind) rather than guessed at.
+    Canonical sources are this backend's Timelines, or tuples of three 1-D C-contiguous native arrays
+    of one length (int64 or float64 scores, int64 post and author ids), all of one score kind, the
+    cursor's too. The public layer hands over nothing else (``accepts_sources`` tells it); anything else
+    is refused here (``TypeError``, or ``ValueError`` for a cursor of the other score kind) rather than
+    guessed at.
     """
     runs: list[tuple[list[Entry], int | None]] = []
     kinds: dict[bool, int] = {}  # float_scores -> the index of the first source of that kind
@@ -262,6 +270,20 @@ def _canonical(source: object) -> TypeGuard[EntryArrays]:
     if any(a.dtype != np.int64 or not a.dtype.isnative for a in (post_ids, author_ids)):
         return False
     return len(scores) == len(post_ids) == len(author_ids)
+
+
+def accepts_sources(sources: list[object], after: Cursor | None) -> bool:
+    """Whether ``merge_page`` takes `sources` and the cursor `after` as they are (see ``_accept``):
+    the public layer asks first, and converts the sources, or explains why it cannot, when not."""
+    kinds = set() if after is None else {after[0]}
+    for source in sources:
+        if type(source) is Timeline:
+            kinds.add(source.float_scores)
+        elif _canonical(source):
+            kinds.add(bool(source[0].dtype == np.float64))
+        else:
+            return False
+    return len(kinds) <= 1
 
 
 def _check_order(entries: Sequence[Entry], index: int, float_scores: bool) -> None:
