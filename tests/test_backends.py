@@ -21,9 +21,10 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
 
 
-def hiding(*modules: str) -> str:
-    """Code that makes `modules` fail to import in the child interpreter, as if they were not built."""
-    return (
+def run_hiding(modules: tuple[str, ...], code: str, backend: str) -> str:
+    """The output of `code` run in a child interpreter where `modules` fail to import, as if they were
+    not built, under IGCORE_BACKEND=`backend`; the child must exit cleanly."""
+    hide = (
         "import sys\n"
         "class Hide:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
@@ -31,6 +32,9 @@ def hiding(*modules: str) -> str:
         "            raise ImportError('hidden for the test')\n"
         "sys.meta_path.insert(0, Hide())\n"
     )
+    done = run_python(hide + code, IGCORE_BACKEND=backend)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_the_reference_is_always_available():
@@ -125,7 +129,7 @@ def test_environment_variable_with_an_unknown_name_fails_at_import_with_the_choi
 
 def test_an_unavailable_backend_raises_backend_unavailable_naming_the_available_ones():
     # Hide the compiled modules from a fresh interpreter, as on a machine without compilers.
-    code = hiding("igcore._rust", "igcore._cy_counters") + (
+    code = (
         "import igcore, igcore._backend as b, numpy as np\n"
         "print(igcore.backends())\n"
         "print(b.backend_info()['hot_paths']['counters']['unavailable'])\n"
@@ -136,9 +140,8 @@ def test_an_unavailable_backend_raises_backend_unavailable_naming_the_available_
         "except igcore.BackendUnavailable as exc:\n"
         "    print('refused:', exc)\n"
     )
-    done = run_python(code, IGCORE_BACKEND="auto")
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    output = run_hiding(("igcore._rust", "igcore._cy_counters"), code, "auto")
+    lines = output.splitlines()
     assert lines[0] == "['python']"
     assert "not built" in lines[1] and "hidden for the test" in lines[1]
     assert lines[2] == "[2, 1]"
@@ -147,17 +150,14 @@ def test_an_unavailable_backend_raises_backend_unavailable_naming_the_available_
 
 
 def test_forcing_an_unbuilt_backend_through_the_environment_fails_on_first_use_with_the_reason():
-    code = hiding("igcore._cy_counters") + (
-        "import igcore\n"
-        "try:\n"
-        "    igcore.counters.aggregate([1])\n"
-        "except igcore.BackendUnavailable as exc:\n"
-        "    print(exc)\n"
+    output = run_hiding(
+        ("igcore._cy_counters",),
+        "import igcore\ntry:\n    igcore.counters.aggregate([1])\nexcept igcore.BackendUnavailable as exc:\n"
+        "    print(exc)\n",
+        "cython",
     )
-    done = run_python(code, IGCORE_BACKEND="cython")
-    assert done.returncode == 0, done.stderr
-    assert "backend 'cython' cannot serve counters: not built" in done.stdout
-    assert "available for counters:" in done.stdout
+    assert "backend 'cython' cannot serve counters: not built" in output
+    assert "available for counters:" in output
 
 
 def test_the_rust_extension_matches_the_package_version():
