@@ -256,12 +256,6 @@ def read_header(path: str) -> Layout:
     )
 
 
-# What a backend's load raises when the file it opened has another header than the one read before
-# (a save renamed a new file over the path in between): the load then starts again. The words are in
-# _messages; this name stays for the compiled backends that read it here.
-REPLACED = _messages.GRAPH_FILE_REPLACED
-
-
 def check_crcs(layout: Layout, sections: Sequence[Section]) -> None:
     """Compares each present section's CRC-32 with the header's (sections: buffers, in SECTIONS order)."""
     for i, section in zip(layout.present(), sections):

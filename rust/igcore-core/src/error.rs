@@ -447,8 +447,7 @@ error_facts! {
             reason: String = "No such file or directory (os error 2)".into(),
         },
         /// The file now has another header than the one read before (a save renamed a new file
-        /// over the path in between); the caller loads again. The words of
-        /// `igcore._graph_file.REPLACED`.
+        /// over the path in between); the caller loads again.
         #[error("the file was replaced while it was loaded")]
         Value GraphFileReplaced,
         #[error("not enough memory for the graph")]
