@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import igcore
 from igcore import _backend
 from igcore.codec import Entries
-from igcore.timeline import Page, Timeline, merge_page
+from igcore.timeline import Page, Timeline, cursor_after, merge_page
 
 from .conftest import assert_releases_the_gil, outcome, reference
 from .feeds import INT64_MAX, INT64_MIN, page_lists, sources
@@ -276,6 +276,28 @@ def test_a_cursor_key_signs_cursors(backend):
     ) == [2]
     with pytest.raises(TypeError, match="cursor_key must be bytes or str"):
         merge_page([a], 1, cursor_key=7)
+
+
+def test_a_cursor_after_a_known_entry_starts_the_page_below_it(backend):
+    # Mastodon's max_id: the feed's scores are its post ids, and a page starts below a given id.
+    feed = run((9, 9, 1), (7, 7, 2), (5, 5, 1), (3, 3, 2))
+    assert posts(merge_page([feed], 10, cursor_after(7, 7))) == [5, 3]
+    assert posts(merge_page([feed], 10, cursor_after(8, 8))) == [7, 5, 3]  # an id not in the feed
+    assert posts(merge_page([feed], 1, cursor_after(9, 9))) == [7]
+    assert merge_page([feed], 10, cursor_after(3, 3)).post_ids.size == 0
+    # the same position as the cursor a page hands out, signed alike
+    page = merge_page([feed], 2, cursor_key="k")
+    assert cursor_after(7, 7, cursor_key="k") == page.next_cursor
+    floats = (np.array([2.5, 1.5]), np.array([1, 2]), np.array([1, 1]))
+    assert posts(merge_page([floats], 5, cursor_after(2.5, 1))) == [2]
+    with pytest.raises(ValueError, match="the cursor belongs to a feed with int64 scores"):
+        merge_page([floats], 5, cursor_after(3, 1))
+    with pytest.raises(ValueError, match="NaN"):
+        cursor_after(float("nan"), 1)
+    with pytest.raises(OverflowError):
+        cursor_after(2**63, 1)
+    with pytest.raises(TypeError):
+        cursor_after("7", 7)
 
 
 def test_a_cursor_of_another_score_kind_is_refused(backend):

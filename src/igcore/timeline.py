@@ -53,6 +53,7 @@ __all__ = [
     "TimelineStore",
     "aggregate_activity",
     "backfill",
+    "cursor_after",
     "fanout",
     "merge_page",
     "remove_author",
@@ -195,6 +196,15 @@ def _encode_cursor(float_scores: bool, score: Score, post_id: int, cursor_key: o
     payload = _CURSOR_PAYLOAD.pack(_CURSOR_VERSION, int(float_scores), score_bits, post_id)
     raw = payload + _cursor_tag(payload, cursor_key)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def cursor_after(score: ScoreLike, post_id: IntLike, *, cursor_key: str | Buffer | None = None) -> str:
+    """The cursor of the page that starts just below the entry ``(score, post_id)``, in any feed: paging
+    from a known entry, as Mastodon's ``max_id`` does (where scores are the post ids,
+    ``cursor=cursor_after(max_id, max_id)``). An int score is for a feed of int64 scores, a float for
+    float64. `cursor_key` signs it as ``merge_page`` would."""
+    float_scores = isinstance(score, (float, np.floating))
+    return _encode_cursor(float_scores, _score(score, float_scores), int64(post_id, "post_id"), cursor_key)
 
 
 def _decode_cursor(cursor: object, cursor_key: object) -> Cursor | None:

@@ -34,7 +34,9 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue_token(account_id: int | None, application: Application | None = None, scopes: str = DEFAULT_SCOPES) -> str:
+def issue_token(
+    account_id: int | None, application: Application | None = None, scopes: str = DEFAULT_SCOPES
+) -> str:
     """A new bearer token for the account (None: an app's client-credentials token); returns the token."""
     token = secrets.token_urlsafe(32)
     Token.objects.create(
@@ -47,7 +49,9 @@ def issue_token(account_id: int | None, application: Application | None = None, 
     return token
 
 
-def create_application(name: str, redirect_uri: str, scopes: str, website: str | None) -> tuple[Application, str]:
+def create_application(
+    name: str, redirect_uri: str, scopes: str, website: str | None
+) -> tuple[Application, str]:
     """A registered client app and its secret (shown once, stored as a digest)."""
     secret = secrets.token_urlsafe(32)
     app = Application.objects.create(

@@ -72,7 +72,9 @@ def rate_limit(value: str) -> tuple[int, int] | None:
     try:
         requests, seconds = (int(part) for part in value.split("/"))
     except ValueError:
-        raise ImproperlyConfigured(f"IGCORE_WEB_RATE_LIMIT must be <requests>/<seconds> or off, not {value!r}")
+        raise ImproperlyConfigured(  # noqa: B904 - the message says it all
+            f"IGCORE_WEB_RATE_LIMIT must be <requests>/<seconds> or off, not {value!r}"
+        )
     if requests < 1 or seconds < 1:
         raise ImproperlyConfigured(f"IGCORE_WEB_RATE_LIMIT must be positive, not {value!r}")
     return requests, seconds

@@ -5,143 +5,236 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('username', models.CharField(max_length=30, unique=True)),
-                ('email', models.CharField(max_length=254, null=True, unique=True)),
-                ('password', models.CharField(max_length=128)),
-                ('display_name', models.CharField(blank=True, default='', max_length=30)),
-                ('note', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField()),
-                ('statuses_count', models.IntegerField(default=0)),
-                ('last_status_at', models.DateTimeField(null=True)),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("username", models.CharField(max_length=30, unique=True)),
+                ("email", models.CharField(max_length=254, null=True, unique=True)),
+                ("password", models.CharField(max_length=128)),
+                ("display_name", models.CharField(blank=True, default="", max_length=30)),
+                ("note", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField()),
+                ("statuses_count", models.IntegerField(default=0)),
+                ("last_status_at", models.DateTimeField(null=True)),
             ],
             options={
-                'db_table': 'igcore_account',
+                "db_table": "igcore_account",
             },
         ),
         migrations.CreateModel(
-            name='Application',
+            name="Application",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=100)),
-                ('website', models.CharField(max_length=500, null=True)),
-                ('redirect_uri', models.TextField()),
-                ('scopes', models.CharField(max_length=200)),
-                ('client_id', models.CharField(max_length=64, unique=True)),
-                ('client_secret_digest', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField()),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=100)),
+                ("website", models.CharField(max_length=500, null=True)),
+                ("redirect_uri", models.TextField()),
+                ("scopes", models.CharField(max_length=200)),
+                ("client_id", models.CharField(max_length=64, unique=True)),
+                ("client_secret_digest", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField()),
             ],
             options={
-                'db_table': 'igcore_application',
+                "db_table": "igcore_application",
             },
         ),
         migrations.CreateModel(
-            name='Status',
+            name="Status",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('text', models.TextField()),
-                ('spoiler_text', models.CharField(blank=True, default='', max_length=500)),
-                ('sensitive', models.BooleanField(default=False)),
-                ('visibility', models.CharField(default='public', max_length=10)),
-                ('language', models.CharField(max_length=8, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='statuses', to='igcore_web.account')),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("text", models.TextField()),
+                ("spoiler_text", models.CharField(blank=True, default="", max_length=500)),
+                ("sensitive", models.BooleanField(default=False)),
+                ("visibility", models.CharField(default="public", max_length=10)),
+                ("language", models.CharField(max_length=8, null=True)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="statuses",
+                        to="igcore_web.account",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'igcore_status',
+                "db_table": "igcore_status",
             },
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('type', models.CharField(max_length=16)),
-                ('created_at', models.DateTimeField()),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.account')),
-                ('from_account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.account')),
-                ('status', models.ForeignKey(db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.status')),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("type", models.CharField(max_length=16)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="igcore_web.account",
+                    ),
+                ),
+                (
+                    "from_account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="igcore_web.account",
+                    ),
+                ),
+                (
+                    "status",
+                    models.ForeignKey(
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="igcore_web.status",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'igcore_notification',
+                "db_table": "igcore_notification",
             },
         ),
         migrations.CreateModel(
-            name='Favourite',
+            name="Favourite",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField()),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.account')),
-                ('status', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.status')),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="igcore_web.account",
+                    ),
+                ),
+                (
+                    "status",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="igcore_web.status",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'igcore_favourite',
+                "db_table": "igcore_favourite",
             },
         ),
         migrations.CreateModel(
-            name='Token',
+            name="Token",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('digest', models.CharField(max_length=64, unique=True)),
-                ('scopes', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField()),
-                ('revoked_at', models.DateTimeField(null=True)),
-                ('account', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.account')),
-                ('application', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.application')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("digest", models.CharField(max_length=64, unique=True)),
+                ("scopes", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField()),
+                ("revoked_at", models.DateTimeField(null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="igcore_web.account",
+                    ),
+                ),
+                (
+                    "application",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="igcore_web.application",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'igcore_token',
+                "db_table": "igcore_token",
             },
         ),
         migrations.CreateModel(
-            name='Follow',
+            name="Follow",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField()),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.account')),
-                ('target_account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.account')),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="igcore_web.account",
+                    ),
+                ),
+                (
+                    "target_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="igcore_web.account"
+                    ),
+                ),
             ],
             options={
-                'db_table': 'igcore_follow',
-                'constraints': [models.UniqueConstraint(fields=('account', 'target_account'), name='follow_once')],
+                "db_table": "igcore_follow",
+                "constraints": [
+                    models.UniqueConstraint(fields=("account", "target_account"), name="follow_once")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Mute',
+            name="Mute",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField()),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.account')),
-                ('target_account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='igcore_web.account')),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="igcore_web.account",
+                    ),
+                ),
+                (
+                    "target_account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="igcore_web.account"
+                    ),
+                ),
             ],
             options={
-                'db_table': 'igcore_mute',
-                'constraints': [models.UniqueConstraint(fields=('account', 'target_account'), name='mute_once')],
+                "db_table": "igcore_mute",
+                "constraints": [
+                    models.UniqueConstraint(fields=("account", "target_account"), name="mute_once")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='status',
-            index=models.Index(fields=['account', '-id'], name='status_by_account'),
+            model_name="status",
+            index=models.Index(fields=["account", "-id"], name="status_by_account"),
         ),
         migrations.AddIndex(
-            model_name='notification',
-            index=models.Index(fields=['account', '-id'], name='notification_by_account'),
+            model_name="notification",
+            index=models.Index(fields=["account", "-id"], name="notification_by_account"),
         ),
         migrations.AddIndex(
-            model_name='favourite',
-            index=models.Index(fields=['status', '-id'], name='favourite_by_status'),
+            model_name="favourite",
+            index=models.Index(fields=["status", "-id"], name="favourite_by_status"),
         ),
         migrations.AddConstraint(
-            model_name='favourite',
-            constraint=models.UniqueConstraint(fields=('account', 'status'), name='favourite_once'),
+            model_name="favourite",
+            constraint=models.UniqueConstraint(fields=("account", "status"), name="favourite_once"),
         ),
     ]
