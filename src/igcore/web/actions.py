@@ -177,7 +177,10 @@ async def mutes(worker: Worker, account_id: int) -> set[int]:
     members = await worker.redis.smembers(keys.mutes(account_id))
     if not members:
         found = await sync_to_async(muted_ids)(account_id)
-        await worker.redis.sadd(keys.mutes(account_id), "-", *found)
+        pipe = worker.redis.pipeline(transaction=True)
+        pipe.sadd(keys.mutes(account_id), "-", *found)
+        pipe.expire(keys.mutes(account_id), keys.MUTES_TTL)
+        await pipe.execute()
         return found
     return {int(m) for m in members if m != b"-"}
 

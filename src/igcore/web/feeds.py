@@ -34,8 +34,11 @@ from .models import Status
 if TYPE_CHECKING:
     from .worker import Worker
 
-MAX_PULLED = 200  # authors pulled at read time per request, at most (the most recent posters stand)
+# Big authors pulled per read, at most: an account that follows more of them sees the posts of the
+# MAX_PULLED with the largest ids (the newest accounts) only. A limit of this design, stated here.
+MAX_PULLED = 200
 REWRITE_ATTEMPTS = 5
+MERGE_ON_LOOP = 8_000  # pulled entries merged on the event loop (about a millisecond); more go to a thread
 
 
 def entry(status_id: int, author_id: int) -> bytes:
@@ -66,6 +69,37 @@ def _rows_per_author(authors: list[int]) -> dict[int, NDArray[np.int64]]:
     return {author: _recent_rows([author]) for author in authors}
 
 
+def _merge(
+    timeline: Timeline,
+    pulled_rows: list[NDArray[np.int64]],
+    following: NDArray[np.int64],
+    account: int,
+    muted: set[int],
+    limit: int,
+    max_id: int | None,
+    since_id: int | None,
+    min_id: int | None,
+) -> tuple[list[int], bool]:
+    """One page of the feed merged with the pulled authors' posts (see ``Feeds.page``)."""
+    sources: list[Any] = [timeline, *(_timeline(rows) for rows in pulled_rows)]
+    # Entries of accounts no longer followed (an unfollow, or a fan-out from a graph that had not seen
+    # it yet) and of muted accounts stay out.
+    every_author = [timeline.entries().author_ids, *(rows[:, 2] for rows in pulled_rows)]
+    authors = np.unique(np.concatenate(every_author))
+    gone = np.setdiff1d(authors, np.append(following, account))
+    excluded = set(gone.tolist()) | muted
+    if min_id is not None:
+        whole = merge_page(sources, keys.FEED_LEN * len(sources), exclude_authors=excluded)
+        ids = whole.post_ids[whole.post_ids > min_id]
+        return ids[-limit:].tolist(), False
+    cursor = cursor_after(max_id, max_id) if max_id is not None else None
+    result = merge_page(sources, limit, cursor, exclude_authors=excluded)
+    ids = result.post_ids
+    if since_id is not None:
+        ids = ids[ids > since_id]
+    return ids.tolist(), result.next_cursor is not None
+
+
 class Feeds:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -87,7 +121,7 @@ class Feeds:
         await pipe.execute()
         follows = self.worker.follows
         if follows.count([author], outgoing=False)[0] > self.fanout_limit:
-            if author not in follows.celebrities and await self.redis.sadd(keys.CELEBRITIES, author):
+            if author not in follows.celebrities:  # marked once per worker at most; a repeat is harmless
                 await self.worker.publish_event(follows.celebrity_event(author))
             return int(await self._deliver(record, [author]))
         followers = await self.worker.offload(follows.followers, author)
@@ -194,27 +228,13 @@ class Feeds:
             timeline = _timeline(fresh, base)
             if len(waiting) >= keys.FOLD_AT:  # best effort: a refused write leaves the inbox for later
                 await self._store(account, generation, timeline, len(waiting))
-        sources: list[Any] = [timeline]
         unfilled = [author for author, items in zip(pulled, lists) if not items]
         filled = await self._fill(unfilled) if unfilled else {}
-        for author, items in zip(pulled, lists):
-            rows = _entries(items) if items else filled[author]
-            sources.append(_timeline(rows))
-        # Entries of accounts no longer followed (an unfollow, or a fan-out from a graph that had not
-        # seen it yet) and of muted accounts stay out.
-        authors = np.unique(np.concatenate([s.entries().author_ids for s in sources]))
-        gone = np.setdiff1d(authors, np.append(following, account))
-        excluded = set(gone.tolist()) | (muted or set())
-        if min_id is not None:
-            whole = merge_page(sources, keys.FEED_LEN * len(sources), exclude_authors=excluded)
-            ids = whole.post_ids[whole.post_ids > min_id]
-            return ids[-limit:].tolist(), False
-        cursor = cursor_after(max_id, max_id) if max_id is not None else None
-        result = merge_page(sources, limit, cursor, exclude_authors=excluded)
-        ids = result.post_ids
-        if since_id is not None:
-            ids = ids[ids > since_id]
-        return ids.tolist(), result.next_cursor is not None
+        pulled_rows = [_entries(items) if items else filled[author] for author, items in zip(pulled, lists)]
+        merge = (timeline, pulled_rows, following, account, muted or set(), limit, max_id, since_id, min_id)
+        if sum(len(rows) for rows in pulled_rows) > MERGE_ON_LOOP:
+            return await self.worker.offload(_merge, *merge)  # a big merge (many big authors followed)
+        return _merge(*merge)
 
     async def _rebuild(
         self,

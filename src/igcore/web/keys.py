@@ -40,7 +40,8 @@ Sessions and limits (``igcore.web.auth``, ``igcore.web.http``):
     igcore:token:<sha256>  string  "<account id>" or "app" for a client-credentials token; "-" for no
                                    such token (cached for a minute, so guessing costs a database read
                                    per guess per minute at most)
-    igcore:mutes:<a>       set     the accounts <a> mutes, and "-" (the set was filled from the database)
+    igcore:mutes:<a>       set     the accounts <a> mutes, and "-" (the set was filled from the database);
+                                   dropped on every mute and unmute, refilled on read, kept an hour
     igcore:ratelimit:<who>:<window>  int  requests in the window
     igcore:worker:slot     int     hands each starting worker its id slot
 """
@@ -55,6 +56,7 @@ FOLD_AT = 16  # fold the fanned-out entries into the stored feed once this many 
 INBOX_LIMIT = 4 * FEED_LEN  # a feed whose inbox grows beyond this is not being read: dropped, rebuilt on read
 FEED_TTL = 14 * 86_400  # a feed not read for two weeks goes (Mastodon: active users are those of 2 weeks)
 TOKEN_TTL = 3600
+MUTES_TTL = 3600
 MISSING_TOKEN_TTL = 60
 SHARDS = 64
 TRENDING_PER_WORKER = 500
@@ -149,4 +151,3 @@ return 1
 """
 
 TRENDING_WORKERS = f"{PREFIX}:trending:workers"  # zset: worker name -> when it last published
-CELEBRITIES = f"{PREFIX}:celebrities"  # set: authors marked too big to fan out (once each, in the stream)
