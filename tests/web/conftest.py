@@ -8,9 +8,12 @@
 - Backends as in tests/conftest.py: ``IGCORE_BACKEND`` picks one, ``IGCORE_REQUIRE_BACKENDS`` makes a
   missing one a failure. Databases: SQLite always; PostgreSQL when ``IGCORE_TEST_POSTGRES_URL`` gives an
   admin URL (``postgres://user@host:port/postgres``), otherwise its cases skip with the reason (fail
-  with ``IGCORE_REQUIRE_POSTGRES=1``, as CI sets). redis-server as in tests/redis_server.py.
+  with ``IGCORE_REQUIRE_POSTGRES=1``, as CI sets). redis-server as in tests/redis_server.py; the web
+  extra (Django, uvicorn...) likewise: skipped without it, a failure with ``IGCORE_REQUIRE_REDIS=1``.
 - A server must answer ``GET /api/v1/instance`` within START_SECONDS, and exit 0 within STOP_SECONDS
-  of SIGTERM, with no traceback in its output: a clean shutdown is part of the contract.
+  of SIGTERM, with no traceback in its output and nothing of its process group left running: a clean
+  shutdown is part of the contract. A server's failure to stop cleanly is reported as an error of the
+  test during which its fixture was torn down (the first test of the next pair, or the last test).
 - The main servers run with ``--rate-limit off``: the suite sends hundreds of requests per token in a
   few seconds; the rate limit has its own server (test_rate_limit.py).
 """
@@ -18,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -35,7 +39,7 @@ import pytest
 from igcore import _backend
 
 from ..conftest import REQUIRED, SELECTED
-from ..redis_server import free_port, require_redis
+from ..redis_server import REQUIRE_REDIS, free_port, require_redis
 from . import Api, ok, sign_up, sign_up_many
 
 SERVE_COMMAND = [sys.executable, "-m", "igcore", "serve"]
@@ -62,6 +66,20 @@ def require_backend(backend: str) -> None:
             if backend in REQUIRED:
                 pytest.fail(message + " (required by IGCORE_REQUIRE_BACKENDS)")
             pytest.skip(message)
+
+
+def require_web(database: str) -> None:
+    """The web extra importable (the server runs in this Python), or skip; a failure where Redis is
+    required (CI): these tests are Redis tests too, and must not skip there."""
+    needed = ["django", "uvicorn", "uvloop", "orjson", "redis"] + (
+        ["psycopg"] if database == "postgres" else []
+    )
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        message = f"the web extra is not installed (missing {', '.join(missing)}; pip install '.[web]')"
+        if REQUIRE_REDIS:
+            pytest.fail(message + "; IGCORE_REQUIRE_REDIS=1 asks for the tests that need Redis")
+        pytest.skip(message)
 
 
 def require_database(database: str) -> None:
@@ -311,6 +329,7 @@ class Servers:
         """A server of `backend` on a fresh copy of `database`'s demo (or on the data of the stopped
         server `on`), with `extra` options of ``igcore serve``."""
         require_redis()
+        require_web(database)
         require_backend(backend)
         require_database(database)
         demo = self.demo(database)

@@ -27,14 +27,29 @@ def count_of(user, status_id):
     return ok(user.api.get(f"/api/v1/statuses/{status_id}"))
 
 
+def on_both_workers(call, tries=30):
+    """`call()` (an idempotent request) until both workers have answered it: their answers."""
+    answers, workers = [], set()
+    for _ in range(tries):
+        answers.append(call())
+        workers.add(worker_of(answers[-1]))
+        if len(workers) == 2:
+            return answers
+    raise AssertionError(f"{tries} fresh connections reached only {workers}")
+
+
 def test_favouriting_twice_counts_once_and_unfavouriting_uncounts(server, new_users):
+    """The answer to a favourite or an unfavourite shows its own effect, whichever worker answers (here
+    the next ones, on the other worker too, come well within a flush interval of the first)."""
     author, fan = new_users(2)
     status = author.post_status()
-    first = ok(fan.api.post(f"/api/v1/statuses/{status['id']}/favourite"))
-    assert (first["id"], first["favourited"], first["favourites_count"]) == (status["id"], True, 1)
-    # A second time, maybe on the other worker: still favourited, and never shown as favourited by no one.
-    second = ok(fan.api.post(f"/api/v1/statuses/{status['id']}/favourite"))
-    assert second["favourited"] is True and second["favourites_count"] == 1, second["favourites_count"]
+    path = f"/api/v1/statuses/{status['id']}"
+    for answer in on_both_workers(lambda: fan.api.post(f"{path}/favourite")):
+        shown = ok(answer)
+        assert (shown["id"], shown["favourited"], shown["favourites_count"]) == (status["id"], True, 1), (
+            worker_of(answer),
+            shown["favourites_count"],
+        )
 
     def seen_once():
         shown = count_of(fan, status["id"])
@@ -43,10 +58,12 @@ def test_favouriting_twice_counts_once_and_unfavouriting_uncounts(server, new_us
 
     for _ in range(6):  # on both workers
         eventually(seen_once)
-    undone = ok(fan.api.post(f"/api/v1/statuses/{status['id']}/unfavourite"))
-    assert (undone["favourited"], undone["favourites_count"]) == (False, 0)
-    again = ok(fan.api.post(f"/api/v1/statuses/{status['id']}/unfavourite"))
-    assert (again["favourited"], again["favourites_count"]) == (False, 0)
+    for answer in on_both_workers(lambda: fan.api.post(f"{path}/unfavourite")):
+        shown = ok(answer)
+        assert (shown["favourited"], shown["favourites_count"]) == (False, 0), (
+            worker_of(answer),
+            shown["favourites_count"],
+        )
 
     def seen_none():
         shown = count_of(fan, status["id"])
@@ -54,7 +71,7 @@ def test_favouriting_twice_counts_once_and_unfavouriting_uncounts(server, new_us
 
     for _ in range(6):
         eventually(seen_none)
-    assert ok(server.api.get(f"/api/v1/statuses/{status['id']}/favourited_by")) == []
+    assert ok(server.api.get(f"{path}/favourited_by")) == []
 
 
 def test_concurrent_favourites_count_exactly_and_are_listed(server, new_user, crowd):
@@ -209,3 +226,24 @@ def test_statuses_favourited_now_trend_ranked_by_favourites(server, new_user, cr
         assert [s["id"] for s in moved] == [statuses[1]]
 
     eventually(offset_pages_the_ranking)
+
+
+def test_notification_groups_are_40_by_default_up_to_80_and_trends_20_up_to_40(server, new_users):
+    author, fan = new_users(2)
+    statuses = [author.post_status(f"one of many {n}")["id"] for n in range(41)]
+    for status_id in statuses:  # a group per status
+        ok(fan.api.post(f"/api/v1/statuses/{status_id}/favourite"))
+    response = author.api.get("/api/v2/notifications")
+    groups = ok(response)["notification_groups"]
+    assert [g["status_id"] for g in groups] == statuses[::-1][:40]
+    assert all(g["notifications_count"] == 1 and g["sample_account_ids"] == [fan.id] for g in groups)
+    rest = ok(author.api.get(links(response)["next"]))["notification_groups"]
+    assert [g["status_id"] for g in rest] == [statuses[0]]
+    every = ok(author.api.get("/api/v2/notifications", params={"limit": 1000}))["notification_groups"]
+    assert [g["status_id"] for g in every] == statuses[::-1]  # 41: all of them, at most 80
+
+    def trends_are_paged():
+        assert len(ok(server.api.get("/api/v1/trends/statuses"))) == 20
+        assert len(ok(server.api.get("/api/v1/trends/statuses", params={"limit": 1000}))) == 40
+
+    eventually(trends_are_paged)  # 41 statuses favourited now: more than 40 trend

@@ -29,9 +29,16 @@ def paged(server):
     return author, follower, [int(i) for i in reversed(statuses)]  # newest first
 
 
-def test_ids_are_strings_and_increase_with_time(paged):
-    _, _, newest_first = paged
+def test_ids_are_strings_of_digits_that_grow_with_time(server, paged):
+    author, _, newest_first = paged
     assert newest_first == sorted(newest_first, reverse=True) and len(set(newest_first)) == PAGED
+    for status in ok(server.api.get(f"/api/v1/accounts/{author.id}/statuses", params={"limit": 40})):
+        assert (
+            isinstance(status["id"], str)
+            and status["id"].isdigit()
+            and str(int(status["id"])) == status["id"]
+        )
+        assert isinstance(status["account"]["id"], str)
 
 
 @pytest.mark.parametrize("where", ["home", "statuses"])

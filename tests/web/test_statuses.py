@@ -116,8 +116,7 @@ def test_views_and_unique_viewers_are_counted(server, new_users):
     eventually(counted)
 
 
-def test_a_view_is_counted_by_the_worker_that_served_it_at_once(server, new_user):
-    """The worker that counted a view shows it in its next answers; never more than were made."""
+def test_views_shown_are_never_more_than_were_made(server, new_user):
     author, viewer = new_user(), new_user()
     posted = author.post_status()
     shown = []
