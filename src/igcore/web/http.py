@@ -17,7 +17,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+import redis
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, QueryDict
 
 import igcore.msgpack
@@ -92,6 +94,9 @@ def exception_response(request: HttpRequest, exception: BaseException) -> HttpRe
         return error_response(request, 413, "The request body is too large")
     if isinstance(exception, (TooManyFieldsSent, SuspiciousOperation)):
         return error_response(request, 400, "The request is malformed")
+    if isinstance(exception, (redis.ConnectionError, redis.TimeoutError, OperationalError)):
+        log.warning("unavailable while serving %s %s: %s", request.method, request.path, exception)
+        return error_response(request, 503, "The service is temporarily unavailable")
     log.exception("error serving %s %s", request.method, request.path)
     return error_response(request, 500, "An unexpected error occurred")
 
