@@ -21,7 +21,17 @@ from django.http import HttpRequest, HttpResponse
 from igcore.timeline import aggregate_activity
 
 from . import actions, auth, entities, keys
-from .http import ApiError, Params, link_header, not_found, path_id, render, unprocessable
+from .http import (
+    MALFORMED,
+    UNEXPECTED,
+    ApiError,
+    Params,
+    link_header,
+    not_found,
+    path_id,
+    render,
+    unprocessable,
+)
 from .models import Account, Application, Favourite, Notification, Status, Token
 from .worker import Worker, current
 
@@ -659,8 +669,8 @@ def not_found_page(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def bad_request_page(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return render(request, {"error": "The request is malformed"}, 400)
+    return render(request, {"error": MALFORMED}, 400)
 
 
 def server_error_page(request: HttpRequest) -> HttpResponse:
-    return render(request, {"error": "An unexpected error occurred"}, 500)
+    return render(request, {"error": UNEXPECTED}, 500)
