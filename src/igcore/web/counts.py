@@ -70,53 +70,43 @@ class Counts:
 
     # -- reading -----------------------------------------------------------------------------------------
 
-    async def totals(self, status_ids: Sequence[int]) -> dict[str, np.ndarray]:
-        """Per kind, the totals of `status_ids`: Redis's plus this worker's not yet flushed."""
+    async def read(self, status_ids: Sequence[int]) -> tuple[dict[str, np.ndarray], list[int]]:
+        """Per kind, the totals of `status_ids` (Redis's plus this worker's not yet flushed), and their
+        unique viewers: one Redis round trip."""
         ids = np.asarray(status_ids, np.int64)
         for _ in range(5):
             await self.idle.wait()
             begun = self.flushes_begun
             local = {kind: self.live.get(ids, kind) - self.confirmed.get(ids, kind) for kind in KINDS}
-            stored = await self._stored(ids)
+            stored, sketches = await self._stored(ids)
             if begun == self.flushes_begun:
                 break
-        return {kind: stored[kind] + local[kind] for kind in KINDS}
+        totals = {kind: stored[kind] + local[kind] for kind in KINDS}
+        return totals, [self._viewers(s, data) for s, data in zip(ids.tolist(), sketches)]
 
-    async def _stored(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+    async def _stored(self, ids: np.ndarray) -> tuple[dict[str, np.ndarray], list[bytes | None]]:
         if not len(ids):
-            return {kind: np.zeros(0, np.int64) for kind in KINDS}
+            return {kind: np.zeros(0, np.int64) for kind in KINDS}, []
         pipe = self.client.pipeline(transaction=False)
         for kind in KINDS:
             for key in ids.tolist():
                 pipe.hget(*self.writer.location(kind, key))
-        replies = await pipe.execute()
+        pipe.mget([keys.viewers(s) for s in ids.tolist()])
+        *replies, sketches = await pipe.execute()
         result = {}
         for n, kind in enumerate(KINDS):
             values = replies[n * len(ids) : (n + 1) * len(ids)]
             result[kind] = np.array([int(v) if v is not None else 0 for v in values], np.int64)
-        return result
+        return result, sketches
 
-    async def unique_viewers(self, status_id: int) -> int:
-        stored = await self.client.get(keys.viewers(status_id))
-        sketch = HyperLogLog.from_bytes(stored) if stored else HyperLogLog()
+    def _viewers(self, status_id: int, stored: bytes | None) -> int:
         pending = self.viewers.get(status_id)
+        if stored is None and pending is None:
+            return 0
+        sketch = HyperLogLog.from_bytes(stored) if stored else HyperLogLog()
         if pending is not None:
             sketch.merge(pending)
         return sketch.count()
-
-    async def unique_viewers_many(self, status_ids: Sequence[int]) -> list[int]:
-        stored = await self.client.mget([keys.viewers(s) for s in status_ids]) if status_ids else []
-        counts = []
-        for status_id, data in zip(status_ids, stored):
-            pending = self.viewers.get(status_id)
-            if data is None and pending is None:
-                counts.append(0)
-                continue
-            sketch = HyperLogLog.from_bytes(data) if data else HyperLogLog()
-            if pending is not None:
-                sketch.merge(pending)
-            counts.append(sketch.count())
-        return counts
 
     async def trends(self, limit: int, offset: int = 0) -> list[int]:
         """The statuses most favourited in the last hour across all workers, most first."""

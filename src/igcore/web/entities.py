@@ -19,6 +19,7 @@ from .models import Account, Status
 MASTODON_API = "4.3.0"
 VERSION = f"{MASTODON_API} (compatible; igcore {igcore.__version__})"
 MAX_CHARACTERS = 500
+DESCRIPTION = "A Mastodon-compatible service whose hot paths run on igcore."
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -181,7 +182,7 @@ def instance_v1(request: HttpRequest, users: int, statuses: int) -> dict[str, An
         "uri": host,
         "title": "igcore",
         "short_description": "The igcore reference web service",
-        "description": "A Mastodon-compatible service whose hot paths run on igcore.",
+        "description": DESCRIPTION,
         "email": f"admin@{host.split(':')[0]}",
         "version": VERSION,
         "urls": {"streaming_api": f"wss://{host}"},
@@ -204,7 +205,7 @@ def instance_v2(request: HttpRequest, active_month: int) -> dict[str, Any]:
         "title": "igcore",
         "version": VERSION,
         "source_url": f"{origin(request)}/",
-        "description": "A Mastodon-compatible service whose hot paths run on igcore.",
+        "description": DESCRIPTION,
         "usage": {"users": {"active_month": active_month}},
         "thumbnail": {"url": f"{origin(request)}/packs/media/images/preview.png"},
         "languages": ["en"],

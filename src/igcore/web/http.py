@@ -17,7 +17,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+import redis
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, QueryDict
 
 import igcore.msgpack
@@ -25,6 +27,9 @@ import igcore.msgpack
 log = logging.getLogger("igcore.web")
 WORKER = str(os.getpid())
 INT64_MAX = 2**63 - 1
+MALFORMED = "The request is malformed"
+UNEXPECTED = "An unexpected error occurred"
+NOT_A_LIMIT = "limit must be a positive integer"
 MSGPACK = "application/msgpack"
 
 
@@ -91,9 +96,12 @@ def exception_response(request: HttpRequest, exception: BaseException) -> HttpRe
     if isinstance(exception, RequestDataTooBig):
         return error_response(request, 413, "The request body is too large")
     if isinstance(exception, (TooManyFieldsSent, SuspiciousOperation)):
-        return error_response(request, 400, "The request is malformed")
+        return error_response(request, 400, MALFORMED)
+    if isinstance(exception, (redis.ConnectionError, redis.TimeoutError, OperationalError)):
+        log.warning("unavailable while serving %s %s: %s", request.method, request.path, exception)
+        return error_response(request, 503, "The service is temporarily unavailable")
     log.exception("error serving %s %s", request.method, request.path)
-    return error_response(request, 500, "An unexpected error occurred")
+    return error_response(request, 500, UNEXPECTED)
 
 
 # -- parameters -----------------------------------------------------------------------------------------
@@ -188,22 +196,25 @@ class Params:
         if value is None or value == "":
             return default
         if not value.isascii() or not value.isdigit() or len(value) > 18:
-            raise unprocessable("limit must be a positive integer")
+            raise unprocessable(NOT_A_LIMIT)
         number = int(value)
         if number < 1:
-            raise unprocessable("limit must be a positive integer")
+            raise unprocessable(NOT_A_LIMIT)
         return min(number, most)
 
 
 def parse_id(value: object, name: str = "id") -> int:
     """An id given by a client: decimal digits, within int64. Anything else is refused."""
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 19:
-        raise unprocessable(f"{name} must be an id (decimal digits)")
-    number = int(text)
-    if number > INT64_MAX:
-        raise unprocessable(f"{name} must be an id (decimal digits)")
-    return number
+    if (
+        isinstance(text, str)
+        and text.isascii()
+        and text.isdigit()
+        and len(text) <= 19
+        and int(text) <= INT64_MAX
+    ):
+        return int(text)
+    raise unprocessable(f"{name} must be an id (decimal digits)")
 
 
 def path_id(value: str) -> int:

@@ -21,7 +21,17 @@ from django.http import HttpRequest, HttpResponse
 from igcore.timeline import aggregate_activity
 
 from . import actions, auth, entities, keys
-from .http import ApiError, Params, link_header, not_found, path_id, render, unprocessable
+from .http import (
+    MALFORMED,
+    UNEXPECTED,
+    ApiError,
+    Params,
+    link_header,
+    not_found,
+    path_id,
+    render,
+    unprocessable,
+)
 from .models import Account, Application, Favourite, Notification, Status, Token
 from .worker import Worker, current
 
@@ -41,6 +51,13 @@ class Caller:
         self.account_id = account_id
         self.application_id = application_id
         self.token = token
+        self._mutes: set[int] | None = None
+
+    async def mutes(self, worker: Worker) -> set[int]:
+        """The accounts the caller mutes (read once per request)."""
+        if self._mutes is None:
+            self._mutes = await actions.mutes(worker, self.user)
+        return self._mutes
 
     @property
     def user(self) -> int:
@@ -170,8 +187,7 @@ async def _statuses(
     follows = worker.follows
     followers = dict(zip(authors, follows.count(authors, outgoing=False).tolist()))
     following = dict(zip(authors, follows.count(authors, outgoing=True).tolist()))
-    totals = await worker.counts.totals(ids)
-    viewers = await worker.counts.unique_viewers_many(ids)
+    totals, viewers = await worker.counts.read(ids)
     favourited: set[int] | None = None
     muted: set[int] = set()
     if caller.account_id is not None:
@@ -181,7 +197,7 @@ async def _statuses(
                 account_id=caller.account_id, status_id__in=ids
             ).values_list("status_id", flat=True)
         }
-        muted = await actions.mutes(worker, caller.account_id)
+        muted = await caller.mutes(worker)
     result = []
     for n, row in enumerate(ordered):
         author = entities.account(request, row.account, followers[row.account_id], following[row.account_id])
@@ -308,7 +324,7 @@ async def home(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResp
         params.optional_id("min_id"),
     )
     me = caller.user
-    muted = await actions.mutes(worker, me)
+    muted = await caller.mutes(worker)
     items: list[dict[str, Any]] = []
     for _ in range(4):  # statuses deleted since they were fanned out leave gaps: read on past them
         ids, more = await worker.feeds.page(me, limit - len(items), max_id, since_id, min_id, muted)
@@ -408,11 +424,12 @@ async def favourited_by(request: HttpRequest, worker: Worker, caller: Caller, id
 # -- follows --------------------------------------------------------------------------------------------
 
 
-async def _relationships(worker: Worker, me: int, targets: list[int]) -> list[dict[str, Any]]:
+async def _relationships(worker: Worker, caller: Caller, targets: list[int]) -> list[dict[str, Any]]:
+    me = caller.user
     follows = worker.follows
     following = follows.is_following([me] * len(targets), targets)
     followed_by = follows.is_following(targets, [me] * len(targets))
-    muted = await actions.mutes(worker, me)
+    muted = await caller.mutes(worker)
     return [
         entities.relationship(t, bool(following[n]), bool(followed_by[n]), t in muted)
         for n, t in enumerate(targets)
@@ -423,28 +440,28 @@ async def _relationships(worker: Worker, me: int, targets: list[int]) -> list[di
 async def follow(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
     target = path_id(id)
     await actions.follow(worker, caller.user, target)
-    return render(request, (await _relationships(worker, caller.user, [target]))[0])
+    return render(request, (await _relationships(worker, caller, [target]))[0])
 
 
 @endpoint("POST", who="user")
 async def unfollow(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
     target = path_id(id)
     await actions.unfollow(worker, caller.user, target)
-    return render(request, (await _relationships(worker, caller.user, [target]))[0])
+    return render(request, (await _relationships(worker, caller, [target]))[0])
 
 
 @endpoint("POST", who="user")
 async def mute(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
     target = path_id(id)
     await actions.mute(worker, caller.user, target, True)
-    return render(request, (await _relationships(worker, caller.user, [target]))[0])
+    return render(request, (await _relationships(worker, caller, [target]))[0])
 
 
 @endpoint("POST", who="user")
 async def unmute(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
     target = path_id(id)
     await actions.mute(worker, caller.user, target, False)
-    return render(request, (await _relationships(worker, caller.user, [target]))[0])
+    return render(request, (await _relationships(worker, caller, [target]))[0])
 
 
 async def _follow_list(request: HttpRequest, worker: Worker, id: str, outgoing: bool) -> HttpResponse:
@@ -476,7 +493,7 @@ async def following(request: HttpRequest, worker: Worker, caller: Caller, id: st
 @endpoint("GET", who="user")
 async def relationships(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResponse:
     targets = Params(request).ids("id")
-    return render(request, await _relationships(worker, caller.user, targets))
+    return render(request, await _relationships(worker, caller, targets))
 
 
 FAMILIAR_LIMIT = 40  # familiar followers shown per account
@@ -503,7 +520,7 @@ async def familiar_followers(request: HttpRequest, worker: Worker, caller: Calle
 async def suggestions(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResponse:
     me = caller.user
     limit = Params(request).limit(40, 80)
-    muted = await actions.mutes(worker, me)
+    muted = await caller.mutes(worker)
     try:
         # Off the loop: friends of friends reads the follow lists of everyone `me` follows.
         found = await worker.offload(worker.follows.graph.suggest, me, limit, "common", sorted(muted))
@@ -652,8 +669,8 @@ def not_found_page(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def bad_request_page(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return render(request, {"error": "The request is malformed"}, 400)
+    return render(request, {"error": MALFORMED}, 400)
 
 
 def server_error_page(request: HttpRequest) -> HttpResponse:
-    return render(request, {"error": "An unexpected error occurred"}, 500)
+    return render(request, {"error": UNEXPECTED}, 500)
