@@ -212,6 +212,7 @@ class Server:
         self.stderr_path = logs / f"serve-{self.port}.err"
         self.process: subprocess.Popen | None = None
         self.returncode: int | None = None
+        self.left: list[str] = []  # what the server left running when it stopped
         self._app_token: str | None = None
         self._lock = threading.Lock()
 
@@ -236,7 +237,12 @@ class Server:
         while True:
             if self.process.poll() is not None:
                 self.returncode = self.process.returncode
-                pytest.fail(f"{self!r} exited with {self.returncode} while starting:\n{self.output()}")
+                left = self._end_group(self.process.pid)
+                pytest.fail(
+                    f"{self!r} exited with {self.returncode} while starting"
+                    + (f", leaving {left} running (killed)" if left else "")
+                    + f":\n{self.output()}"
+                )
             try:
                 if self.api.get("/api/v1/instance", timeout=2).status_code == 200:
                     return self
@@ -248,7 +254,8 @@ class Server:
             time.sleep(0.1)
 
     def stop(self) -> int:
-        """SIGTERM, then the exit code (the process is killed, and -9 returned, past STOP_SECONDS)."""
+        """SIGTERM, then the exit code (the process is killed, and -9 returned, past STOP_SECONDS).
+        What it left running of its process group is killed, and named in `left`."""
         if self.process is None:
             return self.returncode if self.returncode is not None else 0
         if self.process.poll() is None:
@@ -257,18 +264,30 @@ class Server:
                 self.process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.left = self._end_group(self.process.pid, seconds=5.0)
         self.returncode = self.process.returncode
         self.process = None
         return self.returncode
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            # A server that would not stop: it and what it started (its process group, made for it).
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """A server that would not stop: it and what it started (its process group, made for it)."""
         if self.process is not None:
+            if self.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            self._end_group(self.process.pid)
             self.returncode = self.process.returncode
+
+    @staticmethod
+    def _end_group(group: int, seconds: float = 1.0) -> list[str]:
+        """Kills what is left of the server's process group (its workers, its redis-server) once
+        `seconds` have passed; returns what that was."""
+        left = _still_running(group, seconds)
+        if left:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        return left
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
@@ -298,12 +317,8 @@ class Server:
             return self._app_token
 
     def assert_clean_exit(self) -> None:
-        group = self.process.pid if self.process is not None else None
         code = self.stop()
-        left = _still_running(group) if group is not None else []
-        if left:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
+        left = self.left
         assert not left, f"{self!r} exited but left processes running: {left}\n{self.output()}"
         assert code == 0, f"{self!r} exited with {code} after SIGTERM (not 0):\n{self.output()}"
         assert "Traceback" not in self.stderr() + self.stdout(), (
