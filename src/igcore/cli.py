@@ -1,8 +1,9 @@
-"""The ``igcore`` command: ``igcore info`` and ``igcore bench``."""
+"""The ``igcore`` command: ``igcore info``, ``igcore bench`` and ``igcore serve``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -92,7 +93,28 @@ def bench(scale: float, json_path: str | None, only: str | None) -> int:
     return 1 if failed else 0
 
 
+# What `igcore serve` imports: the web extra (psycopg too, for PostgreSQL; serve checks that one itself).
+WEB_EXTRA = ("django", "uvicorn", "uvloop", "httptools", "orjson", "redis")
+
+
+def serve(argv: list[str]) -> int:
+    """``igcore serve``: igcore.web.serve, imported only here, so that info and bench need no Django."""
+    missing = [module for module in WEB_EXTRA if importlib.util.find_spec(module) is None]
+    if missing:
+        print(
+            f"igcore serve needs the web extra ({', '.join(missing)} missing): pip install 'igcore[web]'",
+            file=sys.stderr,
+        )
+        return 2
+    from .web.serve import main as serve_main
+
+    return serve_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["serve"]:  # its options are its own: serve parses them
+        return serve(arguments[1:])
     parser = argparse.ArgumentParser(prog="igcore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="backends, versions and what serves each hot path")
@@ -107,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_parser.add_argument(
         "-k", dest="only", metavar="TEXT", help="only the cases whose name contains TEXT"
     )
-    args = parser.parse_args(argv)
+    commands.add_parser(
+        "serve",
+        help="the web service (Mastodon's client API); --demo on a seeded network (igcore serve --help)",
+    )
+    args = parser.parse_args(arguments)
     if args.command == "info":
         return info()
     from .bench import FULL, QUICK
