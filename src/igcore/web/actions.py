@@ -106,6 +106,7 @@ def _favourite(favourite_id: int, account_id: int, status_id: int) -> bool:
 async def favourite(worker: Worker, account_id: int, status_id: int) -> None:
     if await sync_to_async(_favourite)(worker.ids.next_id(), account_id, status_id):
         worker.counts.favourite(status_id, +1)
+        await worker.commit()
 
 
 def _unfavourite(account_id: int, status_id: int) -> bool:
@@ -118,6 +119,7 @@ def _unfavourite(account_id: int, status_id: int) -> bool:
 async def unfavourite(worker: Worker, account_id: int, status_id: int) -> None:
     if await sync_to_async(_unfavourite)(account_id, status_id):
         worker.counts.favourite(status_id, -1)
+        await worker.commit()
 
 
 # -- follows and mutes ----------------------------------------------------------------------------------
@@ -245,12 +247,13 @@ async def password_grant(application: Application, username: str, password: str,
     return await sync_to_async(_password_grant)(application, username, password, scopes)
 
 
-def _revoke(token: str) -> None:
-    Token.objects.filter(digest=auth.digest(token), revoked_at=None).update(
+def _revoke(application: Application, token: str) -> None:
+    # Only a token issued to this client (RFC 7009); another's is left alone, and the answer is the same.
+    Token.objects.filter(digest=auth.digest(token), application=application, revoked_at=None).update(
         revoked_at=datetime.now(timezone.utc)
     )
 
 
-async def revoke(worker: Worker, token: str) -> None:
-    await sync_to_async(_revoke)(token)
+async def revoke(worker: Worker, application: Application, token: str) -> None:
+    await sync_to_async(_revoke)(application, token)
     await worker.redis.delete(keys.token(auth.digest(token)))

@@ -1,13 +1,17 @@
 """Favourites, views, unique viewers and trending: counted in each worker, written behind to Redis.
 
-- **Favourites and views** go into the worker's ``CounterTable`` (``live``) as they happen. Every
-  ``IGCORE_WEB_FLUSH_SECONDS`` a background task drains it into the table that ``WriteBehind`` flushes
-  (``staged``), and flushes in a thread: one pipelined, idempotent script call per shard, so Redis never
-  loses or doubles a count when it fails or a reply is lost (see ``igcore.counters.redis``). A status
-  shows Redis's total plus what this worker counted that Redis is not known to hold yet
+- **Favourites and views** go into the worker's ``CounterTable`` (``live``) as they happen and are
+  drained into the table that ``WriteBehind`` flushes (``staged``), then flushed in a thread: one
+  pipelined, idempotent script call per shard, so Redis never loses or doubles a count when it fails
+  or a reply is lost (see ``igcore.counters.redis``). A background task flushes every
+  ``IGCORE_WEB_FLUSH_SECONDS``; a favourite's answer also waits for a flush, shared by the favourites
+  that arrive meanwhile (a group commit, ``Worker.commit``), so that a new favourite count is in Redis,
+  and shown by every worker, before the client hears of it. Views wait for the timer.
+- A status shows Redis's total plus what this worker counted that Redis is not known to hold yet
   (``live`` totals minus ``confirmed``, the totals of the flushes that completed). A flush in progress
   may or may not have reached Redis, so a reader waits for it to end, and reads again if another one
-  began meanwhile: the count shown is exact.
+  began meanwhile: the count shown is exact on this worker; another worker shows a view within one
+  flush interval.
 - **Unique viewers** of a status: a ``HyperLogLog`` per status in the worker, merged into Redis's own
   sketch (``PFMERGE``) at each flush. Merging is idempotent, so a retried merge never counts twice.
 - **Trending**: each worker counts favourites in a ``WindowedCounter`` (one-minute buckets, one hour) and
@@ -15,8 +19,9 @@
   lists (``igcore.counters.aggregate``) and ranks them: exact for statuses that are in every worker's
   list, as a sum of per-worker top lists is; the tail may be undercounted.
 
-A worker that dies loses what it had not flushed (at most one interval); ``igcore serve --reconcile``
-recounts favourites from the database (views live only in Redis).
+A worker that dies loses the views it had not flushed (at most one interval; a favourite is in Redis
+before it is answered); ``igcore serve --reconcile`` recounts favourites from the database (views live
+only in Redis).
 """
 
 from __future__ import annotations
@@ -126,15 +131,19 @@ class Counts:
 
     # -- flushing (a background task; the Redis writes in a thread) ----------------------------------------
 
-    async def flush(self, run: Any) -> None:
+    async def flush(self, run: Any, publish: bool = True) -> None:
+        """Drains and writes the counts; with `publish`, also the unique viewers and trending list."""
         self.flushes_begun += 1
         self.idle.clear()
         try:
             drained = self.live.drain()
             self.staged.restore(drained)
             self.unconfirmed.append(drained)
-            viewers, self.viewers = self.viewers, {}
-            top = self.trending.top(keys.TRENDING_PER_WORKER, window_seconds=HOUR)
+            viewers: dict[int, HyperLogLog] = {}
+            top = None
+            if publish:
+                viewers, self.viewers = self.viewers, {}
+                top = self.trending.top(keys.TRENDING_PER_WORKER, window_seconds=HOUR)
             failure: BaseException | None = None
             try:
                 await run(self.writer.flush)
@@ -146,7 +155,8 @@ class Counts:
                         self.confirmed.add(deltas.keys, deltas.deltas, kind=kind)
                 self.unconfirmed = []
             try:
-                await self._publish(viewers, top)
+                if top is not None:
+                    await self._publish(viewers, top)
             except BaseException:
                 for status_id, sketch in viewers.items():  # merged again next time: merging is idempotent
                     self.viewers.setdefault(status_id, HyperLogLog()).merge(sketch)

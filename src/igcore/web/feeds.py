@@ -91,6 +91,8 @@ def _merge(
     if min_id is not None:
         whole = merge_page(sources, keys.FEED_LEN * len(sources), exclude_authors=excluded)
         ids = whole.post_ids[whole.post_ids > min_id]
+        if max_id is not None:
+            ids = ids[ids < max_id]
         return ids[-limit:].tolist(), False
     cursor = cursor_after(max_id, max_id) if max_id is not None else None
     result = merge_page(sources, limit, cursor, exclude_authors=excluded)

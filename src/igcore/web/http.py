@@ -153,6 +153,8 @@ class Params:
             value = str(value)
         if len(value) > max_length:
             raise unprocessable(f"{name} is too long (at most {max_length} characters)")
+        if "\x00" in value:  # no database stores it in text (PostgreSQL refuses it)
+            raise unprocessable(f"{name} must not contain NUL characters")
         return value
 
     def required(self, name: str, max_length: int = 10_000) -> str:

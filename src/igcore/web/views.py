@@ -553,8 +553,8 @@ async def notifications(request: HttpRequest, worker: Worker, caller: Caller) ->
     lower = min_id if min_id is not None else since_id
     if lower is not None:
         query = query.filter(id__gt=lower)
-    asked = params.words("types")
-    kinds = [k for k in asked if k in VERBS] if asked else list(VERBS)
+    asked, excluded = params.words("types"), set(params.words("exclude_types"))
+    kinds = [k for k in (asked or VERBS) if k in VERBS and k not in excluded]
     query = query.filter(type__in=kinds)
     rows = [
         r
@@ -656,8 +656,8 @@ async def oauth_token(request: HttpRequest, worker: Worker, caller: Caller) -> H
 @endpoint("POST")
 async def oauth_revoke(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResponse:
     params = Params(request)
-    await _client(params)
-    await actions.revoke(worker, params.required("token", 200))
+    app = await _client(params)
+    await actions.revoke(worker, app, params.required("token", 200))
     return render(request, {})
 
 

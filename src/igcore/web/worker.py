@@ -55,6 +55,8 @@ class Worker:
         self.feeds: Feeds
         self.counts: Counts
         self._tasks: list[asyncio.Task[None]] = []
+        self._flush_lock = asyncio.Lock()
+        self._flushes_started = self._flushes_finished = 0
 
     async def start(self) -> None:
         self.ids = IdGenerator((await self.redis.incr(keys.WORKER_SLOT)) % SLOTS)
@@ -87,7 +89,29 @@ class Worker:
         return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
 
     async def flush(self) -> None:
-        await self.counts.flush(self.offload)
+        """The timer's flush: every count, the unique viewers and this worker's trending list."""
+        async with self._flush_lock:
+            self._flushes_started += 1
+            try:
+                await self.counts.flush(self.offload, publish=True)
+            finally:
+                self._flushes_finished = self._flushes_started
+
+    async def commit(self) -> None:
+        """Returns once a flush that began after this call has ended: a favourite's answer waits for
+        it, so that every worker shows the new count at once. Concurrent callers share one flush (a
+        group commit): under load, favourites still reach Redis in batches."""
+        wanted = self._flushes_started + 1
+        async with self._flush_lock:
+            if self._flushes_finished >= wanted:
+                return  # a flush that began after the call has ended meanwhile
+            self._flushes_started += 1
+            try:
+                await self.counts.flush(self.offload, publish=False)
+            except Exception as exc:  # the count stays held, shown here and sent by the next flush
+                log.warning("a favourite's flush failed (retried by the next): %s", exc)
+            finally:
+                self._flushes_finished = self._flushes_started
 
     async def catch_up(self, events: list[Any] | None = None) -> None:
         """Applies the follow events this worker has not seen (`events`: an XRANGE reply already read)."""
