@@ -40,7 +40,12 @@ def test_sigterm_exits_0_and_loses_no_count(servers, own_redis):
         ok(fan.api.get(f"/api/v1/statuses/{status['id']}"))  # a view
     first.assert_clean_exit()  # at once: within the flush interval
     assert re.search(rf"igcore serving on http://[^\s:]+:{first.port}\b", first.stdout()), first.output()
-    assert own_redis.client().ping(), "serve stopped a Redis it did not start"
+    client = own_redis.client()
+    assert client.ping(), "serve stopped a Redis it did not start"
+    # What the workers flushed is Redis's own: the write-behind hash, and a HyperLogLog that PFCOUNT reads.
+    status_id = int(status["id"])
+    assert int(client.hget(f"igcore:counts:{{{status_id % 64}}}:favourites", str(status_id))) == len(fans)
+    assert client.pfcount(f"igcore:viewers:{status_id}") == len(fans)
 
     second = servers.start(BACKEND, "sqlite", "--rate-limit", "off", "--redis", url, on=first)
     try:

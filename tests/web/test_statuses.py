@@ -70,6 +70,20 @@ def test_spoiler_text_sensitive_and_language_are_kept(server, new_user):
     assert (posted["spoiler_text"], posted["sensitive"], posted["language"]) == ("a warning", True, "en")
 
 
+def test_only_statuses_everyone_may_read_are_taken(server, new_user):
+    # Followers-only and direct statuses would need audience checks on every read, which the service
+    # does not make: it refuses them rather than show them to everyone.
+    author = new_user()
+    assert (
+        ok(author.api.post("/api/v1/statuses", data={"status": "a", "visibility": "unlisted"}))["visibility"]
+        == "unlisted"
+    )
+    for visibility in ("private", "direct", "everyone"):
+        form = {"status": "not for all", "visibility": visibility}
+        error(author.api.post("/api/v1/statuses", data=form), 422)
+    assert ok(server.api.get(f"/api/v1/accounts/{author.id}"))["statuses_count"] == 1
+
+
 def test_the_limit_is_500_characters_not_bytes(server, new_user):
     author = new_user()
     for text in ("x" * 500, "é" * 500, "\u732b" * 500):

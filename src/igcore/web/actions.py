@@ -27,7 +27,13 @@ def _moment(snowflake: int) -> datetime:
 
 
 def _create_status(
-    status_id: int, account_id: int, text: str, spoiler: str, sensitive: bool, language: str | None
+    status_id: int,
+    account_id: int,
+    text: str,
+    spoiler: str,
+    sensitive: bool,
+    visibility: str,
+    language: str | None,
 ) -> Status:
     with transaction.atomic():
         moment = _moment(status_id)
@@ -37,6 +43,7 @@ def _create_status(
             text=text,
             spoiler_text=spoiler,
             sensitive=sensitive,
+            visibility=visibility,
             language=language,
             created_at=moment,
         )
@@ -47,10 +54,16 @@ def _create_status(
 
 
 async def post_status(
-    worker: Worker, account_id: int, text: str, spoiler: str, sensitive: bool, language: str | None
+    worker: Worker,
+    account_id: int,
+    text: str,
+    spoiler: str,
+    sensitive: bool,
+    visibility: str,
+    language: str | None,
 ) -> Status:
     row = await sync_to_async(_create_status)(
-        worker.ids.next_id(), account_id, text, spoiler, sensitive, language
+        worker.ids.next_id(), account_id, text, spoiler, sensitive, visibility, language
     )
     await worker.feeds.post(row.id, account_id)
     return row

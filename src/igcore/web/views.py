@@ -357,10 +357,16 @@ async def statuses(request: HttpRequest, worker: Worker, caller: Caller) -> Http
         raise unprocessable(f"Text character limit of {entities.MAX_CHARACTERS} exceeded")
     spoiler = params.text("spoiler_text", "", 500) or ""
     visibility = params.text("visibility", "public", 10) or "public"
-    if visibility not in ("public", "unlisted", "private", "direct"):
+    if visibility in ("private", "direct"):
+        # Followers-only and direct statuses need audience checks on every read; this service has none,
+        # so it refuses them rather than show them to everyone.
+        raise unprocessable(f"Visibility {visibility} is not supported here (public and unlisted are)")
+    if visibility not in ("public", "unlisted"):
         raise unprocessable("Visibility is not included in the list")
     language = params.text("language", None, 8)
-    row = await actions.post_status(worker, caller.user, text, spoiler, params.boolean("sensitive"), language)
+    row = await actions.post_status(
+        worker, caller.user, text, spoiler, params.boolean("sensitive"), visibility, language
+    )
     return render(request, await _status(request, worker, caller, row.id))
 
 
