@@ -192,6 +192,10 @@ class Params:
         value = self.text(name)
         return None if value is None or value == "" else parse_id(value, name)
 
+    def window(self) -> tuple[int | None, int | None, int | None]:
+        """Mastodon's paging ids: ``(max_id, since_id, min_id)``, each None when absent."""
+        return self.optional_id("max_id"), self.optional_id("since_id"), self.optional_id("min_id")
+
     def limit(self, default: int, most: int) -> int:
         """Mastodon's ``limit``: the default when absent, at most `most` (larger asks get `most`)."""
         value = self.text("limit")

@@ -223,6 +223,20 @@ async def _status(request: HttpRequest, worker: Worker, caller: Caller, status_i
     return found[0]
 
 
+async def _in_window(query: Any, params: Params, limit: int, *fields: str) -> list[tuple[Any, ...]]:
+    """`fields` of the rows of `query` in the request's paging window (Mastodon's): newest first,
+    below ``max_id``, above ``since_id``; with ``min_id``, the `limit` rows just above it."""
+    max_id, since_id, min_id = params.window()
+    if max_id is not None:
+        query = query.filter(id__lt=max_id)
+    if since_id is not None:
+        query = query.filter(id__gt=since_id)
+    if min_id is not None:
+        rows = [r async for r in query.filter(id__gt=min_id).order_by("id").values_list(*fields)[:limit]]
+        return rows[::-1]
+    return [r async for r in query.order_by("-id").values_list(*fields)[:limit]]
+
+
 def _paged(
     request: HttpRequest, items: list[dict[str, Any]], ids: Sequence[int] | None = None
 ) -> dict[str, str]:
@@ -290,24 +304,8 @@ async def account_statuses(request: HttpRequest, worker: Worker, caller: Caller,
         raise not_found()
     params = Params(request)
     limit = params.limit(20, 40)
-    query = Status.objects.filter(account_id=account_id)
-    max_id, since_id, min_id = (
-        params.optional_id("max_id"),
-        params.optional_id("since_id"),
-        params.optional_id("min_id"),
-    )
-    if max_id is not None:
-        query = query.filter(id__lt=max_id)
-    if since_id is not None:
-        query = query.filter(id__gt=since_id)
-    if min_id is not None:
-        found = [
-            s async for s in query.filter(id__gt=min_id).order_by("id").values_list("id", flat=True)[:limit]
-        ]
-        found.reverse()
-    else:
-        found = [s async for s in query.order_by("-id").values_list("id", flat=True)[:limit]]
-    items = await _statuses(request, worker, caller, found)
+    found = await _in_window(Status.objects.filter(account_id=account_id), params, limit, "id")
+    items = await _statuses(request, worker, caller, [i for (i,) in found])
     return render(request, items, headers=_paged(request, items))
 
 
@@ -318,11 +316,7 @@ async def account_statuses(request: HttpRequest, worker: Worker, caller: Caller,
 async def home(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResponse:
     params = Params(request)
     limit = params.limit(20, 40)
-    max_id, since_id, min_id = (
-        params.optional_id("max_id"),
-        params.optional_id("since_id"),
-        params.optional_id("min_id"),
-    )
+    max_id, since_id, min_id = params.window()
     me = caller.user
     muted = await caller.mutes(worker)
     items: list[dict[str, Any]] = []
@@ -405,24 +399,7 @@ async def favourited_by(request: HttpRequest, worker: Worker, caller: Caller, id
         raise not_found()
     params = Params(request)
     limit = params.limit(40, 80)
-    query = Favourite.objects.filter(status_id=status_id)
-    max_id, since_id, min_id = (
-        params.optional_id("max_id"),
-        params.optional_id("since_id"),
-        params.optional_id("min_id"),
-    )
-    if max_id is not None:
-        query = query.filter(id__lt=max_id)
-    if since_id is not None:
-        query = query.filter(id__gt=since_id)
-    if min_id is not None:
-        rows = [
-            r
-            async for r in query.filter(id__gt=min_id).order_by("id").values_list("id", "account_id")[:limit]
-        ]
-        rows.reverse()
-    else:
-        rows = [r async for r in query.order_by("-id").values_list("id", "account_id")[:limit]]
+    rows = await _in_window(Favourite.objects.filter(status_id=status_id), params, limit, "id", "account_id")
     items = await _accounts(request, worker, [a for _, a in rows])
     return render(request, items, headers=_paged(request, items, [f for f, _ in rows]))
 
@@ -476,11 +453,7 @@ async def _follow_list(request: HttpRequest, worker: Worker, id: str, outgoing: 
         raise not_found()
     params = Params(request)
     limit = params.limit(40, 80)
-    max_id, since_id, min_id = (
-        params.optional_id("max_id"),
-        params.optional_id("since_id"),
-        params.optional_id("min_id"),
-    )
+    max_id, since_id, min_id = params.window()
     ids, follow_ids = worker.follows.page(account_id, outgoing, limit, max_id, since_id, min_id)
     items = await _accounts(request, worker, ids.tolist())
     return render(request, items, headers=_paged(request, items, follow_ids.tolist()))
@@ -549,11 +522,7 @@ async def notifications(request: HttpRequest, worker: Worker, caller: Caller) ->
     params = Params(request)
     limit = params.limit(40, 80)
     query = Notification.objects.filter(account_id=me)
-    max_id, since_id, min_id = (
-        params.optional_id("max_id"),
-        params.optional_id("since_id"),
-        params.optional_id("min_id"),
-    )
+    max_id, since_id, min_id = params.window()
     if max_id is not None:
         query = query.filter(id__lt=max_id)
     lower = min_id if min_id is not None else since_id
