@@ -14,6 +14,8 @@
   of SIGTERM, with no traceback in its output and nothing of its process group left running: a clean
   shutdown is part of the contract. A server's failure to stop cleanly is reported as an error of the
   test during which its fixture was torn down (the first test of the next pair, or the last test).
+- Home-timeline tests (marked ``home_feeds``) also run on one more server: ``--home-feeds sorted-set``
+  (Mastodon's layout, the benchmark peer), one backend (rust where selected) on SQLite only.
 - The main servers run with ``--rate-limit off``: the suite sends hundreds of requests per token in a
   few seconds; the rate limit has its own server (test_rate_limit.py).
 """
@@ -52,7 +54,16 @@ SETUP_SECONDS = 300
 TEST_ENV = {"IGCORE_WEB_PASSWORD_ITERATIONS": "1000"}  # cheap password hashes: tests only
 POSTGRES_URL = os.environ.get("IGCORE_TEST_POSTGRES_URL", "").strip()
 REQUIRE_POSTGRES = os.environ.get("IGCORE_REQUIRE_POSTGRES", "") not in ("", "0")
-COMBINATIONS = [(backend, database) for backend in SELECTED for database in DATABASES]
+COMBINATIONS = [(backend, database, ()) for backend in SELECTED for database in DATABASES]
+# The extra server of the tests marked home_feeds: the home timeline in Mastodon's layout.
+PEER_BACKEND = "rust" if "rust" in SELECTED else SELECTED[0]
+HOME_FEEDS_PEER = (PEER_BACKEND, "sqlite", ("--home-feeds", "sorted-set"))
+
+
+def _server_id(combination: tuple[str, str, tuple[str, ...]]) -> str:
+    backend, database, extra = combination
+    return "-".join([backend, database, *(extra[1:] if extra else ())])
+
 
 # (database, backend) -> the answers of the demo accounts' requests, taken as each server started,
 # before any test changed anything (compared across backends by test_backends_agree.py).
@@ -376,17 +387,27 @@ def servers(tmp_path_factory):
     launcher.close()
 
 
-@pytest.fixture(
-    scope="session", params=COMBINATIONS, ids=[f"{backend}-{database}" for backend, database in COMBINATIONS]
-)
+def pytest_generate_tests(metafunc):
+    """Every test that uses a server runs on each (backend, database); those marked home_feeds also on
+    the sorted-set server (last, so that the servers the others share keep their places)."""
+    if "server" in metafunc.fixturenames:
+        combinations = list(COMBINATIONS)
+        if metafunc.definition.get_closest_marker("home_feeds") is not None:
+            combinations.append(HOME_FEEDS_PEER)
+        ids = [_server_id(c) for c in combinations]
+        metafunc.parametrize("server", combinations, ids=ids, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def server(request, servers):
-    """The server of one (backend, database), shared by the tests of that pair; stopped with SIGTERM at
-    the end, which must exit 0 with no traceback."""
+    """The server of one (backend, database[, options]), shared by the tests of that combination;
+    stopped with SIGTERM at the end, which must exit 0 with no traceback."""
     from . import demo_answers
 
-    backend, database = request.param
-    running = servers.start(backend, database, "--rate-limit", "off")
-    DEMO_ANSWERS[(database, backend)] = demo_answers(running)
+    backend, database, extra = request.param
+    running = servers.start(backend, database, "--rate-limit", "off", *extra)
+    if not extra:
+        DEMO_ANSWERS[(database, backend)] = demo_answers(running)
     yield running
     try:
         running.assert_clean_exit()

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from . import ids_of, in_parallel, ok, walk
 from .conftest import FANOUT_LIMIT
+
+pytestmark = pytest.mark.home_feeds
 
 
 def home_ids(user):

@@ -14,6 +14,8 @@ oneself is refused with a 4xx.
 
 from __future__ import annotations
 
+import pytest
+
 from . import error, ids_of, ok, walk, worker_of
 
 RELATIONSHIP_KEYS = {
@@ -70,6 +72,7 @@ def test_following_oneself_or_no_one_is_refused(server, new_user):
     error(user.api.post("/api/v1/accounts/999999999999/unfollow"), 404)
 
 
+@pytest.mark.home_feeds
 def test_a_follow_on_one_worker_is_seen_by_the_next_request_on_the_other(server, new_user):
     follower = new_user("follower")
     directions = set()  # (worker that followed, worker that read)

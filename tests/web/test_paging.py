@@ -14,6 +14,8 @@ import pytest
 
 from . import error, ids_of, links, ok, walk
 
+pytestmark = pytest.mark.home_feeds
+
 PAGED = 45  # statuses of the author whose timeline is paged: more than the largest page (40)
 
 

@@ -14,6 +14,18 @@ Home feeds (``igcore.web.feeds``), for account ``<a>``:
     The reader folds ``new`` into the feed (``Timeline.insert_many``) and, once FOLD_AT entries wait,
     writes the feed back and trims exactly the entries it folded, if the generation still matches.
 
+Home feeds of the benchmark peer (``igcore.web.sorted_feeds``, ``IGCORE_WEB_HOME_FEEDS=sorted-set``),
+for account ``<a>``:
+
+    igcore:feed:<a>        zset    the feed as Mastodon's FeedManager keeps it: score = member = status id,
+                                   the newest FEED_LEN; every post is added to the author's and to every
+                                   follower's (no fan-out limit, no pull), read with ZREVRANGEBYSCORE
+    igcore:feed:<a>:built  string  "1" once the feed was rebuilt from the database; a feed without it is
+                                   rebuilt on read (posts added before stay: the rebuild is a union)
+
+    This is Mastodon's own layout, so serving the same API from it measures what igcore's hybrid
+    (Timeline bytes, inbox, pull of big authors) changes against the design Mastodon runs.
+
 Authors' recent posts, for the accounts whose followers read them at read time (more followers than the
 fan-out limit) and for backfill on follow:
 
@@ -75,6 +87,14 @@ def home_new(account: int) -> str:
 
 def home_gen(account: int) -> str:
     return f"{PREFIX}:home:{account}:gen"
+
+
+def feed(account: int) -> str:
+    return f"{PREFIX}:feed:{account}"
+
+
+def feed_built(account: int) -> str:
+    return f"{PREFIX}:feed:{account}:built"
 
 
 def posts(account: int) -> str:

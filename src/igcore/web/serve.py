@@ -107,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fanout-limit", type=_at_least(0), metavar="N", help="fan out posts of at most N followers"
     )
+    parser.add_argument(
+        "--home-feeds",
+        choices=("igcore", "sorted-set"),
+        help="home feeds: igcore's (default) or Mastodon's sorted sets (the benchmark peer)",
+    )
     parser.add_argument("--rate-limit", type=_rate_limit, metavar="N/SECONDS|off", help="requests per token")
     parser.add_argument(
         "--setup-only", action="store_true", help="migrate, seed, write the graph file and tokens, then exit"
@@ -171,6 +176,8 @@ def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         settings["IGCORE_WEB_DATABASE_URL"] = args.database
     if args.fanout_limit is not None:
         settings["IGCORE_WEB_FANOUT_LIMIT"] = str(args.fanout_limit)
+    if args.home_feeds is not None:
+        settings["IGCORE_WEB_HOME_FEEDS"] = args.home_feeds
     if args.rate_limit is not None:
         settings["IGCORE_WEB_RATE_LIMIT"] = args.rate_limit
     redis_url = args.redis or (None if args.demo else os.environ.get("IGCORE_WEB_REDIS_URL"))

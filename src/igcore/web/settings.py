@@ -10,6 +10,8 @@
 - ``IGCORE_WEB_SECRET_KEY``: Django's secret key (required).
 - ``IGCORE_WEB_FANOUT_LIMIT``: authors with more followers than this are not fanned out on write; their
   posts are pulled into home feeds at read time (default 1000).
+- ``IGCORE_WEB_HOME_FEEDS``: ``igcore`` (``igcore.web.feeds``, the default) or ``sorted-set``
+  (``igcore.web.sorted_feeds``: Mastodon's layout, the benchmark peer).
 - ``IGCORE_WEB_RATE_LIMIT``: ``<requests>/<seconds>`` per token (per address without one), or ``off``
   (default ``300/300``, Mastodon's).
 - ``IGCORE_WEB_FLUSH_SECONDS``: how often each worker writes its counters behind to Redis (default 1).
@@ -23,6 +25,8 @@ import os
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+
+HOME_FEEDS = ("igcore", "sorted-set")
 
 
 def _env(name: str, default: str | None = None) -> str:
@@ -104,6 +108,9 @@ LOGGING = {
 IGCORE_REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
 IGCORE_GRAPH_PATH = _env("GRAPH_PATH", "follows.igfg")
 IGCORE_FANOUT_LIMIT = int(_env("FANOUT_LIMIT", "1000"))
+IGCORE_HOME_FEEDS = _env("HOME_FEEDS", "igcore")
+if IGCORE_HOME_FEEDS not in HOME_FEEDS:
+    raise ImproperlyConfigured(f"IGCORE_WEB_HOME_FEEDS: igcore or sorted-set, not {IGCORE_HOME_FEEDS!r}")
 IGCORE_RATE_LIMIT = rate_limit(_env("RATE_LIMIT", "300/300"))
 IGCORE_FLUSH_SECONDS = float(_env("FLUSH_SECONDS", "1"))
 IGCORE_PASSWORD_ITERATIONS = int(_env("PASSWORD_ITERATIONS", "0")) or None

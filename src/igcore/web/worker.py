@@ -28,6 +28,7 @@ from .counts import Counts
 from .feeds import Feeds
 from .follows import Follows
 from .ids import SLOTS, IdGenerator
+from .sorted_feeds import SortedSetFeeds
 
 log = logging.getLogger("igcore.web")
 T = TypeVar("T")
@@ -52,7 +53,7 @@ class Worker:
         self.rate_limit: tuple[int, int] | None = settings.IGCORE_RATE_LIMIT
         self.ids = IdGenerator(0)
         self.follows: Follows
-        self.feeds: Feeds
+        self.feeds: Feeds | SortedSetFeeds
         self.counts: Counts
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_lock = asyncio.Lock()
@@ -62,7 +63,7 @@ class Worker:
         self.ids = IdGenerator((await self.redis.incr(keys.WORKER_SLOT)) % SLOTS)
         self.follows = await self.offload(Follows, settings.IGCORE_GRAPH_PATH)
         await self.catch_up()
-        self.feeds = Feeds(self)
+        self.feeds = SortedSetFeeds(self) if settings.IGCORE_HOME_FEEDS == "sorted-set" else Feeds(self)
         self.counts = Counts(self.sync_redis, self.redis, self.name)
         self._tasks = [
             asyncio.create_task(self._every(settings.IGCORE_FLUSH_SECONDS, self.flush)),
