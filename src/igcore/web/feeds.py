@@ -190,7 +190,10 @@ class Feeds:
 
     async def _fill(self, authors: list[int]) -> dict[int, NDArray[np.int64]]:
         # Mark each list first, so that posts made while the database is read land in it (RPUSHX).
-        starting = [author for author in authors if await self.start_posts_script(keys=[keys.posts(author)])]
+        marks = self.redis.pipeline(transaction=False)
+        for author in authors:
+            await self.start_posts_script(keys=[keys.posts(author)], client=marks)
+        starting = [author for author, first in zip(authors, await marks.execute()) if first]
         rows = await sync_to_async(_rows_per_author)(authors)
         pipe = self.redis.pipeline(transaction=False)
         for author in starting:

@@ -122,8 +122,7 @@ class SortedSetFeeds:
         min_id: int | None = None,
         muted: set[int] | None = None,
     ) -> tuple[list[int], bool]:
-        """Status ids of one page of the account's home feed, newest first (Mastodon's paging), and
-        whether older entries follow."""
+        """As ``Feeds.page``, from the account's sorted set."""
         following = self.worker.follows.following(account)
         pipe = self.redis.pipeline(transaction=False)
         pipe.exists(keys.feed_built(account))

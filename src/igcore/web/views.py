@@ -419,32 +419,33 @@ async def _relationships(worker: Worker, caller: Caller, targets: list[int]) -> 
     ]
 
 
+async def _change_relationship(
+    request: HttpRequest, worker: Worker, caller: Caller, id: str, change: Callable[..., Awaitable[None]]
+) -> HttpResponse:
+    """Follow, unfollow, mute, unmute: the action, then the Relationship as it now stands."""
+    target = path_id(id)
+    await change(worker, caller.user, target)
+    return render(request, (await _relationships(worker, caller, [target]))[0])
+
+
 @endpoint("POST", who="user")
 async def follow(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
-    target = path_id(id)
-    await actions.follow(worker, caller.user, target)
-    return render(request, (await _relationships(worker, caller, [target]))[0])
+    return await _change_relationship(request, worker, caller, id, actions.follow)
 
 
 @endpoint("POST", who="user")
 async def unfollow(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
-    target = path_id(id)
-    await actions.unfollow(worker, caller.user, target)
-    return render(request, (await _relationships(worker, caller, [target]))[0])
+    return await _change_relationship(request, worker, caller, id, actions.unfollow)
 
 
 @endpoint("POST", who="user")
 async def mute(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
-    target = path_id(id)
-    await actions.mute(worker, caller.user, target, True)
-    return render(request, (await _relationships(worker, caller, [target]))[0])
+    return await _change_relationship(request, worker, caller, id, functools.partial(actions.mute, on=True))
 
 
 @endpoint("POST", who="user")
 async def unmute(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
-    target = path_id(id)
-    await actions.mute(worker, caller.user, target, False)
-    return render(request, (await _relationships(worker, caller, [target]))[0])
+    return await _change_relationship(request, worker, caller, id, functools.partial(actions.mute, on=False))
 
 
 async def _follow_list(request: HttpRequest, worker: Worker, id: str, outgoing: bool) -> HttpResponse:
