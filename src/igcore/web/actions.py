@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -62,8 +61,8 @@ async def post_status(
     visibility: str,
     language: str | None,
 ) -> Status:
-    row = await sync_to_async(_create_status)(
-        worker.ids.next_id(), account_id, text, spoiler, sensitive, visibility, language
+    row = await worker.db(
+        _create_status, worker.ids.next_id(), account_id, text, spoiler, sensitive, visibility, language
     )
     await worker.feeds.post(row.id, account_id)
     return row
@@ -83,7 +82,7 @@ def _delete_status(account_id: int, status_id: int) -> Status:
 
 
 async def delete_status(worker: Worker, account_id: int, status_id: int) -> Status:
-    row = await sync_to_async(_delete_status)(account_id, status_id)
+    row = await worker.db(_delete_status, account_id, status_id)
     await worker.feeds.delete(status_id, account_id)
     return row
 
@@ -117,7 +116,7 @@ def _favourite(favourite_id: int, account_id: int, status_id: int) -> bool:
 
 
 async def favourite(worker: Worker, account_id: int, status_id: int) -> None:
-    if await sync_to_async(_favourite)(worker.ids.next_id(), account_id, status_id):
+    if await worker.db(_favourite, worker.ids.next_id(), account_id, status_id):
         worker.counts.favourite(status_id, +1)
         await worker.commit()
 
@@ -130,7 +129,7 @@ def _unfavourite(account_id: int, status_id: int) -> bool:
 
 
 async def unfavourite(worker: Worker, account_id: int, status_id: int) -> None:
-    if await sync_to_async(_unfavourite)(account_id, status_id):
+    if await worker.db(_unfavourite, account_id, status_id):
         worker.counts.favourite(status_id, -1)
         await worker.commit()
 
@@ -165,7 +164,7 @@ async def follow(worker: Worker, account_id: int, target_id: int) -> None:
     if account_id == target_id:
         raise unprocessable("You cannot follow yourself")
     follow_id = worker.ids.next_id()
-    if await sync_to_async(_follow)(follow_id, account_id, target_id):
+    if await worker.db(_follow, follow_id, account_id, target_id):
         await worker.publish_event(worker.follows.follow_event(account_id, target_id, follow_id))
         await worker.feeds.follow(account_id, target_id)
 
@@ -178,7 +177,7 @@ def _unfollow(account_id: int, target_id: int) -> bool:
 
 
 async def unfollow(worker: Worker, account_id: int, target_id: int) -> None:
-    if await sync_to_async(_unfollow)(account_id, target_id):
+    if await worker.db(_unfollow, account_id, target_id):
         await worker.publish_event(worker.follows.unfollow_event(account_id, target_id))
         await worker.feeds.unfollow(account_id, target_id)
 
@@ -191,7 +190,7 @@ async def mutes(worker: Worker, account_id: int) -> set[int]:
     """The accounts `account_id` mutes (Redis's copy, filled from the database when absent)."""
     members = await worker.redis.smembers(keys.mutes(account_id))
     if not members:
-        found = await sync_to_async(muted_ids)(account_id)
+        found = await worker.db(muted_ids, account_id)
         pipe = worker.redis.pipeline(transaction=True)
         pipe.sadd(keys.mutes(account_id), "-", *found)
         pipe.expire(keys.mutes(account_id), keys.MUTES_TTL)
@@ -216,7 +215,7 @@ def _mute(mute_id: int, account_id: int, target_id: int, on: bool) -> None:
 async def mute(worker: Worker, account_id: int, target_id: int, on: bool) -> None:
     if account_id == target_id:
         raise unprocessable("You cannot mute yourself")
-    await sync_to_async(_mute)(worker.ids.next_id(), account_id, target_id, on)
+    await worker.db(_mute, worker.ids.next_id(), account_id, target_id, on)
     # The copy in Redis is dropped and refilled from the database on the next read.
     await worker.redis.delete(keys.mutes(account_id))
 
@@ -246,7 +245,7 @@ def _sign_up(account_id: int, username: str, email: str, password: str, applicat
 async def sign_up(
     worker: Worker, username: str, email: str, password: str, application_id: int | None
 ) -> str:
-    return await sync_to_async(_sign_up)(worker.ids.next_id(), username, email, password, application_id)
+    return await worker.db(_sign_up, worker.ids.next_id(), username, email, password, application_id)
 
 
 def _password_grant(application: Application, username: str, password: str, scopes: str) -> str:
@@ -256,8 +255,10 @@ def _password_grant(application: Application, username: str, password: str, scop
     return auth.issue_token(row.id, application, scopes)
 
 
-async def password_grant(application: Application, username: str, password: str, scopes: str) -> str:
-    return await sync_to_async(_password_grant)(application, username, password, scopes)
+async def password_grant(
+    worker: Worker, application: Application, username: str, password: str, scopes: str
+) -> str:
+    return await worker.db(_password_grant, application, username, password, scopes)
 
 
 def _revoke(application: Application, token: str) -> None:
@@ -268,5 +269,5 @@ def _revoke(application: Application, token: str) -> None:
 
 
 async def revoke(worker: Worker, application: Application, token: str) -> None:
-    await sync_to_async(_revoke)(application, token)
+    await worker.db(_revoke, application, token)
     await worker.redis.delete(keys.token(auth.digest(token)))

@@ -8,18 +8,46 @@ from __future__ import annotations
 
 import html
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.http import HttpRequest
 
 import igcore
 
-from .models import Account, Status
-
 MASTODON_API = "4.3.0"
 VERSION = f"{MASTODON_API} (compatible; igcore {igcore.__version__})"
 MAX_CHARACTERS = 500
 DESCRIPTION = "A Mastodon-compatible service whose hot paths run on igcore."
+
+
+class AccountRow(NamedTuple):
+    """What an Account entity shows of its row (the views read these fields, not model instances)."""
+
+    id: int
+    username: str
+    display_name: str
+    note: str
+    created_at: datetime
+    statuses_count: int
+    last_status_at: datetime | None
+
+
+class StatusRow(NamedTuple):
+    """What a Status entity shows of its row, with its author's."""
+
+    id: int
+    account_id: int
+    text: str
+    spoiler_text: str
+    sensitive: bool
+    visibility: str
+    language: str | None
+    created_at: datetime
+    account: AccountRow
+
+
+ACCOUNT_FIELDS = AccountRow._fields
+STATUS_FIELDS = StatusRow._fields[:-1]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -33,13 +61,18 @@ def day(moment: datetime) -> str:
 
 
 def origin(request: HttpRequest) -> str:
-    return f"{request.scheme}://{request.get_host()}"
+    """The scheme and host of the request, worked out once per request (get_host validates the host)."""
+    found: str | None = getattr(request, "igcore_origin", None)
+    if found is None:
+        found = request.igcore_origin = f"{request.scheme}://{request.get_host()}"
+    return found
 
 
-def account(request: HttpRequest, row: Account, followers: int, following: int) -> dict[str, Any]:
-    url = f"{origin(request)}/@{row.username}"
-    avatar = f"{origin(request)}/avatars/original/missing.png"
-    header = f"{origin(request)}/headers/original/missing.png"
+def account(request: HttpRequest, row: AccountRow, followers: int, following: int) -> dict[str, Any]:
+    site = origin(request)
+    url = f"{site}/@{row.username}"
+    avatar = f"{site}/avatars/original/missing.png"
+    header = f"{site}/headers/original/missing.png"
     return {
         "id": str(row.id),
         "username": row.username,
@@ -53,7 +86,7 @@ def account(request: HttpRequest, row: Account, followers: int, following: int) 
         "created_at": day(row.created_at),
         "note": f"<p>{html.escape(row.note)}</p>" if row.note else "",
         "url": url,
-        "uri": f"{origin(request)}/users/{row.username}",
+        "uri": f"{site}/users/{row.username}",
         "avatar": avatar,
         "avatar_static": avatar,
         "header": header,
@@ -70,7 +103,9 @@ def account(request: HttpRequest, row: Account, followers: int, following: int) 
     }
 
 
-def credential_account(request: HttpRequest, row: Account, followers: int, following: int) -> dict[str, Any]:
+def credential_account(
+    request: HttpRequest, row: AccountRow, followers: int, following: int
+) -> dict[str, Any]:
     entity = account(request, row, followers, following)
     entity["source"] = {
         "privacy": "public",
@@ -94,7 +129,7 @@ def content(text: str) -> str:
 
 def status(
     request: HttpRequest,
-    row: Status,
+    row: StatusRow,
     author: dict[str, Any],
     favourites: int,
     views: int,
@@ -102,7 +137,8 @@ def status(
     favourited: bool | None,
     muted: bool | None,
 ) -> dict[str, Any]:
-    url = f"{origin(request)}/@{row.account.username}/{row.id}"
+    site = origin(request)
+    url = f"{site}/@{row.account.username}/{row.id}"
     entity: dict[str, Any] = {
         "id": str(row.id),
         "created_at": iso(row.created_at),
@@ -112,7 +148,7 @@ def status(
         "spoiler_text": row.spoiler_text,
         "visibility": row.visibility,
         "language": row.language,
-        "uri": f"{origin(request)}/users/{row.account.username}/statuses/{row.id}",
+        "uri": f"{site}/users/{row.account.username}/statuses/{row.id}",
         "url": url,
         "replies_count": 0,
         "reblogs_count": 0,

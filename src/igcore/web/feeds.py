@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from asgiref.sync import sync_to_async
 from numpy.typing import NDArray
 
 from igcore.timeline import Timeline, cursor_after, merge_page
@@ -194,7 +193,7 @@ class Feeds:
         for author in authors:
             await self.start_posts_script(keys=[keys.posts(author)], client=marks)
         starting = [author for author, first in zip(authors, await marks.execute()) if first]
-        rows = await sync_to_async(_rows_per_author)(authors)
+        rows = await self.worker.db(_rows_per_author, authors)
         pipe = self.redis.pipeline(transaction=False)
         for author in starting:
             oldest_first = rows[author][::-1]
@@ -252,7 +251,7 @@ class Feeds:
         if absent:
             # "" marks the feed as being rebuilt: fan-outs append to its inbox from now on.
             await self.redis.set(keys.home(account), b"", nx=True, ex=keys.FEED_TTL)
-        rows = await sync_to_async(_recent_rows)([*following.tolist(), account])
+        rows = await self.worker.db(_recent_rows, [*following.tolist(), account])
         timeline = _timeline(fresh)
         if len(rows):
             timeline.insert_many(rows[:, 0], rows[:, 1], rows[:, 2])

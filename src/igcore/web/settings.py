@@ -46,6 +46,9 @@ def database_settings(url: str) -> dict[str, object]:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": path,
+            # Kept open by the thread that opened it (see igcore.web.asgi), checked before reuse.
+            "CONN_MAX_AGE": None,
+            "CONN_HEALTH_CHECKS": True,
             # Several workers write one file: WAL lets readers run beside the writer, IMMEDIATE takes the
             # write lock when a transaction starts (no deadlock on upgrade), the timeout waits for it.
             "OPTIONS": {

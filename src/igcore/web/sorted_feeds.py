@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
-
 from . import keys
 from .models import Status
 
@@ -79,7 +77,7 @@ class SortedSetFeeds:
     async def follow(self, account: int, author: int) -> None:
         if not await self.redis.exists(keys.feed_built(account)):
             return  # its rebuild reads the database, which has the follow
-        found = await sync_to_async(_recent)([author])
+        found = await self.worker.db(_recent, [author])
         if found:
             pipe = self.redis.pipeline(transaction=False)
             pipe.zadd(keys.feed(account), {i: i for i in found})
@@ -89,14 +87,14 @@ class SortedSetFeeds:
     async def unfollow(self, account: int, author: int) -> None:
         stored = [int(i) for i in await self.redis.zrange(keys.feed(account), 0, -1)]
         if stored:
-            theirs = await sync_to_async(_of_author)(stored, author)
+            theirs = await self.worker.db(_of_author, stored, author)
             if theirs:
                 await self.redis.zrem(keys.feed(account), *theirs)
 
     # -- reading ---------------------------------------------------------------------------------------
 
     async def _rebuild(self, account: int, following: Sequence[int]) -> None:
-        found = await sync_to_async(_recent)([*following, account])
+        found = await self.worker.db(_recent, [*following, account])
         feed = keys.feed(account)
         pipe = self.redis.pipeline(transaction=False)
         if found:
@@ -145,7 +143,7 @@ class SortedSetFeeds:
             if not found:
                 more = False
                 break
-            authors = await sync_to_async(_authors)(found)
+            authors = await self.worker.db(_authors, found)
             kept += [i for i in found if authors.get(i) in allowed and authors[i] not in excluded]
             more = len(found) == wanted  # a full read: older entries may follow
             if len(kept) >= limit or not more:

@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
 from igcore.timeline import aggregate_activity
@@ -134,12 +133,16 @@ async def _prelude(request: HttpRequest, worker: Worker) -> Caller:
     return Caller(int(kind), int(value) if value else None, True)
 
 
-async def _lookup_token(worker: Worker, token_digest: str) -> bytes:
-    row = (
-        await Token.objects.filter(digest=token_digest, revoked_at=None)
+def _token_row(token_digest: str) -> dict[str, Any] | None:
+    return (
+        Token.objects.filter(digest=token_digest, revoked_at=None)
         .values("account_id", "application_id")
-        .afirst()
+        .first()
     )
+
+
+async def _lookup_token(worker: Worker, token_digest: str) -> bytes:
+    row = await worker.db(_token_row, token_digest)
     if row is None:
         value, ttl = b"-", keys.MISSING_TOKEN_TTL
     else:
@@ -153,9 +156,34 @@ async def _lookup_token(worker: Worker, token_digest: str) -> bytes:
 # -- rendering many entities at once --------------------------------------------------------------------
 
 
+def _exists(model: Any, row_id: int) -> bool:
+    return bool(model.objects.filter(id=row_id).exists())
+
+
+def _account_rows(account_ids: list[int]) -> dict[int, entities.AccountRow]:
+    found = Account.objects.filter(id__in=account_ids).values_list(*entities.ACCOUNT_FIELDS)
+    return {row[0]: entities.AccountRow(*row) for row in found}
+
+
+def _status_rows(
+    status_ids: list[int], viewer: int | None
+) -> tuple[dict[int, entities.StatusRow], set[int] | None]:
+    """The statuses with their authors, and which of them `viewer` favourited: one trip to the
+    database's thread for both queries, tuples rather than model instances (a page's worth of
+    instances costs more than its queries)."""
+    author_fields = [f"account__{name}" for name in entities.ACCOUNT_FIELDS]
+    found = Status.objects.filter(id__in=status_ids).values_list(*entities.STATUS_FIELDS, *author_fields)
+    split = len(entities.STATUS_FIELDS)
+    rows = {r[0]: entities.StatusRow._make((*r[:split], entities.AccountRow._make(r[split:]))) for r in found}
+    if viewer is None:
+        return rows, None
+    favourites = Favourite.objects.filter(account_id=viewer, status_id__in=list(rows))
+    return rows, set(favourites.values_list("status_id", flat=True))
+
+
 async def _accounts(request: HttpRequest, worker: Worker, account_ids: Sequence[int]) -> list[dict[str, Any]]:
     """Account entities in the order of `account_ids` (unknown ones left out)."""
-    rows = {row.id: row async for row in Account.objects.filter(id__in=list(account_ids))}
+    rows = await worker.db(_account_rows, list(account_ids)) if account_ids else {}
     ordered = [rows[i] for i in account_ids if i in rows]
     follows = worker.follows
     followers = follows.count([r.id for r in ordered], outgoing=False)
@@ -176,9 +204,7 @@ async def _statuses(
     """Status entities in the order of `status_ids` (deleted ones left out)."""
     if not status_ids:
         return []
-    rows = {
-        row.id: row async for row in Status.objects.filter(id__in=list(status_ids)).select_related("account")
-    }
+    rows, favourited = await worker.db(_status_rows, list(status_ids), caller.account_id)
     ordered = [rows[i] for i in status_ids if i in rows]
     if not ordered:
         return []
@@ -188,16 +214,7 @@ async def _statuses(
     followers = dict(zip(authors, follows.count(authors, outgoing=False).tolist()))
     following = dict(zip(authors, follows.count(authors, outgoing=True).tolist()))
     totals, viewers = await worker.counts.read(ids)
-    favourited: set[int] | None = None
-    muted: set[int] = set()
-    if caller.account_id is not None:
-        favourited = {
-            s
-            async for s in Favourite.objects.filter(
-                account_id=caller.account_id, status_id__in=ids
-            ).values_list("status_id", flat=True)
-        }
-        muted = await caller.mutes(worker)
+    muted = await caller.mutes(worker) if caller.account_id is not None else set()
     result = []
     for n, row in enumerate(ordered):
         author = entities.account(request, row.account, followers[row.account_id], following[row.account_id])
@@ -223,7 +240,9 @@ async def _status(request: HttpRequest, worker: Worker, caller: Caller, status_i
     return found[0]
 
 
-async def _in_window(query: Any, params: Params, limit: int, *fields: str) -> list[tuple[Any, ...]]:
+async def _in_window(
+    worker: Worker, query: Any, params: Params, limit: int, *fields: str
+) -> list[tuple[Any, ...]]:
     """`fields` of the rows of `query` in the request's paging window (Mastodon's): newest first,
     below ``max_id``, above ``since_id``; with ``min_id``, the `limit` rows just above it."""
     max_id, since_id, min_id = params.window()
@@ -232,9 +251,9 @@ async def _in_window(query: Any, params: Params, limit: int, *fields: str) -> li
     if since_id is not None:
         query = query.filter(id__gt=since_id)
     if min_id is not None:
-        rows = [r async for r in query.filter(id__gt=min_id).order_by("id").values_list(*fields)[:limit]]
-        return rows[::-1]
-    return [r async for r in query.order_by("-id").values_list(*fields)[:limit]]
+        query = query.filter(id__gt=min_id).order_by("id").values_list(*fields)[:limit]
+        return (await worker.db(list, query))[::-1]
+    return await worker.db(list, query.order_by("-id").values_list(*fields)[:limit])
 
 
 def _paged(
@@ -254,28 +273,36 @@ def _paged(
 _instance_counts: tuple[float, int, int] = (0.0, 0, 0)
 
 
-async def _counts() -> tuple[int, int]:
+def _count_rows() -> tuple[int, int]:
+    return Account.objects.count(), Status.objects.count()
+
+
+async def _counts(worker: Worker) -> tuple[int, int]:
     global _instance_counts
     if time.monotonic() - _instance_counts[0] > 60:  # a minute old at most: clients call this a lot
-        _instance_counts = (time.monotonic(), await Account.objects.acount(), await Status.objects.acount())
+        _instance_counts = (time.monotonic(), *(await worker.db(_count_rows)))
     return _instance_counts[1], _instance_counts[2]
 
 
 @endpoint("GET")
 async def instance_v1(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResponse:
-    users, statuses = await _counts()
+    users, statuses = await _counts(worker)
     return render(request, entities.instance_v1(request, users, statuses))
 
 
 @endpoint("GET")
 async def instance_v2(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResponse:
-    users, _ = await _counts()
+    users, _ = await _counts(worker)
     return render(request, entities.instance_v2(request, users))
+
+
+def _credential_row(account_id: int) -> Account:
+    return Account.objects.get(id=account_id)
 
 
 @endpoint("GET", who="user")
 async def verify_credentials(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResponse:
-    row = await Account.objects.aget(id=caller.user)
+    row = await worker.db(_credential_row, caller.user)
     counts = worker.follows.count([row.id], False)[0], worker.follows.count([row.id], True)[0]
     return render(request, entities.credential_account(request, row, *counts))
 
@@ -300,11 +327,11 @@ async def sign_up(request: HttpRequest, worker: Worker, caller: Caller) -> HttpR
 @endpoint("GET")
 async def account_statuses(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
     account_id = path_id(id)
-    if not await Account.objects.filter(id=account_id).aexists():
+    if not await worker.db(_exists, Account, account_id):
         raise not_found()
     params = Params(request)
     limit = params.limit(20, 40)
-    found = await _in_window(Status.objects.filter(account_id=account_id), params, limit, "id")
+    found = await _in_window(worker, Status.objects.filter(account_id=account_id), params, limit, "id")
     items = await _statuses(request, worker, caller, [i for (i,) in found])
     return render(request, items, headers=_paged(request, items))
 
@@ -395,11 +422,13 @@ async def unfavourite(request: HttpRequest, worker: Worker, caller: Caller, id: 
 @endpoint("GET")
 async def favourited_by(request: HttpRequest, worker: Worker, caller: Caller, id: str) -> HttpResponse:
     status_id = path_id(id)
-    if not await Status.objects.filter(id=status_id).aexists():
+    if not await worker.db(_exists, Status, status_id):
         raise not_found()
     params = Params(request)
     limit = params.limit(40, 80)
-    rows = await _in_window(Favourite.objects.filter(status_id=status_id), params, limit, "id", "account_id")
+    rows = await _in_window(
+        worker, Favourite.objects.filter(status_id=status_id), params, limit, "id", "account_id"
+    )
     items = await _accounts(request, worker, [a for _, a in rows])
     return render(request, items, headers=_paged(request, items, [f for f, _ in rows]))
 
@@ -450,7 +479,7 @@ async def unmute(request: HttpRequest, worker: Worker, caller: Caller, id: str) 
 
 async def _follow_list(request: HttpRequest, worker: Worker, id: str, outgoing: bool) -> HttpResponse:
     account_id = path_id(id)
-    if not await Account.objects.filter(id=account_id).aexists():
+    if not await worker.db(_exists, Account, account_id):
         raise not_found()
     params = Params(request)
     limit = params.limit(40, 80)
@@ -532,12 +561,8 @@ async def notifications(request: HttpRequest, worker: Worker, caller: Caller) ->
     asked, excluded = params.words("types"), set(params.words("exclude_types"))
     kinds = [k for k in (asked or VERBS) if k in VERBS and k not in excluded]
     query = query.filter(type__in=kinds)
-    rows = [
-        r
-        async for r in query.order_by("-id").values_list("id", "from_account_id", "type", "status_id")[
-            :NOTIFICATIONS_READ
-        ]
-    ]
+    newest = query.order_by("-id").values_list("id", "from_account_id", "type", "status_id")
+    rows: list[tuple[int, int, str, int | None]] = await worker.db(list, newest[:NOTIFICATIONS_READ])
     if not rows:
         return render(request, {"accounts": [], "statuses": [], "notification_groups": []})
     table = np.array([(i, a, VERBS[t], s or 0) for i, a, t, s in rows], np.int64)
@@ -596,13 +621,17 @@ async def apps(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResp
     redirect = params.required("redirect_uris", 2000)
     scopes = params.text("scopes", "read", 200) or "read"
     website = params.text("website", None, 500)
-    app, secret = await sync_to_async(auth.create_application)(name, redirect, scopes, website)
+    app, secret = await worker.db(auth.create_application, name, redirect, scopes, website)
     return render(request, entities.application(app, secret))
 
 
-async def _client(params: Params) -> Application:
+def _application(client_id: str) -> Application | None:
+    return Application.objects.filter(client_id=client_id).first()
+
+
+async def _client(worker: Worker, params: Params) -> Application:
     client_id, secret = params.text("client_id", None, 100), params.text("client_secret", None, 100)
-    app = await Application.objects.filter(client_id=client_id).afirst() if client_id else None
+    app = await worker.db(_application, client_id) if client_id else None
     if app is None or secret is None or auth.digest(secret) != app.client_secret_digest:
         raise ApiError(401, "invalid_client", error_description="Client authentication failed")
     return app
@@ -616,23 +645,23 @@ async def oauth_token(request: HttpRequest, worker: Worker, caller: Caller) -> H
         raise ApiError(
             400, "unsupported_grant_type", error_description="The authorization grant type is not supported"
         )
-    app = await _client(params)
+    app = await _client(worker, params)
     scopes = params.text("scope", app.scopes, 200) or app.scopes
     if not set(scopes.split()) <= set(app.scopes.split()) | {"read", "write", "follow"}:
         raise ApiError(400, "invalid_scope", error_description="The requested scope is invalid")
     if grant == "client_credentials":
-        token = await sync_to_async(auth.issue_token)(None, app, scopes)
+        token = await worker.db(auth.issue_token, None, app, scopes)
     else:
         username = params.required("username", 254)
         password = params.required("password", 200)
-        token = await actions.password_grant(app, username, password, scopes)
+        token = await actions.password_grant(worker, app, username, password, scopes)
     return render(request, _token_entity(token, scopes))
 
 
 @endpoint("POST")
 async def oauth_revoke(request: HttpRequest, worker: Worker, caller: Caller) -> HttpResponse:
     params = Params(request)
-    app = await _client(params)
+    app = await _client(worker, params)
     await actions.revoke(worker, app, params.required("token", 200))
     return render(request, {})
 

@@ -4,8 +4,9 @@ background tasks, made at ASGI lifespan startup and closed at shutdown (which fl
 Off the event loop, in ``pool`` (the compiled kernels release the GIL, so these threads run in
 parallel with the loop and each other): graph updates (they wait for running queries), follower lists
 of authors with many followers, suggestions, familiar followers of accounts with many follows, and the
-counters' write-behind (a synchronous Redis client). Everything else is short enough for the loop:
-a home page merges at most a few thousand entries.
+counters' write-behind (a synchronous Redis client), and the database's queries (``db``: a request's
+queries in one hop, on threads that keep their connections). Everything else is short enough for the
+loop: a home page merges at most a few thousand entries.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 from django.conf import settings
+from django.db import close_old_connections
 
 from . import keys
 from .counts import Counts
@@ -89,6 +91,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
 
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)`, which queries the database, in the worker's thread pool. Each pool thread keeps
+        its connection between calls; after each call it is closed if it broke or outlived
+        CONN_MAX_AGE (with PostgreSQL's pool: handed back to the pool), as Django does per request."""
+        return await self.offload(_in_db_thread, fn, *args)
+
     async def flush(self) -> None:
         """The timer's flush: every count, the unique viewers and this worker's trending list."""
         async with self._flush_lock:
@@ -142,6 +150,13 @@ class Worker:
                 raise
             except Exception as exc:
                 log.warning("%s failed (retried in %.1fs): %s", job.__name__, seconds, exc)
+
+
+def _in_db_thread(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
 
 
 async def lifespan(receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]) -> None:
