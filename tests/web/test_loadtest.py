@@ -213,3 +213,17 @@ def test_without_wrk_it_says_so_in_one_line_and_exits_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr == WRK_MISSING + "\n"
     assert not (tmp_path / "igcore-loadtest").exists()
+
+
+def test_bench_leaves_the_load_run_out_below_its_quick_scale(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "igcore", "bench", "-k", "web", "--scale", "0.001"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=child_environment(),
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("web.loadtest left out: ")
+    assert not (tmp_path / "igcore-loadtest").exists()

@@ -36,7 +36,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from types import FrameType
+from typing import Any, Callable, NoReturn
 
 import numpy as np
 
@@ -80,11 +81,17 @@ class LoadtestError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
+    handler = signal.signal(signal.SIGTERM, _interrupt)  # unwind as Ctrl-C does: the servers stop
     try:
         report = run(options)
     except LoadtestError as exc:
         print(f"igcore loadtest: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("igcore loadtest: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, handler)
     print(format_report(report), flush=True)
     if options.json:
         Path(options.json).write_text(json.dumps(report, indent=1) + "\n")
@@ -95,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"igcore loadtest: {errors:,} errors (non-2xx responses or socket errors)", file=sys.stderr)
         return 1
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+    raise KeyboardInterrupt
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -234,6 +245,9 @@ def _meta(options: argparse.Namespace, wrk: str, service: set[int], load: set[in
         "duration_s": options.duration,
         "connections": options.connections,
         "workers": options.workers,
+        "tokens_sampled": options.size.tokens,
+        "warm_up_mix_s": options.size.warm_mix,
+        "visibility_rounds": options.size.visibility_rounds,
         "backends": options.backends,
         "scenarios": options.scenarios,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
