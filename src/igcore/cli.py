@@ -1,4 +1,4 @@
-"""The ``igcore`` command: ``igcore info``, ``igcore bench`` and ``igcore serve``."""
+"""The ``igcore`` command: ``igcore info``, ``igcore bench``, ``igcore serve`` and ``igcore loadtest``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -43,18 +45,37 @@ def _describe(backend: str) -> str:
     return "unavailable"
 
 
+# `igcore loadtest` as a case of bench: a load run of the web service, not a call timed per backend.
+WEB_CASE = "web.loadtest"
+WEB_TITLE = "the web service under wrk, per backend"
+
+
 def bench(scale: float, json_path: str | None, only: str | None) -> int:
     from . import bench as registry
 
     cases = [c for c in registry.all_cases() if not only or only in c.name]
-    if not cases:
-        print(f"no benchmark matches {only!r}", file=sys.stderr)
+    web = not only or only in WEB_CASE
+    skipped = None
+    if web:
+        # Its quick run (a 2,000-account demo) is its smallest: below bench's quick scale it stays out.
+        skipped = _loadtest_missing() or (
+            f"it runs at bench's quick scale ({registry.QUICK:g}) or above"
+            if scale < registry.QUICK
+            else None
+        )
+        if skipped:
+            print(f"{WEB_CASE} left out: {skipped}", file=sys.stderr)
+            web = False
+    if not cases and not web:
+        if not skipped:
+            print(f"no benchmark matches {only!r}", file=sys.stderr)
         return 2
     print(f"igcore {__version__} bench at scale {scale:g}, {os.cpu_count()} CPUs", file=sys.stderr)
-    report = []
+    report: list[dict[str, Any]] = []
     failed = False
+    total = len(cases) + web
     for number, case in enumerate(cases, 1):
-        print(f"[{number}/{len(cases)}] {case.name}: preparing inputs", file=sys.stderr, flush=True)
+        print(f"[{number}/{total}] {case.name}: preparing inputs", file=sys.stderr, flush=True)
         timings = registry.run_case(
             case, scale, progress=lambda line: print("  " + line, file=sys.stderr, flush=True)
         )
@@ -78,6 +99,12 @@ def bench(scale: float, json_path: str | None, only: str | None) -> int:
                 ],
             }
         )
+    if web:
+        print(f"[{total}/{total}] {WEB_CASE}: igcore loadtest", file=sys.stderr, flush=True)
+        case_report = _bench_loadtest(quick=scale < registry.FULL)
+        failed = failed or case_report is None or bool(case_report["loadtest"]["errors"])
+        if case_report is not None:
+            report.append(case_report)
     if json_path:
         meta = {
             "igcore": __version__,
@@ -93,28 +120,73 @@ def bench(scale: float, json_path: str | None, only: str | None) -> int:
     return 1 if failed else 0
 
 
+def _bench_loadtest(quick: bool) -> dict[str, Any] | None:
+    """The load run of ``igcore loadtest`` (``--quick`` at bench's quick scale): its table printed, its
+    figures returned as a case of the bench JSON; None when it could not run (said on stderr)."""
+    from .web.loadtest import LoadtestError, format_report, parse, run
+
+    options = parse(["--quick"] if quick else [])
+    try:
+        figures = run(options, progress=lambda line: print("  " + line, file=sys.stderr, flush=True))
+    except LoadtestError as exc:
+        print(f"  {WEB_CASE}: {exc}", file=sys.stderr)
+        return None
+    print(f"{WEB_CASE}: {WEB_TITLE}\n{format_report(figures)}\n", flush=True)
+    return {"name": WEB_CASE, "title": WEB_TITLE, "loadtest": figures}
+
+
 # What `igcore serve` imports: the web extra (psycopg too, for PostgreSQL; serve checks that one itself).
 WEB_EXTRA = ("django", "uvicorn", "uvloop", "httptools", "orjson", "redis")
 
 
-def serve(argv: list[str]) -> int:
-    """``igcore serve``: igcore.web.serve, imported only here, so that info and bench need no Django."""
+def _web_missing(command: str) -> str | None:
+    """Why `igcore <command>` cannot run here (the web extra is missing), or None."""
     missing = [module for module in WEB_EXTRA if importlib.util.find_spec(module) is None]
     if missing:
-        print(
-            f"igcore serve needs the web extra ({', '.join(missing)} missing): pip install 'igcore[web]'",
-            file=sys.stderr,
+        return (
+            f"igcore {command} needs the web extra ({', '.join(missing)} missing): pip install 'igcore[web]'"
         )
+    return None
+
+
+def serve(argv: list[str]) -> int:
+    """``igcore serve``: igcore.web.serve, imported only here, so that info and bench need no Django."""
+    problem = _web_missing("serve")
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     from .web.serve import main as serve_main
 
     return serve_main(argv)
 
 
+def _loadtest_missing() -> str | None:
+    """Why `igcore loadtest` cannot run here (the web extra, or wrk, is missing), or None."""
+    problem = _web_missing("loadtest")
+    if problem:
+        return problem
+    from .web.loadtest import WRK_MISSING
+
+    return WRK_MISSING if shutil.which("wrk") is None else None
+
+
+def loadtest(argv: list[str]) -> int:
+    """``igcore loadtest``: igcore.web.loadtest, wrk against ``igcore serve --demo``, per backend."""
+    problem = _loadtest_missing()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    from .web.loadtest import main as loadtest_main
+
+    return loadtest_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["serve"]:  # its options are its own: serve parses them
         return serve(arguments[1:])
+    if arguments[:1] == ["loadtest"]:  # likewise
+        return loadtest(arguments[1:])
     parser = argparse.ArgumentParser(prog="igcore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="backends, versions and what serves each hot path")
@@ -132,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "serve",
         help="the web service (Mastodon's client API); --demo on a seeded network (igcore serve --help)",
+    )
+    commands.add_parser(
+        "loadtest",
+        help="wrk against the demo service, per backend and beside its peer (igcore loadtest --help)",
     )
     args = parser.parse_args(arguments)
     if args.command == "info":
