@@ -66,8 +66,8 @@ def database_settings(url: str) -> dict[str, object]:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": query.pop("host", parts.hostname or ""),
             "PORT": str(parts.port or ""),
-            # Django serves each async request's queries in a thread of its own; a pool keeps the
-            # connections open between requests instead of connecting anew for each.
+            # Each call of Worker.db hands its connection back when it ends; the pool keeps the
+            # connections open between calls instead of connecting anew for each.
             "OPTIONS": {"pool": {"min_size": 2, "max_size": 16}, **query},
         }
     raise ImproperlyConfigured(f"IGCORE_WEB_DATABASE_URL: unsupported scheme {parts.scheme!r} in {url!r}")
