@@ -31,8 +31,10 @@ HEADER_SIZE = 16
 DENSE_SIZE = HEADER_SIZE + HLL_REGISTERS * 6 // 8
 STALE_CACHE = 1 << 63
 
-# Register i covers bits 6i .. 6i+5 of the packed array; its bit j is packed bit 6i + j.
-_BIT_OF = (np.arange(HLL_REGISTERS, dtype=np.int64)[:, None] * 6 + np.arange(6)).ravel()
+# Four registers fill three bytes: register 4k + j is bits 6j .. 6j+5 of the little-endian 24-bit word
+# made of bytes 3k .. 3k+2. Whole-array shifts on those words (not a bit per element): a sketch is read
+# on every status shown with its unique viewers.
+_SHIFTS = np.arange(0, 24, 6, dtype=np.uint32)
 
 
 def header(encoding: int, cardinality: int | None) -> bytes:
@@ -42,9 +44,11 @@ def header(encoding: int, cardinality: int | None) -> bytes:
 
 def to_dense(registers: NDArray[np.uint8], cardinality: int) -> bytes:
     """The dense string of `registers` (uint8, 16,384 values up to 51), caching `cardinality`."""
-    bits = np.zeros(HLL_REGISTERS * 6, dtype=np.uint8)
-    bits[_BIT_OF] = ((registers[:, None] >> np.arange(6, dtype=np.uint8)) & 1).ravel()
-    return header(DENSE, cardinality) + np.packbits(bits, bitorder="little").tobytes()
+    quads = (registers.reshape(-1, 4).astype(np.uint32) & 0x3F) << _SHIFTS
+    words = np.bitwise_or.reduce(quads, axis=1)
+    packed = (words[:, None] >> np.array([0, 8, 16], dtype=np.uint32)) & 0xFF
+    body: bytes = packed.astype(np.uint8).tobytes()
+    return header(DENSE, cardinality) + body
 
 
 def registers_of(data: bytes) -> NDArray[np.uint8]:
@@ -62,9 +66,9 @@ def registers_of(data: bytes) -> NDArray[np.uint8]:
             raise ValueError(
                 f"corrupt HyperLogLog: a dense string is {DENSE_SIZE} bytes, this one is {len(data)}"
             )
-        packed = np.frombuffer(data, dtype=np.uint8, offset=HEADER_SIZE)
-        bits = np.unpackbits(packed, bitorder="little")[_BIT_OF].reshape(HLL_REGISTERS, 6)
-        registers: NDArray[np.uint8] = (bits << np.arange(6, dtype=np.uint8)).sum(axis=1, dtype=np.uint8)
+        triples = np.frombuffer(data, dtype=np.uint8, offset=HEADER_SIZE).reshape(-1, 3).astype(np.uint32)
+        words = triples[:, 0] | triples[:, 1] << 8 | triples[:, 2] << 16
+        registers: NDArray[np.uint8] = ((words[:, None] >> _SHIFTS) & 0x3F).astype(np.uint8).ravel()
     elif encoding == SPARSE:
         registers = _sparse_registers(data[HEADER_SIZE:])
     else:
