@@ -45,7 +45,7 @@ from .. import __version__, _backend
 from .serve import _at_least, _free_port, _Parser
 
 WRK_MISSING = "igcore loadtest needs wrk on PATH (Debian/Ubuntu: apt-get install wrk)"
-PLOT_NEEDS_MATPLOTLIB = "--plot needs matplotlib: pip install matplotlib"
+PLOT_NEEDS_MATPLOTLIB = "--plot needs matplotlib: pip install 'igcore[plot]'"
 SCRIPT = Path(__file__).with_name("loadtest.lua")
 DEFAULT_DATA_DIR = "igcore-loadtest"
 SCENARIOS = ("mix", "home", "followers", "suggestions", "familiar_followers", "status")
