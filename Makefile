@@ -1,7 +1,7 @@
 PYTHON ?= python
 EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: dev rust cython test memcheck bench lint format
+.PHONY: dev rust cython test memcheck bench lint format wheel wheel-test matrix
 
 dev:            ## build every backend and install igcore in editable mode, with test and bench extras
 	IGCORE_REQUIRE_NATIVE=1 $(PYTHON) -m pip install -e '.[test,bench,lint]'
@@ -19,6 +19,17 @@ test:           ## the test suite on every backend, each required
 
 memcheck:       ## the test suite under AddressSanitizer, on each compiled backend (BACKENDS=rust or cython for one)
 	PYTHON=$(PYTHON) bash .ci/memcheck $(BACKENDS)
+
+wheel:          ## an sdist and, built from it, a manylinux wheel (auditwheel), both in dist/
+	PYTHON=$(PYTHON) bash .ci/wheel
+
+wheel-test:     ## `make wheel`, then the sdist's whole suite against the wheel in a fresh environment
+	PYTHON=$(PYTHON) EXTRAS=test,bench,web bash .ci/wheel --test-command "python -m pytest"
+
+matrix:         ## a wheel for every supported Python (setup.cfg's classifiers), each tested on the hot paths
+	for version in $$(grep -oE 'Python :: 3\.[0-9]+$$' setup.cfg | grep -oE '3\.[0-9]+$$' | sort -V); do \
+	  PYTHON=$$(bash .ci/python $$version) bash .ci/wheel --hot-paths || exit 1; \
+	done
 
 bench:          ## the benchmark table (add ARGS=--quick for a short run)
 	igcore bench $(ARGS)

@@ -5,6 +5,8 @@
   ``igcore/_rust*.so`` (maturin cannot build one extension inside a package that another build backend
   owns, so setuptools drives it here).
 
+The version is Cargo.toml's (see ``src/igcore/_version.py``); the built package holds it as a literal.
+
 Without a Rust toolchain or a C compiler the install still succeeds, with a warning, and the missing
 backend reports why at run time; ``IGCORE_REQUIRE_NATIVE=1`` turns a missing backend into a failure.
 """
@@ -12,6 +14,7 @@ backend reports why at run time; ``IGCORE_REQUIRE_NATIVE=1`` turns a missing bac
 import glob
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -22,9 +25,23 @@ import zipfile
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 RUST_CRATE = os.path.join("rust", "igcore-py", "Cargo.toml")
+VERSION = runpy.run_path(os.path.join(ROOT, "src", "igcore", "_version.py"))["__version__"]
+
+
+class BuildPy(build_py):
+    """build_py that writes the version into the built package, which has no Cargo.toml to read."""
+
+    def run(self):
+        super().run()
+        if not self.editable_mode:  # an editable install runs from the checkout, which has Cargo.toml
+            target = os.path.join(self.build_lib, "igcore", "_version.py")
+            with open(target, "w", encoding="utf-8") as module:
+                module.write('"""igcore\'s version, from Cargo.toml when this package was built."""\n\n')
+                module.write(f"__version__ = {VERSION!r}\n")
 
 
 def require_native() -> bool:
@@ -163,7 +180,13 @@ def cython_extensions():
     return cythonize(
         extensions,
         include_path=["cython"],
-        compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
+        compiler_directives={
+            "language_level": "3",
+            "boundscheck": False,
+            "wraparound": False,
+            # Declared, not yet tested: a free-threaded Python turns the GIL back on for these modules.
+            "freethreading_compatible": False,
+        },
         quiet=True,
     )
 
@@ -184,6 +207,7 @@ def extensions():
 
 
 setup(
+    version=VERSION,
     ext_modules=extensions(),
-    cmdclass={"build_ext": BuildNative},
+    cmdclass={"build_ext": BuildNative, "build_py": BuildPy},
 )

@@ -171,10 +171,29 @@ def test_the_rust_extension_matches_the_package_version():
 def test_cargo_and_the_package_agree_on_the_version():
     cargo = os.path.join(os.path.dirname(__file__), os.pardir, "Cargo.toml")
     if not os.path.exists(cargo):
-        pytest.skip("not run from a source checkout")
-    with open(cargo) as manifest:
-        text = manifest.read()
-    assert f'version = "{igcore.__version__}"' in text
+        pytest.skip("not run from a source tree (a checkout or the sdist)")
+    with open(cargo, "rb") as manifest:
+        text = manifest.read().decode()
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the table's own line, then
+        table = text.split("[workspace.package]", 1)[1].split("\n[", 1)[0]
+        assert f'\nversion = "{igcore.__version__}"' in table
+    else:
+        assert igcore.__version__ == tomllib.loads(text)["workspace"]["package"]["version"]
+
+
+def test_the_installed_distribution_has_the_package_version():
+    from importlib import metadata
+
+    try:
+        installed = metadata.distribution("igcore")
+    except metadata.PackageNotFoundError:
+        pytest.skip("igcore is imported from a folder, not installed")
+    where = installed.locate_file("igcore/__init__.py")
+    if not (os.path.exists(where) and os.path.samefile(where, igcore.__file__)):
+        pytest.skip("the igcore installed here is not the one imported")
+    assert installed.version == igcore.__version__
 
 
 def test_kernels_receive_int64_arrays_without_a_copy():

@@ -5,12 +5,11 @@ backends behind it: Rust, Cython and a pure-Python reference that defines the be
 ``backend_info()``.
 """
 
-__version__ = "0.1.0"
+import importlib
+from types import ModuleType
 
-import importlib  # noqa: E402
-from types import ModuleType  # noqa: E402
-
-from ._backend import BACKENDS, HOT_PATHS, BackendUnavailable, backend_info, backends, use_backend  # noqa: E402
+from ._backend import BACKENDS, HOT_PATHS, BackendUnavailable, backend_info, backends, use_backend
+from ._version import __version__ as __version__  # the one version (see _version)
 
 
 def __getattr__(name: str) -> ModuleType:

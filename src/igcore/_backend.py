@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from types import ModuleType
 from typing import Any, Callable, Iterator, cast
 
-from . import __version__
+from ._version import __version__
 
 BACKENDS = ("rust", "cython", "python")
 CHOICES = ("auto", *BACKENDS)

@@ -1,7 +1,7 @@
 """Type aliases of the public signatures: what the argument checks in ``igcore._arrays`` accept.
 
 Only for type checkers: the modules of the package import these names under ``TYPE_CHECKING``, so that
-importing igcore does not import ``numpy.typing``. Written to evaluate on Python 3.9 all the same.
+importing igcore does not import ``numpy.typing``. They evaluate on every supported Python all the same.
 """
 
 from __future__ import annotations

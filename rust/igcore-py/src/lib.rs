@@ -15,7 +15,9 @@ mod guard;
 mod msgpack;
 mod timeline;
 
-#[pymodule]
+// Declared, not yet tested: on a free-threaded Python (3.13t and later) importing this module turns the
+// GIL back on, as for any extension that has not been checked without it (README, "Python versions").
+#[pymodule(gil_used = true)]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     let thresholds = PyDict::new(m.py());
