@@ -14,6 +14,7 @@ import igcore
 from igcore import _backend
 
 from .conftest import REQUIRED
+from .isolated import assert_ran_cleanly, run_isolated
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -201,6 +202,43 @@ def test_kernels_receive_int64_arrays_without_a_copy():
 
     keys = np.arange(10, dtype=np.int64)
     assert int64_array(keys, "keys") is keys
+
+
+# The kernel modules of each backend, by the prefix of their names (rust's is one extension module).
+BACKEND_MODULES = {"rust": "igcore._rust", "cython": "igcore._cy_", "python": "igcore._reference"}
+FIRST_CALLS = {
+    "counters": "igcore.counters.aggregate(np.array([1, 2, 1]))",
+    "timeline": "igcore.timeline.merge_page([(np.array([3, 2]), np.array([1, 2]), np.array([5, 5]))])",
+    "codec": "igcore.codec.encode_ids(np.array([1, 2, 3]))",
+    "graph": "igcore.graph.FollowGraph.from_edges(np.array([1, 2]), np.array([2, 3]))",
+    "msgpack": "igcore.msgpack.packb({'a': 1})",
+}
+LOADED_BACKENDS = """
+import sys
+def loaded():
+    return sorted(b for b, prefix in {modules!r}.items() if any(m.startswith(prefix) for m in sys.modules))
+import igcore, numpy as np
+print(loaded())
+import igcore.{hot_path}
+print(loaded())
+{call}
+print(loaded())
+print(igcore.backend_info()["hot_paths"]["{hot_path}"]["backend"])
+"""
+
+
+@pytest.mark.parametrize("requested", ["auto", *igcore.BACKENDS])
+@pytest.mark.parametrize("hot_path", igcore.HOT_PATHS)
+def test_the_first_call_of_a_hot_path_imports_the_backend_that_serves_it_and_no_other(hot_path, requested):
+    if requested != "auto" and requested not in _backend.available(hot_path):
+        pytest.skip(f"{requested} is not built here")
+    code = LOADED_BACKENDS.format(modules=BACKEND_MODULES, hot_path=hot_path, call=FIRST_CALLS[hot_path])
+    lines = assert_ran_cleanly(run_isolated(code, requested)).splitlines()
+    after_import, after_public_module, after_call, serving = lines
+    assert after_import == after_public_module == "[]"  # no backend before the first call
+    assert after_call == repr([serving])
+    if requested != "auto":
+        assert serving == requested
 
 
 def test_hot_paths_load_on_first_use():

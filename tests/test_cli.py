@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import subprocess
 import sys
 
@@ -72,3 +74,68 @@ def test_bench_times_a_slow_call_once_per_round():
     # One call finds the call slow enough to time alone; then at most three rounds, a call each.
     assert len(calls) == len(times) + 1 <= 4
     assert min(times) >= 0.002
+
+
+def test_version_prints_the_package_version():
+    done = igcore_command("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"igcore {igcore.__version__}"
+
+
+def test_info_json_is_the_backend_report_and_the_environment():
+    done = igcore_command("info", "--json")
+    assert done.returncode == 0, done.stderr
+    details = json.loads(done.stdout)  # stdout holds the JSON and nothing else
+    assert details["version"] == igcore.__version__
+    assert details["backends"] == igcore.backends()
+    assert details["python"] == platform.python_version()
+    assert set(details["hot_paths"]) == set(igcore.HOT_PATHS)
+    for state in details["hot_paths"].values():
+        assert state["backend"] in igcore.BACKENDS and state["backend"] in state["available"]
+
+
+HIDE_RUST = "import sys; sys.modules['igcore._rust'] = None\n"  # an import of it fails: rust is not built
+
+
+def run_cli_without_rust(*args: str, backend: str) -> subprocess.CompletedProcess:
+    code = HIDE_RUST + f"from igcore.cli import main; sys.exit(main({list(args)!r}))"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "IGCORE_BACKEND": backend},
+    )
+
+
+def test_info_fails_when_the_named_backend_cannot_serve_every_hot_path():
+    done = run_cli_without_rust("info", backend="rust")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "served by none" in done.stdout  # the table is still printed
+    for hot_path in igcore.HOT_PATHS:
+        assert f"backend 'rust' cannot serve {hot_path}" in done.stderr
+    as_json = run_cli_without_rust("info", "--json", backend="rust")
+    assert as_json.returncode == 1
+    assert all(s["backend"] is None for s in json.loads(as_json.stdout)["hot_paths"].values())
+
+
+def test_info_succeeds_under_auto_when_a_compiled_backend_is_missing():
+    done = run_cli_without_rust("info", backend="auto")
+    assert done.returncode == 0, done.stderr
+    assert "rust: not built" in done.stdout
+
+
+def test_bench_json_to_stdout_leaves_stdout_to_the_json():
+    done = igcore_command("bench", "--scale", "0.0005", "-k", "codec.encode_ids", "--json", "-")
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert [c["name"] for c in results["cases"]] and all(
+        "codec.encode_ids" in c["name"] for c in results["cases"]
+    )
+    assert "vs python" in done.stderr  # the table went to stderr
+
+
+def test_help_states_the_exit_codes():
+    done = igcore_command("--help")
+    assert done.returncode == 0
+    assert "exit codes:" in done.stdout and "  2    cannot run" in done.stdout

@@ -15,7 +15,7 @@ import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import ModuleType
-from typing import Any, Callable, Iterator, cast
+from typing import Any, Callable, Iterator
 
 from ._version import __version__
 
@@ -134,8 +134,9 @@ def kernels(hot_path: str) -> ModuleType:
         pass
     module: ModuleType | None
     if requested == "auto":
-        # `available` lists the backends whose kernels are built: the first one's module is not None.
-        module = cast(ModuleType, next(_load(b, hot_path)[0] for b in available(hot_path)))
+        # The first backend that loads, and only it: the ones after it are not imported (python always
+        # loads, so there is one).
+        module = next(m for m in (_load(b, hot_path)[0] for b in BACKENDS) if m)
     else:
         module, reason = _load(requested, hot_path)
         if module is None:

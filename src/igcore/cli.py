@@ -17,21 +17,35 @@ import numpy as np
 from . import __version__, _backend
 
 
-def info() -> int:
+def info(as_json: bool = False) -> int:
     details = _backend.backend_info()
-    python = f"Python {platform.python_version()} ({platform.machine()})"
-    print(f"igcore {__version__} on {python}, numpy {np.__version__}")
-    every = ", ".join(_backend.backends())
-    print(f"IGCORE_BACKEND={details['requested']}; backends serving every hot path: {every}")
-    for backend in _backend.BACKENDS:
-        print(f"  {backend:7} {_describe(backend)}")
-    print("hot paths:")
-    for hot_path, state in details["hot_paths"].items():
-        served = state["backend"] or f"none ({state.get('error')})"
-        print(f"  {hot_path:10} served by {served}; available: {', '.join(state['available'])}")
-        for backend, reason in state["unavailable"].items():
-            print(f"  {'':10} {backend}: {reason}")
-    return 0
+    unserved = {h: state["error"] for h, state in details["hot_paths"].items() if state["backend"] is None}
+    if as_json:
+        environment = {
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "machine": platform.machine(),
+            "numpy": np.__version__,
+            "backends": _backend.backends(),
+        }
+        print(json.dumps({**details, **environment}, indent=1))
+    else:
+        python = f"Python {platform.python_version()} ({platform.machine()})"
+        print(f"igcore {__version__} on {python}, numpy {np.__version__}")
+        every = ", ".join(_backend.backends())
+        print(f"IGCORE_BACKEND={details['requested']}; backends serving every hot path: {every}")
+        for backend in _backend.BACKENDS:
+            print(f"  {backend:7} {_describe(backend)}")
+        print("hot paths:")
+        for hot_path, state in details["hot_paths"].items():
+            served = state["backend"] or "none"
+            print(f"  {hot_path:10} served by {served}; available: {', '.join(state['available'])}")
+            for backend, reason in state["unavailable"].items():
+                print(f"  {'':10} {backend}: {reason}")
+    # A backend asked for by name that cannot serve every hot path is an error a script must see.
+    for error in unserved.values():
+        print(f"igcore: {error}", file=sys.stderr)
+    return 1 if unserved else 0
 
 
 def _describe(backend: str) -> str:
@@ -52,6 +66,8 @@ WEB_TITLE = "the web service under wrk, per backend"
 
 def bench(scale: float, json_path: str | None, only: str | None) -> int:
     from . import bench as registry
+
+    tables = sys.stderr if json_path == "-" else sys.stdout  # with the JSON on stdout, stdout is only JSON
 
     cases = [c for c in registry.all_cases() if not only or only in c.name]
     web = not only or only in WEB_CASE
@@ -79,7 +95,7 @@ def bench(scale: float, json_path: str | None, only: str | None) -> int:
         timings = registry.run_case(
             case, scale, progress=lambda line: print("  " + line, file=sys.stderr, flush=True)
         )
-        print(registry.format_table(case, scale, timings) + "\n", flush=True)
+        print(registry.format_table(case, scale, timings) + "\n", file=tables, flush=True)
         failed = failed or any(t.error for t in timings)
         report.append(
             {
@@ -101,7 +117,7 @@ def bench(scale: float, json_path: str | None, only: str | None) -> int:
         )
     if web:
         print(f"[{total}/{total}] {WEB_CASE}: igcore loadtest", file=sys.stderr, flush=True)
-        case_report = _bench_loadtest(quick=scale < registry.FULL)
+        case_report = _bench_loadtest(quick=scale < registry.FULL, tables=tables)
         failed = failed or case_report is None or bool(case_report["loadtest"]["errors"])
         if case_report is not None:
             report.append(case_report)
@@ -115,12 +131,16 @@ def bench(scale: float, json_path: str | None, only: str | None) -> int:
             "scale": scale,
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        with open(json_path, "w") as out:
-            json.dump({"meta": meta, "cases": report}, out, indent=1)
+        if json_path == "-":
+            json.dump({"meta": meta, "cases": report}, sys.stdout, indent=1)
+            print()
+        else:
+            with open(json_path, "w") as out:
+                json.dump({"meta": meta, "cases": report}, out, indent=1)
     return 1 if failed else 0
 
 
-def _bench_loadtest(quick: bool) -> dict[str, Any] | None:
+def _bench_loadtest(quick: bool, tables: Any) -> dict[str, Any] | None:
     """The load run of ``igcore loadtest`` (``--quick`` at bench's quick scale): its table printed, its
     figures returned as a case of the bench JSON; None when it could not run (said on stderr)."""
     from .web.loadtest import LoadtestError, format_report, parse, run
@@ -131,7 +151,7 @@ def _bench_loadtest(quick: bool) -> dict[str, Any] | None:
     except LoadtestError as exc:
         print(f"  {WEB_CASE}: {exc}", file=sys.stderr)
         return None
-    print(f"{WEB_CASE}: {WEB_TITLE}\n{format_report(figures)}\n", flush=True)
+    print(f"{WEB_CASE}: {WEB_TITLE}\n{format_report(figures)}\n", file=tables, flush=True)
     return {"name": WEB_CASE, "title": WEB_TITLE, "loadtest": figures}
 
 
@@ -181,15 +201,33 @@ def loadtest(argv: list[str]) -> int:
     return loadtest_main(argv)
 
 
+EXIT_CODES = """exit codes:
+  0    done
+  1    failed: a backend that IGCORE_BACKEND names cannot serve every hot path (info), a benchmark
+       runner gave a wrong answer (bench), the load run saw errors (bench, loadtest)
+  2    cannot run: a usage error, no benchmark matches -k, a missing extra or tool (the web extra,
+       wrk), or the service or the load run could not start (serve, loadtest)
+  130  interrupted by Ctrl-C or SIGTERM (serve, loadtest)
+
+Progress goes to stderr; tables and JSON go to stdout."""
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["serve"]:  # its options are its own: serve parses them
         return serve(arguments[1:])
     if arguments[:1] == ["loadtest"]:  # likewise
         return loadtest(arguments[1:])
-    parser = argparse.ArgumentParser(prog="igcore", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="igcore",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"igcore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("info", help="backends, versions and what serves each hot path")
+    info_parser = commands.add_parser("info", help="backends, versions and what serves each hot path")
+    info_parser.add_argument("--json", action="store_true", help="the same as JSON, on stdout")
     bench_parser = commands.add_parser(
         "bench", help="time every backend beside the reference and peer libraries"
     )
@@ -197,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="inputs a tenth of full size, fewer rounds"
     )
     bench_parser.add_argument("--scale", type=float, help="inputs at this fraction of full size (1.0: full)")
-    bench_parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench_parser.add_argument(
+        "--json", metavar="FILE", help="also write the results as JSON (-: to stdout, the tables to stderr)"
+    )
     bench_parser.add_argument(
         "-k", dest="only", metavar="TEXT", help="only the cases whose name contains TEXT"
     )
@@ -211,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(arguments)
     if args.command == "info":
-        return info()
+        return info(as_json=args.json)
     from .bench import FULL, QUICK
 
     scale = args.scale if args.scale is not None else (QUICK if args.quick else FULL)
