@@ -4,7 +4,7 @@ EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config
 .PHONY: dev rust cython test memcheck bench lint format wheel wheel-test matrix
 
 dev:            ## build every backend and install igcore in editable mode, with test and bench extras
-	IGCORE_REQUIRE_NATIVE=1 $(PYTHON) -m pip install -e '.[test,bench,lint]'
+	IGCORE_REQUIRE_NATIVE=1 $(PYTHON) -m pip install -e '.[test,bench,lint,pipelines]'
 
 rust:           ## rebuild only the Rust extension into the source tree (quicker than `make dev`)
 	PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release -p igcore-py
@@ -24,7 +24,7 @@ wheel:          ## an sdist and, built from it, a manylinux wheel (auditwheel), 
 	PYTHON=$(PYTHON) bash .ci/wheel
 
 wheel-test:     ## `make wheel`, then the sdist's whole suite against the wheel in a fresh environment
-	PYTHON=$(PYTHON) EXTRAS=test,bench,web bash .ci/wheel --test-command "python -m pytest"
+	PYTHON=$(PYTHON) EXTRAS=test,bench,web,pipelines bash .ci/wheel --test-command "python -m pytest"
 
 matrix:         ## a wheel for every supported Python (setup.cfg's classifiers), each tested on the hot paths
 	for version in $$(grep -oE 'Python :: 3\.[0-9]+$$' setup.cfg | grep -oE '3\.[0-9]+$$' | sort -V); do \

@@ -14,6 +14,7 @@ word.
 
 NOT_AN_INT = "{name} must be an int, not {type}"  # TypeError
 BOOL_NOT_INT = "{name} must be an int, not bool"  # TypeError
+SUGGEST_METHOD = "method must be 'common' or 'adamic_adar', not {method!r}"  # ValueError
 OUTSIDE_INT64 = "{name} is outside the int64 range: {value}"  # OverflowError
 BELOW_MINIMUM = "{name} must be at least {minimum}, got {value}"  # ValueError
 ABOVE_MAXIMUM = "{name} must be at most {maximum}, got {value}"  # ValueError

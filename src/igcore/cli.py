@@ -1,8 +1,10 @@
-"""The ``igcore`` command: ``igcore info``, ``igcore bench``, ``igcore serve`` and ``igcore loadtest``."""
+"""The ``igcore`` command: ``igcore info``, ``igcore bench``, ``igcore serve``, ``igcore loadtest`` and
+``igcore pipeline``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -201,12 +203,85 @@ def loadtest(argv: list[str]) -> int:
     return loadtest_main(argv)
 
 
+def pipeline(argv: list[str]) -> int:
+    """``igcore pipeline``: the offline jobs of igcore.pipelines on a Dask cluster."""
+    parser = argparse.ArgumentParser(
+        prog="igcore pipeline",
+        description="The offline jobs on Dask (igcore.pipelines), reading and writing Parquet.",
+    )
+    parser.add_argument(
+        "--scheduler", metavar="ADDRESS", help="a running Dask scheduler (default: a local cluster)"
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes of the local cluster (default: one a core)"
+    )
+    jobs = parser.add_subparsers(dest="job", required=True)
+    dataset = "a Parquet file, a folder of them or a glob"
+    rollup = jobs.add_parser("rollup", help="per-kind totals of an event log (key, kind[, delta])")
+    rollup.add_argument("events", help=dataset)
+    rollup.add_argument("--out", metavar="FOLDER", help="also write the totals there (kind, key, total)")
+    graph = jobs.add_parser("build-graph", help="a follow-graph file from follows (src, dst[, ts])")
+    graph.add_argument("edges", help=dataset)
+    graph.add_argument("out", help="the graph file to write")
+    suggest = jobs.add_parser("suggest-all", help="suggestions for every account of a graph file")
+    suggest.add_argument("graph", help="a graph file (igcore pipeline build-graph, FollowGraph.save)")
+    suggest.add_argument("out", help="the folder to write (user, rank, suggestion, score)")
+    suggest.add_argument("--limit", type=int, default=20, help="suggestions per account (default 20)")
+    suggest.add_argument("--method", choices=("common", "adamic_adar"), default="common")
+    for job in (rollup, suggest):
+        job.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    args = parser.parse_args(argv)
+    if args.workers is not None and (args.workers < 1 or args.scheduler):
+        parser.error("--workers takes a number of at least 1, for the local cluster (not with --scheduler)")
+    from . import pipelines
+
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        print(pipelines.PIPELINES_MISSING, file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int) -> None:
+        filled = 30 * done // max(total, 1)
+        end = "\n" if done == total else ""
+        print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} tasks", end=end, file=sys.stderr)
+
+    with contextlib.ExitStack() as stack:
+        if args.scheduler:
+            client = stack.enter_context(Client(args.scheduler))
+        else:
+            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=":0")
+            stack.enter_context(cluster)
+            client = stack.enter_context(Client(cluster))
+        try:
+            if args.job == "rollup":
+                totals = pipelines.rollup(args.events, client, args.out, args.overwrite, progress)
+                for kind, found in totals.items():
+                    print(f"{kind}: {len(found.keys):,} keys, {int(found.sums.sum()):,} in all")
+            elif args.job == "build-graph":
+                report = pipelines.build_graph(args.edges, args.out, client, progress)
+                print(
+                    f"{args.out}: {report.duplicates:,} repeated follows and {report.self_follows:,} "
+                    "self-follows dropped"
+                )
+            else:
+                rows = pipelines.suggest_all(
+                    args.graph, args.out, args.limit, args.method, client, args.overwrite, progress=progress
+                )
+                print(f"{args.out}: {rows:,} suggestions")
+        except (OSError, ValueError, OverflowError) as exc:
+            print(f"igcore pipeline {args.job}: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
 EXIT_CODES = """exit codes:
   0    done
   1    failed: a backend that IGCORE_BACKEND names cannot serve every hot path (info), a benchmark
-       runner gave a wrong answer (bench), the load run saw errors (bench, loadtest)
-  2    cannot run: a usage error, no benchmark matches -k, a missing extra or tool (the web extra,
-       wrk), or the service or the load run could not start (serve, loadtest)
+       runner gave a wrong answer (bench), the load run saw errors (bench, loadtest), a pipeline's
+       input or output was refused (pipeline)
+  2    cannot run: a usage error, no benchmark matches -k, a missing extra or tool (the web or
+       pipelines extra, wrk), or the service or the load run could not start (serve, loadtest)
   130  interrupted by Ctrl-C or SIGTERM (serve, loadtest)
 
 Progress goes to stderr; tables and JSON go to stdout."""
@@ -218,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(arguments[1:])
     if arguments[:1] == ["loadtest"]:  # likewise
         return loadtest(arguments[1:])
+    if arguments[:1] == ["pipeline"]:  # likewise
+        return pipeline(arguments[1:])
     parser = argparse.ArgumentParser(
         prog="igcore",
         description=__doc__,
@@ -244,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "serve",
         help="the web service (Mastodon's client API); --demo on a seeded network (igcore serve --help)",
+    )
+    commands.add_parser(
+        "pipeline",
+        help="the offline jobs on Dask: rollup, build-graph, suggest-all (igcore pipeline --help)",
     )
     commands.add_parser(
         "loadtest",

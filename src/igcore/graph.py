@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import numpy as np
 
-from . import _backend, _graph_file, _messages
+from . import _arrow, _backend, _graph_file, _messages
 from ._arrays import count, int64, int64_array, optional_count
 
 if TYPE_CHECKING:
@@ -223,6 +223,21 @@ class FollowGraph:
             raise
         _graph_file.sync_folder(path)
 
+    def to_arrow(self) -> Any:
+        """The follows as a ``pyarrow.Table``: columns ``src`` and ``dst`` (and ``ts`` with timestamps),
+        as ``edges()`` gives them; the table holds those arrays without another copy."""
+        src, dst, *times = self.edges()
+        return _arrow.table({"src": src, "dst": dst, "ts": times[0] if times else None})
+
+    @classmethod
+    def from_arrow(cls, table: Any) -> FollowGraph:
+        """``from_edges`` on an Arrow table's ``src``, ``dst`` and optional ``ts`` columns, read without a
+        copy when each is int64 in one chunk."""
+        timestamps = _arrow.int64_column(table, "ts") if "ts" in table.column_names else None
+        return cls.from_edges(
+            _arrow.int64_column(table, "src"), _arrow.int64_column(table, "dst"), timestamps
+        )
+
     def verify(self) -> None:
         """Checks a loaded graph's body: every section's checksum and structure. ``ValueError`` when the
         file is corrupted. Runs once (queries run it before they first read the body)."""
@@ -389,7 +404,7 @@ class FollowGraph:
         account counts 1 / ln(its follows and followers)). Never `user`, an account `user` follows, or
         one in `exclude` (e.g. blocks). The `limit` best, ties broken by the smaller id."""
         if method not in ("common", "adamic_adar"):
-            raise ValueError(f"method must be 'common' or 'adamic_adar', not {method!r}")
+            raise ValueError(_messages.SUGGEST_METHOD.format(method=method))
         exclude = np.empty(0, np.int64) if exclude is None else int64_array(exclude, "exclude")
         ids, scores = self._graph.suggest(
             int64(user, "user"), count(limit, "limit"), method == "adamic_adar", exclude

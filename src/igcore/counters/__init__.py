@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple, overload
 
 import numpy as np
 
-from .. import _backend, _messages
+from .. import _arrow, _backend, _messages
 from .._arrays import INT64_MAX, INT64_MIN, count, int64, int64_array
 from . import _hll_format
 
@@ -35,6 +35,16 @@ class Totals(NamedTuple):
 
     keys: NDArray[np.int64]
     sums: NDArray[np.int64]
+
+    def to_arrow(self) -> Any:
+        """A ``pyarrow.Table`` with columns ``key`` and ``total`` that shares these arrays' memory."""
+        return _arrow.table({"key": self.keys, "total": self.sums})
+
+    @classmethod
+    def from_arrow(cls, table: Any) -> Totals:
+        """Totals from an Arrow table's ``key`` and ``total`` columns, without a copy when each is int64
+        in one chunk (see ``to_arrow``)."""
+        return cls(_arrow.int64_column(table, "key"), _arrow.int64_column(table, "total"))
 
 
 class Deltas(NamedTuple):
