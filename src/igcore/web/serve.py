@@ -206,9 +206,14 @@ def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     if not serving:
         return 0
 
-    import igcore
+    from igcore import _backend
 
-    backends = sorted({state["backend"] for state in igcore.backend_info()["hot_paths"].values()} - {None})
+    # What serves each hot path, from the backends loaded to serve it (backend_info would load them all).
+    served: set[str] = set()
+    for hot_path in _backend.HOT_PATHS:
+        with contextlib.suppress(_backend.BackendUnavailable):
+            served.add(_backend.current(hot_path))
+    backends = sorted(served)
     plural = "s" if workers != 1 else ""
     print(
         f"igcore serving on http://{_host_in_url(host)}:{port} ({workers} worker{plural}, "
