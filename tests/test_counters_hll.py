@@ -32,13 +32,6 @@ def state(sketch: HyperLogLog):
 # -- examples ------------------------------------------------------------------------------------------
 
 
-def test_the_redis_format_and_the_reference_agree_on_the_registers():
-    from igcore._reference import counters as reference_counters
-
-    assert _hll_format.HLL_REGISTERS == reference_counters.HLL_REGISTERS
-    assert _hll_format.HLL_MAX_REGISTER == reference_counters.HLL_MAX_REGISTER
-
-
 def test_counts_distinct_elements(backend):
     sketch = HyperLogLog()
     assert sketch.backend == backend

@@ -15,6 +15,8 @@ last hour by how many favourites they got then.
 
 from __future__ import annotations
 
+import pytest
+
 from . import eventually, in_parallel, links, ok, walk, worker_of
 
 NOTIFICATION_GROUP_KEYS = {
@@ -75,16 +77,25 @@ def test_favouriting_twice_counts_once_and_unfavouriting_uncounts(server, new_us
 
 
 def test_concurrent_favourites_count_exactly_and_are_listed(server, new_user, crowd):
-    author = new_user()
-    status = author.post_status()
     fans = crowd[:8]
-    answers = in_parallel(
-        [lambda fan=fan: fan.api.post(f"/api/v1/statuses/{status['id']}/favourite") for fan in fans]
-    )
-    for answer in answers:
-        body = ok(answer)
-        assert body["favourited"] is True and 1 <= body["favourites_count"] <= len(fans)
-    assert len({worker_of(a) for a in answers}) == 2, "the favourites all went to one worker"
+    # The kernel hands each new connection to whichever worker accepts first: on a busy machine one
+    # worker may take a whole round. A round that reaches both workers is the one this test is about.
+    for _ in range(5):
+        author = new_user()  # one status each: the test lists the author's statuses below
+        status = author.post_status()
+        answers = in_parallel(
+            [
+                lambda fan=fan, path=f"/api/v1/statuses/{status['id']}/favourite": fan.api.post(path)
+                for fan in fans
+            ]
+        )
+        for answer in answers:
+            body = ok(answer)
+            assert body["favourited"] is True and 1 <= body["favourites_count"] <= len(fans)
+        if len({worker_of(a) for a in answers}) == 2:
+            break
+    else:
+        pytest.fail("in 5 rounds of parallel favourites, each round went to one worker")
 
     def counted():
         assert count_of(author, status["id"])["favourites_count"] == len(fans)

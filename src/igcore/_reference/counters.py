@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .. import _messages
+from .._hll import HLL_MAX_REGISTER, HLL_P, HLL_Q, HLL_REGISTERS
 
 # Not `from typing import TYPE_CHECKING`: a kernel module exports exactly the names of its stub.
 if typing.TYPE_CHECKING:
@@ -298,10 +299,7 @@ class WindowedCounter:
 
 # -- HyperLogLog, register for register the one of Redis ---------------------------------------------------
 
-HLL_P = 14  # 2**14 registers: a standard error of 1.04 / sqrt(16384) = 0.81%
-HLL_REGISTERS = 1 << HLL_P
-HLL_Q = 64 - HLL_P  # hash bits left for the run of zeros
-HLL_MAX_REGISTER = HLL_Q + 1  # the largest value a register can take
+# HLL_P, HLL_REGISTERS, HLL_Q and HLL_MAX_REGISTER: in igcore._hll (the Redis format shares them)
 HLL_SEED = 0xADC83B19  # the seed Redis gives MurmurHash64A
 HLL_ALPHA_INF = 0.721347520444481703680  # 1 / (2 ln 2)
 _MURMUR_M = 0xC6A4A7935BD1E995

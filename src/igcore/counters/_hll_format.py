@@ -20,14 +20,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._hll import HLL_MAX_REGISTER, HLL_REGISTERS
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
-
-# Redis's sketch: 2**14 registers, each at most 64 - 14 + 1 (the longest run of zeros the hash can give
-# plus one). The same as the reference's HLL_REGISTERS and HLL_MAX_REGISTER (a test checks), written
-# here so that this module does not load the python backend.
-HLL_REGISTERS = 1 << 14
-HLL_MAX_REGISTER = 64 - 14 + 1
 
 MAGIC = b"HYLL"
 DENSE, SPARSE = 0, 1
