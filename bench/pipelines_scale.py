@@ -6,7 +6,7 @@ On the benchmark graph of `igcore bench` (200,000 users, about 2 million follows
 seeded event log (Zipf keys, four kinds, small deltas), written as Parquet in a temporary folder:
 ``rollup``, ``build_graph`` and ``suggest_all``, each on a fresh local cluster of 1 and then 2 worker
 processes (one thread each). Each answer is checked against the single-process one. Memory is each
-worker's peak resident set (``ru_maxrss``), read from the workers when the job ends.
+worker's peak resident set (VmHWM), read from the workers when the job ends.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -34,7 +33,13 @@ KINDS = np.array(["like", "view", "comment", "share"])
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set, VmHWM (not ru_maxrss, which a spawned worker inherits from
+    the process that started it)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def write(folder: str, columns: dict, files: int) -> None:
