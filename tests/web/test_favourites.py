@@ -15,6 +15,8 @@ last hour by how many favourites they got then.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from . import eventually, in_parallel, links, ok, walk, worker_of
@@ -29,15 +31,18 @@ def count_of(user, status_id):
     return ok(user.api.get(f"/api/v1/statuses/{status_id}"))
 
 
-def on_both_workers(call, tries=30):
-    """`call()` (an idempotent request) until both workers have answered it: their answers."""
+def on_both_workers(call, seconds=5.0):
+    """`call()` (an idempotent request) until both workers have answered it: their answers. Each call
+    is a fresh connection, which the kernel gives to whichever worker accepts first; a worker busy
+    for a moment misses a run of them, so this goes on for up to `seconds`, not for a count."""
     answers, workers = [], set()
-    for _ in range(tries):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         answers.append(call())
         workers.add(worker_of(answers[-1]))
         if len(workers) == 2:
             return answers
-    raise AssertionError(f"{tries} fresh connections reached only {workers}")
+    raise AssertionError(f"{len(answers)} fresh connections in {seconds:g} s reached only {workers}")
 
 
 def test_favouriting_twice_counts_once_and_unfavouriting_uncounts(server, new_users):
