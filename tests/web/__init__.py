@@ -101,6 +101,21 @@ def worker_of(response: httpx.Response) -> str:
     return pid
 
 
+def on_both_workers(call: Callable[[], httpx.Response], seconds: float = 5.0) -> list[httpx.Response]:
+    """`call()` (an idempotent request) until both workers have answered it: their answers. Each call
+    is a fresh connection, which the kernel gives to whichever worker accepts first; a worker busy
+    for a moment misses a run of them, so this goes on for up to `seconds`, not for a count."""
+    answers: list[httpx.Response] = []
+    workers: set[str] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answers.append(call())
+        workers.add(worker_of(answers[-1]))
+        if len(workers) == 2:
+            return answers
+    raise AssertionError(f"{len(answers)} fresh connections in {seconds:g} s reached only {workers}")
+
+
 def links(response: httpx.Response) -> dict[str, str]:
     """The ``Link`` header as {rel: url}, checked for Mastodon's form
     ``<url?max_id=..>; rel="next", <url?min_id=..>; rel="prev"``."""

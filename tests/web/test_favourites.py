@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from . import eventually, in_parallel, links, ok, walk, worker_of
+from . import eventually, in_parallel, links, ok, on_both_workers, walk, worker_of
 
 NOTIFICATION_GROUP_KEYS = {
     "group_key", "notifications_count", "type", "most_recent_notification_id", "page_min_id", "page_max_id",
@@ -29,20 +29,6 @@ NOTIFICATION_GROUP_KEYS = {
 
 def count_of(user, status_id):
     return ok(user.api.get(f"/api/v1/statuses/{status_id}"))
-
-
-def on_both_workers(call, seconds=5.0):
-    """`call()` (an idempotent request) until both workers have answered it: their answers. Each call
-    is a fresh connection, which the kernel gives to whichever worker accepts first; a worker busy
-    for a moment misses a run of them, so this goes on for up to `seconds`, not for a count."""
-    answers, workers = [], set()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        answers.append(call())
-        workers.add(worker_of(answers[-1]))
-        if len(workers) == 2:
-            return answers
-    raise AssertionError(f"{len(answers)} fresh connections in {seconds:g} s reached only {workers}")
 
 
 def test_favouriting_twice_counts_once_and_unfavouriting_uncounts(server, new_users):
