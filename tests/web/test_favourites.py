@@ -15,8 +15,6 @@ last hour by how many favourites they got then.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from . import eventually, in_parallel, links, ok, on_both_workers, walk, worker_of
