@@ -118,6 +118,18 @@ def redis_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A real Redis Cluster for this test session, three masters with a replica each (see
+    tests/redis_server.py); stopped at the end. Tests that kill a master bring it back as a replica."""
+    from .redis_server import RedisClusterNodes, require_redis
+
+    require_redis()
+    cluster = RedisClusterNodes(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 def redis_client(redis_server):
     """A client of the session's server, on an empty database with the default configuration."""

@@ -248,11 +248,14 @@ class EvalRaises:
         pipe = self.client.pipeline(*args, **kwargs)
         error, self.error = self.error, None
         if error is not None:
+            queue = pipe.execute_command
 
-            def eval(*args, **kwargs):
-                raise error
+            def execute_command(*args, **kwargs):
+                if args[0] == "EVAL":
+                    raise error
+                return queue(*args, **kwargs)
 
-            pipe.eval = eval
+            pipe.execute_command = execute_command
         return pipe
 
     def __getattr__(self, name):
@@ -310,17 +313,26 @@ def test_deltas_that_cannot_go_back_into_the_table_are_kept(own_server, write_be
     assert flusher.totals("likes", [1]).tolist() == table.get([1], "likes").tolist() == [INT64_MAX - 95]
 
 
-def test_a_cluster_client_is_refused_before_anything_is_drained(tmp_path, write_behind, redis):
+def test_a_client_that_is_not_redis_is_refused_before_anything_is_drained(write_behind, redis):
+    table = CounterTable()
+    table.add([1, 2], kind="likes")
+    for client in (object(), redis.asyncio.Redis(), "redis://localhost"):
+        with pytest.raises(TypeError, match=r"redis\.Redis or (a )?redis\.cluster\.RedisCluster"):
+            write_behind(table, client)
+    assert table.drain()["likes"].deltas.tolist() == [1, 1]  # nothing was taken
+
+
+def test_a_cluster_of_one_node_flushes_as_one_server_does(tmp_path, write_behind, redis):
     from redis.cluster import RedisCluster
 
     server = RedisServer(tmp_path, cluster=True).start()
     try:
         cluster = RedisCluster(host="127.0.0.1", port=server.port)
         table = CounterTable()
-        table.add([1, 2], kind="likes")
-        with pytest.raises(TypeError, match="(?i)Redis Cluster"):
-            write_behind(table, cluster).flush()
-        assert table.drain()["likes"].deltas.tolist() == [1, 1]  # nothing was taken
+        flusher = write_behind(table, cluster, shards=8)
+        table.add([1, 2, 9, -7], [5, 6, 7, 8], kind="likes")
+        assert flusher.flush().parts == 2  # shard 1 (keys 1, 9 and -7: Python's modulo) and shard 2
+        assert flusher.totals("likes", [1, 2, 9, -7, 3]).tolist() == [5, 6, 7, 8, 0]
         cluster.close()
     finally:
         server.stop()

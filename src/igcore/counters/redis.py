@@ -26,9 +26,21 @@ Key layout (``prefix`` defaults to ``igcore``; ``shard = key mod shards``, 0 <= 
                                        "fenced"), expiring after batch_ttl seconds
 
 The braces make ``{17}`` the Redis Cluster hash tag: every key of a shard lives in one slot, so each
-script touches a single slot. (A ``RedisCluster`` client is refused for now: its pipeline cannot run
-the scripts.) To read a total: ``HGET igcore:{<key mod shards>}:<kind> <key>`` (or
+script touches a single slot. To read a total: ``HGET igcore:{<key mod shards>}:<kind> <key>`` (or
 ``WriteBehind.totals``).
+
+Redis Cluster (``redis.cluster.RedisCluster``) and replicas: the parts go to the master of their slot,
+pipelined per master. Redis replicates asynchronously, so a master can answer that a part ran and die
+before its replica has it; the replica that takes over then lacks the part, and a flusher that had let
+its deltas go would have lost them. With ``replicas=N`` a flush ends each master's pipeline with
+``WAIT N``, on the connection that sent the parts: a part counts as applied only once N replicas have
+it, and a part Redis ran that fewer replicas have stays *in doubt*. Settling re-writes the marker it
+finds (or the fence it writes) and waits likewise, so what it concludes is on the replicas too: a part
+whose marker a failover lost is fenced on the new master and sent again; one that reached the replica
+is let go. A master with fewer than N replicas in sync (after a failover, until the old master is back
+as a replica) fails every flush with ``FlushError``: the deltas stay held, none is lost. The guarantee
+is the one Redis gives for WAIT: the replica that takes over must be one that acknowledged, which holds
+when N is the number of replicas each master has.
 
 Limits: a part in doubt must be settled (by the next flush) within ``batch_ttl`` seconds, while its
 marker lives. One ``WriteBehind`` per table flushes it (flushes are serialised by a lock). What the
@@ -37,11 +49,12 @@ table and the flusher hold lives in the process: a process that dies loses it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 import numpy as np
 
@@ -59,17 +72,23 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from numpy.typing import NDArray
+    from redis.cluster import RedisCluster
 
     from .._typing import IntArrayLike
 
 # KEYS[1]: the part's marker; KEYS[2..]: the shard's hash of each kind in the part.
 # ARGV[1]: the marker's time to live; then triples (position of the hash in KEYS, field, delta).
-# Returns 1 once applied, 0 if the marker says it already was; or, when Redis refuses fields, the list
+# Returns 1 once applied, 0 if the marker says it already was (re-written: a later WAIT then covers it);
+# or, when Redis refuses fields, the list
 # (field's number in the part, Redis's error, ...) after putting back what it had changed: a part
 # applies wholly or not at all. Each value put back is the string read before, so no arithmetic is
 # done in Lua (whose numbers are doubles).
 APPLY_PART = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local state = redis.call('GET', KEYS[1])
+if state then
+  redis.call('SET', KEYS[1], state, 'KEEPTTL')
+  return 0
+end
 local changed, refused = {}, {}
 for i = 2, #ARGV, 3 do
   local hash, field = KEYS[tonumber(ARGV[i])], ARGV[i + 1]
@@ -93,18 +112,28 @@ redis.call('SET', KEYS[1], 'applied', 'EX', ARGV[1])
 return 1
 """
 
-# Settles a part in doubt: its marker if it ran; otherwise a "fenced" marker, so it never will.
+# Settles a part in doubt: its marker if it ran (re-written, for a later WAIT to cover); otherwise a
+# "fenced" marker, so it never will.
 SETTLE_PART = """
 local state = redis.call('GET', KEYS[1])
-if state then return state end
+if state then
+  redis.call('SET', KEYS[1], state, 'KEEPTTL')
+  return state
+end
 redis.call('SET', KEYS[1], 'fenced', 'EX', ARGV[1])
 return 'fenced'
 """
 
 
 class FlushError(redis.RedisError):
-    """Redis refused fields of a flush (set aside in ``WriteBehind.refused``), or answered parts with an
-    error (in doubt, settled by the next flush). Everything else of the flush was applied or is held."""
+    """Redis refused fields of a flush (set aside in ``WriteBehind.refused``), answered parts with an
+    error, or ran parts that too few replicas acknowledged (in doubt, settled by the next flush).
+    Everything else of the flush was applied or is held."""
+
+
+class NotReplicated(redis.RedisError):
+    """Stands for the reply of a part (or a settlement) that its master ran but fewer than ``replicas``
+    replicas acknowledged within ``replica_timeout``."""
 
 
 @dataclass(frozen=True)
@@ -133,20 +162,25 @@ Held = dict[str, dict[int, int]]
 class WriteBehind:
     """Flushes a ``CounterTable``'s drained deltas to Redis (see the module's docstring).
 
-    `client` is a ``redis.Redis`` (its retries on connection errors are safe: parts are idempotent),
-    replying bytes or str (``decode_responses``). `shards` spreads the keys over that many hashes per
-    kind; `part_size` bounds the fields one script call increments, so that no call holds Redis long.
+    `client` is a ``redis.Redis`` or a ``redis.cluster.RedisCluster`` (their retries on connection
+    errors are safe: parts are idempotent), replying bytes or str (``decode_responses``). `shards`
+    spreads the keys over that many hashes per kind; `part_size` bounds the fields one script call
+    increments, so that no call holds Redis long. `replicas`: how many replicas of its master must have
+    a part before it counts as applied (``WAIT``), waiting at most `replica_timeout` seconds; 0 trusts
+    the master's answer alone.
     """
 
     def __init__(
         self,
         table: CounterTable,
-        client: redis.Redis,
+        client: Union[redis.Redis, RedisCluster],
         *,
         prefix: str = "igcore",
         shards: int = 64,
         part_size: int = 1000,
         batch_ttl: int = 86_400,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
         if not isinstance(table, CounterTable):
             raise TypeError(f"table must be an igcore CounterTable, not {type(table).__name__}")
@@ -156,6 +190,15 @@ class WriteBehind:
             count(part_size, "part_size", 1),
             count(batch_ttl, "batch_ttl", 1),
         )
+        replicas = count(replicas, "replicas", 0)
+        if isinstance(replica_timeout, bool) or not isinstance(replica_timeout, (int, float)):
+            raise TypeError(
+                f"replica_timeout must be a number of seconds, not {type(replica_timeout).__name__}"
+            )
+        if not 0.001 <= replica_timeout <= 3600:
+            raise ValueError(
+                f"replica_timeout must be between 0.001 and 3600 seconds, got {replica_timeout!r}"
+            )
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be a str without braces, got {prefix!r}")
         self.table = table
@@ -164,6 +207,9 @@ class WriteBehind:
         self.shards = shards
         self.part_size = part_size
         self.batch_ttl = batch_ttl
+        self.replicas = replicas
+        self.replica_timeout = replica_timeout
+        self._cluster = _is_cluster(client)
         # The state is replaced, never changed in place, each piece in one assignment: an exception at
         # any point leaves either the old state or the new one. Readers need no lock.
         # Chunks of deltas not known to be in Redis: drain() dicts or Held.
@@ -245,12 +291,16 @@ class WriteBehind:
     def _settle_in_doubt(self) -> tuple[int, int]:
         if not self._in_doubt:
             return 0, 0
-        pipe = self.client.pipeline(transaction=False)
-        for part in self._in_doubt:
-            pipe.eval(SETTLE_PART, 1, part.marker, self.batch_ttl)
-        states = pipe.execute()  # on failure nothing changes here: the parts stay in doubt
-        if len(states) != len(self._in_doubt):
-            raise redis.RedisError(f"expected {len(self._in_doubt)} replies, got {len(states)}")
+        calls = [
+            (part.marker, ("EVAL", SETTLE_PART, 1, part.marker, self.batch_ttl)) for part in self._in_doubt
+        ]
+        states, failure = self._execute(calls)
+        # On any failure nothing changes here: the parts stay in doubt (settling again is harmless).
+        if failure is not None:
+            raise failure
+        for state in states:
+            if isinstance(state, Exception):
+                raise state
         applied = [part for part, state in zip(self._in_doubt, states) if _text(state) == "applied"]
         let_go: Held = {}
         for part in applied:
@@ -259,21 +309,90 @@ class WriteBehind:
         return len(states), len(applied)
 
     def _send(self, parts: list[_Part], beyond: Held) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for part in parts:
-            # EVAL rather than EVALSHA: no NOSCRIPT after a restart, and no round trip to check for the
-            # script before the pipeline goes out (Redis caches the compiled script by its digest).
-            pipe.eval(APPLY_PART, 1 + len(part.hashes), part.marker, *part.hashes, *part.arguments)
+        # EVAL rather than EVALSHA: no NOSCRIPT after a restart, and no round trip to check for the
+        # script before the pipeline goes out (Redis caches the compiled script by its digest).
+        calls = [
+            (
+                part.marker,
+                ("EVAL", APPLY_PART, 1 + len(part.hashes), part.marker, *part.hashes, *part.arguments),
+            )
+            for part in parts
+        ]
         try:
-            replies = pipe.execute(raise_on_error=False)
+            replies, failure = self._execute(calls)
             held, refused, in_doubt, problems = self._outcome(parts, replies, beyond)
         except BaseException:
             # No full answer: any part may have run. The deltas stay held; the parts wait to be settled.
             self._in_doubt = [*self._in_doubt, *parts]
             raise
         self._held, self._refused, self._in_doubt = held, refused, in_doubt
+        if failure is not None:
+            raise failure
         if problems:
             raise FlushError("; ".join(problems))
+
+    def _execute(self, calls: list[tuple[str, tuple[Any, ...]]]) -> tuple[list[Any], BaseException | None]:
+        """Runs each (key, command) on the master of its key's slot, pipelined per master; with
+        `replicas`, each pipeline ends with WAIT on the same connection. Returns a reply per call
+        (Redis's; the error of a master whose pipeline failed; ``NotReplicated`` for a reply too few
+        replicas have) and the first such failure of a whole pipeline, raised by the caller once the
+        state is updated. An exception that is not Redis's propagates at once."""
+        replies: list[Any] = [None] * len(calls)
+        failure: BaseException | None = None
+        for node, positions in self._masters([key for key, _ in calls]):
+            pipe: Any = node.pipeline(transaction=False)  # redis-py types its commands loosely
+            for position in positions:
+                pipe.execute_command(*calls[position][1])
+            if self.replicas:
+                pipe.execute_command("WAIT", self.replicas, max(1, round(self.replica_timeout * 1000)))
+            try:
+                answers = pipe.execute(raise_on_error=False)
+            except redis.RedisError as exc:
+                failure = failure or exc
+                answers = [exc] * (len(positions) + bool(self.replicas))
+            if len(answers) != len(positions) + bool(self.replicas):
+                raise redis.RedisError(
+                    f"expected {len(positions) + bool(self.replicas)} replies, got {len(answers)}"
+                )
+            if self.replicas:
+                acknowledged, answers = answers[-1], answers[:-1]
+                if isinstance(acknowledged, Exception) or int(acknowledged) < self.replicas:
+                    short = NotReplicated(
+                        f"{acknowledged if isinstance(acknowledged, Exception) else int(acknowledged)} of "
+                        f"{self.replicas} replicas acknowledged within {self.replica_timeout:g} s"
+                    )
+                    answers = [a if isinstance(a, Exception) else short for a in answers]
+            for position, answer in zip(positions, answers):
+                replies[position] = answer
+        if self._cluster and (failure is not None or any(_is_redirect(r) for r in replies)):
+            self._refresh_slots()
+        return replies, failure
+
+    def _masters(self, keys: list[str]) -> list[tuple[redis.Redis, list[int]]]:
+        """The client of each master that holds some of `keys`, with the positions of its keys."""
+        if not self._cluster:
+            return [(cast("redis.Redis", self.client), list(range(len(keys))))]
+        from redis.exceptions import RedisClusterException
+
+        cluster: Any = self.client  # a RedisCluster, whose methods these are
+        groups: dict[str, tuple[redis.Redis, list[int]]] = {}
+        try:
+            for position, key in enumerate(keys):
+                node = cluster.get_node_from_key(key)
+                groups.setdefault(node.name, (cluster.get_redis_connection(node), []))[1].append(position)
+        except RedisClusterException as exc:  # a slot no master serves (yet): a Redis error like any other
+            self._refresh_slots()
+            raise redis.exceptions.ClusterError(f"the cluster cannot take the flush now: {exc}") from exc
+        return list(groups.values())
+
+    def _refresh_slots(self) -> None:
+        """Re-reads which master serves which slot, after a failover or a moved slot; a cluster still
+        electing leaves the old map, and the next flush tries again."""
+        from redis.exceptions import RedisClusterException
+
+        with contextlib.suppress(redis.RedisError, RedisClusterException):
+            cluster: Any = self.client
+            cluster.nodes_manager.initialize()
 
     def _outcome(
         self, parts: list[_Part], replies: list[Any], beyond: Held
@@ -348,17 +467,30 @@ class WriteBehind:
 
 
 def _check_client(client: object) -> None:
-    try:
-        from redis.cluster import RedisCluster
-    except ImportError:  # pragma: no cover - clients older than cluster support
-        RedisCluster = ()  # type: ignore[misc,assignment]  # nothing to refuse: isinstance(x, ()) is False
-    if isinstance(client, RedisCluster):
-        raise TypeError(
-            "WriteBehind does not support Redis Cluster clients yet (a RedisCluster pipeline cannot run "
-            "its scripts): give it a redis.Redis of a single node"
-        )
     if inspect.iscoroutinefunction(getattr(client, "execute_command", None)):
-        raise TypeError("WriteBehind needs a synchronous client (redis.Redis), not an asyncio one")
+        raise TypeError(
+            "WriteBehind needs a synchronous client (redis.Redis or redis.cluster.RedisCluster), not an "
+            "asyncio one"
+        )
+    if not callable(getattr(client, "pipeline", None)):
+        raise TypeError(
+            f"client must be a redis.Redis or a redis.cluster.RedisCluster, not {type(client).__name__}"
+        )
+
+
+def _is_cluster(client: object) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+def _is_redirect(reply: object) -> bool:
+    """A reply saying the slot is served elsewhere now (MOVED, ASK) or by no one yet (CLUSTERDOWN)."""
+    return isinstance(reply, redis.ResponseError) and str(reply).split(" ", 1)[0] in (
+        "MOVED",
+        "ASK",
+        "CLUSTERDOWN",
+    )
 
 
 def _text(reply: object) -> str:
@@ -389,4 +521,4 @@ def _merged(chunks: Iterable[Mapping[str, Union[Deltas, dict[int, int]]]]) -> He
     return {kind: deltas for kind, deltas in merged.items() if deltas}
 
 
-__all__ = ["FlushError", "Flushed", "WriteBehind"]
+__all__ = ["FlushError", "Flushed", "NotReplicated", "WriteBehind"]
