@@ -140,6 +140,49 @@ def test_totals_on_a_cluster_are_exact_and_each_script_touches_one_slot(cluster,
     assert len(masters) == 3, "the shards' hashes spread over every master"
 
 
+def test_a_slot_moved_to_another_master_is_followed(cluster, client):
+    """A slot the flusher's map places on its old master: the part meets MOVED (it did not run), the map
+    is read again, and the next flush settles the part and sends it to the slot's new master, once."""
+    table = CounterTable(kinds=KINDS)
+    flusher = write_behind(table, client, shards=64)
+    table.add([1], [5], kind="likes")  # shard 1 only: the slot of shard 0's hash stays empty
+    flusher.flush()
+    moved = flusher.hash_name("likes", 0)
+    slot = client.keyslot(moved)
+    source = client.get_node_from_key(moved).port
+    target = next(port for port in cluster.master_ports() if port != source)
+    ids = {}
+    for port in cluster.master_ports():
+        node = cluster.node_of_port(port).client()
+        ids[port] = node.execute_command("CLUSTER", "MYID")
+        node.close()
+    # An empty slot changes hands with SETSLOT ... NODE, told to the new owner first, then to the others.
+    for port in [target, *(p for p in cluster.master_ports() if p != target)]:
+        node = cluster.node_of_port(port).client()
+        node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
+        node.close()
+    import redis
+
+    try:
+        assert client.get_node_from_key(moved).port == source  # the flusher's map is stale now
+        table.add([0, 64], [3, 4], kind="likes")
+        with pytest.raises(redis.RedisError, match=f"{slot} 127.0.0.1:{target}"):  # MOVED, not run
+            flusher.flush()
+        assert flusher.in_doubt == 1
+        flush_until_settled(flusher)
+        assert totals_of(flusher, "likes", [0, 64, 1]) == {0: 3, 64: 4, 1: 5}
+        assert client.get_node_from_key(moved).port == target
+    finally:  # the slot goes back, emptied, for the tests that follow
+        node = cluster.node_of_port(target).client()
+        for key in node.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+            node.delete(key)
+        node.close()
+        for port in [source, *(p for p in cluster.master_ports() if p != source)]:
+            node = cluster.node_of_port(port).client()
+            node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[source])
+            node.close()
+
+
 def test_a_master_killed_under_writes_loses_and_doubles_nothing(cluster, client):
     import redis
 

@@ -221,14 +221,14 @@ def test_a_large_fanout_releases_the_gil(backend):
     followers = np.random.default_rng(3).permutation(1_000_000).astype(np.int64) * 1000003
     store = TimelineStore(max_len=4)
     fanout(store, 1, 1, 1, followers, create_missing=True)
-    posts = iter([2, 3])
+    made = [1]
 
     def fan_out_the_next_post():
-        post = next(posts)
-        fanout(store, post, post, 1, followers)
+        made.append(made[-1] + 1)
+        fanout(store, made[-1], made[-1], 1, followers)
 
     assert_releases_the_gil(fan_out_the_next_post)
-    assert posts_of(store, int(followers[-1])) == [3, 2, 1]
+    assert posts_of(store, int(followers[-1])) == made[::-1][:4]
 
 
 def test_threads_share_a_store(backend):

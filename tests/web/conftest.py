@@ -16,6 +16,9 @@
   test during which its fixture was torn down (the first test of the next pair, or the last test).
 - Home-timeline tests (marked ``home_feeds``) also run on one more server: ``--home-feeds sorted-set``
   (Mastodon's layout, the benchmark peer), one backend (rust where selected) on SQLite only.
+- Every test of a server also runs on one more: ``--redis-cluster`` on a Redis Cluster of three masters
+  with a replica each, started for it (one backend, rust where selected, on SQLite): the online state
+  in cluster form (tagged keys, scripts of one slot, counters that wait for a replica).
 - The main servers run with ``--rate-limit off``: the suite sends hundreds of requests per token in a
   few seconds; the rate limit has its own server (test_rate_limit.py).
 """
@@ -41,7 +44,7 @@ import pytest
 from igcore import _backend
 
 from ..conftest import REQUIRED, SELECTED
-from ..redis_server import REQUIRE_REDIS, free_port, require_redis
+from ..redis_server import REQUIRE_REDIS, RedisClusterNodes, free_port, require_redis
 from . import Api, ok, sign_up, sign_up_many
 
 SERVE_COMMAND = [sys.executable, "-m", "igcore", "serve"]
@@ -58,10 +61,16 @@ COMBINATIONS = [(backend, database, ()) for backend in SELECTED for database in 
 # The extra server of the tests marked home_feeds: the home timeline in Mastodon's layout.
 PEER_BACKEND = "rust" if "rust" in SELECTED else SELECTED[0]
 HOME_FEEDS_PEER = (PEER_BACKEND, "sqlite", ("--home-feeds", "sorted-set"))
+# The extra server of every test on a Redis Cluster: its address is the cluster's, once it started.
+CLUSTER_ADDRESS = "<the web tests' cluster>"
+ON_CLUSTER = (PEER_BACKEND, "sqlite", ("--redis-cluster", CLUSTER_ADDRESS))
+IGNORED_ERRORS = ("errorstat_MOVED", "errorstat_ERR")
 
 
 def _server_id(combination: tuple[str, str, tuple[str, ...]]) -> str:
     backend, database, extra = combination
+    if combination == ON_CLUSTER:
+        return f"{backend}-{database}-redis-cluster"
     return "-".join([backend, database, *(extra[1:] if extra else ())])
 
 
@@ -364,6 +373,29 @@ class Servers:
         self.running.append((server, demo))
         return server.start()
 
+    def start_on_cluster(self, backend: str, cluster: RedisClusterNodes) -> Server:
+        """A server of `backend` on a copy of the SQLite demo and on `cluster`, emptied, into which the
+        demo's counts were recounted first (``igcore serve --reconcile``), as an operator would."""
+        require_redis()
+        require_web("sqlite")
+        address = f"127.0.0.1:{cluster.nodes[0].port}"
+        for node in cluster.running():
+            with contextlib.suppress(Exception):  # a replica refuses: its master's FLUSHALL reaches it
+                node.client().flushall()
+        for node in cluster.running():
+            node.client().config_resetstat()  # the errors counted from here on are the service's
+        demo = self.demo("sqlite")
+        done = subprocess.run(
+            [*SERVE_COMMAND, "--demo", "--reconcile", "--data-dir", str(demo.directory)]
+            + ["--redis-cluster", address],
+            env=_clean_environment(backend),
+            capture_output=True,
+            text=True,
+            timeout=SETUP_SECONDS,
+        )
+        assert done.returncode == 0, f"--reconcile on the cluster failed:\n{done.stdout}\n{done.stderr}"
+        return self.start(backend, "sqlite", "--rate-limit", "off", "--redis-cluster", address)
+
     def release(self, server: Server) -> None:
         """Stops a server (if still running) and drops its database copy."""
         for entry in list(self.running):
@@ -388,10 +420,11 @@ def servers(tmp_path_factory):
 
 
 def pytest_generate_tests(metafunc):
-    """Every test that uses a server runs on each (backend, database); those marked home_feeds also on
-    the sorted-set server (last, so that the servers the others share keep their places)."""
+    """Every test that uses a server runs on each (backend, database), then on the cluster server; those
+    marked home_feeds also on the sorted-set server (last, so that the servers the others share keep
+    their places)."""
     if "server" in metafunc.fixturenames:
-        combinations = list(COMBINATIONS)
+        combinations = [*COMBINATIONS, ON_CLUSTER]
         if metafunc.definition.get_closest_marker("home_feeds") is not None:
             combinations.append(HOME_FEEDS_PEER)
         ids = [_server_id(c) for c in combinations]
@@ -405,14 +438,43 @@ def server(request, servers):
     from . import demo_answers
 
     backend, database, extra = request.param
-    running = servers.start(backend, database, "--rate-limit", "off", *extra)
+    cluster = None
+    if request.param == ON_CLUSTER:
+        cluster = request.getfixturevalue("web_redis_cluster")
+        running = servers.start_on_cluster(backend, cluster)
+    else:
+        running = servers.start(backend, database, "--rate-limit", "off", *extra)
     if not extra:
         DEMO_ANSWERS[(database, backend)] = demo_answers(running)
+    elif request.param == ON_CLUSTER:
+        DEMO_ANSWERS[(database, _server_id(ON_CLUSTER))] = demo_answers(running)
     yield running
     try:
         running.assert_clean_exit()
+        if cluster is not None:
+            # No command of the service named keys of several slots (CROSSSLOT), wrote to a replica
+            # (READONLY) or failed while it ran (a script touching a key outside its slot, say). A MOVED
+            # is a redirect that redis-py follows; ERR counts the CLIENT SETINFO that it sends and older
+            # Redis versions do not know.
+            refused = {}
+            for node in cluster.running():
+                client = node.client()
+                errors = {k: v for k, v in client.info("errorstats").items() if k not in IGNORED_ERRORS}
+                failed = {k: v for k, v in client.info("commandstats").items() if v.get("failed_calls")}
+                if errors or failed:
+                    refused[node.port] = {"errors": errors, "failed": failed}
+            assert not refused, f"the cluster's nodes refused commands of the service: {refused}"
     finally:
         servers.release(running)
+
+
+@pytest.fixture(scope="session")
+def web_redis_cluster(tmp_path_factory):
+    """The cluster server's Redis Cluster, of its own: the counters' cluster tests kill its masters."""
+    require_redis()
+    cluster = RedisClusterNodes(tmp_path_factory.mktemp("web-redis-cluster")).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

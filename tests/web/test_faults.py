@@ -88,120 +88,167 @@ def post_statuses(author: User, count: int) -> list[int]:
 def test_redis_restarted_mid_run(servers, aof_redis):
     url = f"redis://127.0.0.1:{aof_redis.port}/0"
     server = servers.start(BACKEND, "sqlite", "--rate-limit", "off", "--redis", url)
-    try:
-        authors_and_fans = sign_up_many(server.api, server.app_token(), 14, "redis")
-        authors, fans = authors_and_fans[:2], authors_and_fans[2:]
-        for fan in fans:
-            for author in authors:
-                fan.follow(author)
-        statuses = [s for author in authors for s in post_statuses(author, 4)]
-        # Every fan favourites every status once: distinct (account, status) pairs, shared out to threads.
-        pairs = [(fan, status) for fan in fans for status in statuses]
-        threads_count = 6
-        shares = [pairs[n::threads_count] for n in range(threads_count)]
-        answers: list[tuple[float, str, int | str, float]] = []  # (when, what, status or error, seconds)
-        lock = threading.Lock()
-        stop_at = [float("inf")]
-        done_pairs: set[tuple[str, int]] = set()
 
-        def check(what: str, answer: httpx.Response | BaseException, seconds: float) -> bool:
-            with lock:
-                code = answer.status_code if isinstance(answer, httpx.Response) else repr(answer)
-                answers.append((time.monotonic(), what, code, seconds))
-            assert isinstance(answer, httpx.Response), f"{what}: {answer!r} after {seconds:.1f}s"
-            assert seconds < REQUEST_BOUND, f"{what} took {seconds:.1f}s"
-            if answer.status_code == 503:
-                error(answer, 503)
-                return False
-            assert 200 <= answer.status_code < 300, f"{what}: {answer.status_code} {answer.text[:500]}"
-            return True
-
-        def run(share: list[tuple[User, int]]) -> None:
-            waiting = list(share)
-            while waiting or time.monotonic() < stop_at[0]:
-                if waiting:
-                    fan, status = waiting[0]
-                    answer, seconds = timed(
-                        fan.api.post, f"/api/v1/statuses/{status}/favourite", timeout=REQUEST_BOUND + 5
-                    )
-                    if check("favourite", answer, seconds):
-                        assert isinstance(answer, httpx.Response)
-                        assert answer.json()["favourited"] is True, answer.text
-                        waiting.pop(0)  # answered: done; a 503 is retried, as a client would
-                        with lock:
-                            done_pairs.add((fan.id, status))
-                    time.sleep(0.05)
-                reader = share[len(waiting) % len(share)][0]
-                answer, seconds = timed(reader.api.get, "/api/v1/timelines/home", timeout=REQUEST_BOUND + 5)
-                check("home", answer, seconds)
-                viewed = statuses[len(waiting) % len(statuses)]
-                answer, seconds = timed(
-                    reader.api.get, f"/api/v1/statuses/{viewed}", timeout=REQUEST_BOUND + 5
-                )
-                check("view", answer, seconds)
-
-        errors: list[BaseException] = []
-
-        def guarded(share: list[tuple[User, int]]) -> None:
-            try:
-                run(share)
-            except BaseException as exc:  # noqa: BLE001 - reported by the test
-                errors.append(exc)
-
-        threads = [threading.Thread(target=guarded, args=(share,), daemon=True) for share in shares]
-        for thread in threads:
-            thread.start()
-        time.sleep(1.0)
+    def restart(statuses: list[int]) -> tuple[float, float]:
         down_at = time.monotonic()
         aof_redis.stop()
         time.sleep(DOWN_SECONDS)
         aof_redis.start()  # the same port, and its append-only file: the same data
-        up_at = time.monotonic()
-        stop_at[0] = up_at + RECOVERY_BOUND + 2
-        for thread in threads:
-            thread.join(timeout=120)
-        assert not errors, errors[0]
-        assert not any(thread.is_alive() for thread in threads)
+        return down_at, time.monotonic()
 
-        refused = [a for a in answers if a[2] == 503]
-        assert refused, "no request saw Redis down"
-        last_503 = max(a[0] for a in refused)
-        recovered = last_503 - up_at
-        assert recovered < RECOVERY_BOUND, f"503s went on {recovered:.1f}s after Redis was back"
-        after = [a for a in answers if a[0] > last_503]
-        assert {a[1] for a in after} >= {"home", "view"}, "no endpoint was tried after recovery"
-        assert all(isinstance(a[2], int) and 200 <= a[2] < 300 for a in after)
-        print(
-            f"\n503s from {min(a[0] for a in refused) - down_at:.2f}s to {last_503 - down_at:.2f}s after "
-            f"Redis stopped "
-            f"(down {up_at - down_at:.1f}s), recovered {max(recovered, 0.0):.2f}s after it was back; "
-            f"{len(refused)} of {len(answers)} answers 503; slowest {max(a[3] for a in answers):.2f}s"
-        )
-
-        # A favourite made now, after the recovery, is answered too (and counted like the others).
-        assert ok(authors[0].api.post(f"/api/v1/statuses/{statuses[-1]}/favourite"))["favourited"] is True
-        pairs.append((authors[0], statuses[-1]))
-        done_pairs.add((authors[0].id, statuses[-1]))
-
-        # Every favourite got its 2xx at last: each is one row and counted once, in Redis and by the API.
-        assert len(done_pairs) == len(pairs)
-        rows = favourite_rows(server, statuses)
-        assert rows == Counter((int(fan.id), status) for fan, status in pairs), rows
-        client = aof_redis.client()
-        per_status = Counter(status for _, status in pairs)
-        for status in statuses:
-            expected = per_status[status]
-
-            def counted(status: int = status, expected: int = expected) -> None:
-                stored = client.hget(favourites_hash(status), str(status))
-                assert stored is not None and int(stored) == expected, (status, stored, expected)
-                shown = ok(authors[0].api.get(f"/api/v1/statuses/{status}"))["favourites_count"]
-                assert shown == expected, (status, shown, expected)
-
-            eventually(counted, seconds=5)
-        client.close()
+    try:
+        with contextlib.closing(aof_redis.client()) as client:
+            favourite_through(server, "redis", restart, client)
     finally:
         servers.release(server)
+
+
+def test_redis_cluster_master_killed_mid_run(servers, tmp_path):
+    """On a Redis Cluster, the master of the favourites' shard is SIGKILLed under load: its replica takes
+    over, the killed node comes back as a replica, and every favourite answered 2xx is counted once
+    (the counters waited for the replica: the new master has what the old one acknowledged)."""
+    from ..redis_server import RedisClusterNodes
+
+    cluster = RedisClusterNodes(tmp_path).start()
+    server = servers.start_on_cluster(BACKEND, cluster)
+    failover: dict[str, float] = {}
+
+    def kill_a_master(statuses: list[int]) -> tuple[float, float]:
+        with contextlib.closing(cluster.client()) as client:
+            port = client.get_node_from_key(favourites_hash(statuses[0])).port
+        down_at = time.monotonic()
+        killed = cluster.kill_master(port)
+        cluster.wait_for_failover(killed)
+        failover["seconds"] = time.monotonic() - down_at
+        killed.start()  # rejoins as its successor's replica: the counters' WAIT can be met again
+        cluster.wait_until_ok()
+        return down_at, time.monotonic()
+
+    try:
+        with contextlib.closing(cluster.client()) as client:
+            # redis-py's cluster client retries a command while the slot map changes: a request may
+            # ride through a failover without a 503.
+            favourite_through(server, "cluster", kill_a_master, client, must_refuse=False)
+        print(f"failover {failover['seconds']:.1f}s after the SIGKILL")
+    finally:
+        servers.release(server)
+        cluster.stop()
+
+
+def favourite_through(server: Any, prefix: str, fault: Any, client: Any, must_refuse: bool = True) -> None:
+    """Fans favourite statuses from six threads (a 503 retried, as a client would) and read home feeds
+    and statuses while `fault(statuses)` disrupts Redis and returns when it went and when it was back.
+    While it is down every answer is a 2xx or a 503 within REQUEST_BOUND (some 503, if `must_refuse`);
+    503s end within RECOVERY_BOUND of its return; every favourite is then one row and counted once, in
+    Redis (read with `client`) and by the API."""
+    authors_and_fans = sign_up_many(server.api, server.app_token(), 14, prefix)
+    authors, fans = authors_and_fans[:2], authors_and_fans[2:]
+    for fan in fans:
+        for author in authors:
+            fan.follow(author)
+    statuses = [s for author in authors for s in post_statuses(author, 4)]
+    # Every fan favourites every status once: distinct (account, status) pairs, shared out to threads.
+    pairs = [(fan, status) for fan in fans for status in statuses]
+    threads_count = 6
+    shares = [pairs[n::threads_count] for n in range(threads_count)]
+    answers: list[tuple[float, str, int | str, float]] = []  # (when, what, status or error, seconds)
+    lock = threading.Lock()
+    stop_at = [float("inf")]
+    done_pairs: set[tuple[str, int]] = set()
+
+    def check(what: str, answer: httpx.Response | BaseException, seconds: float) -> bool:
+        with lock:
+            code = answer.status_code if isinstance(answer, httpx.Response) else repr(answer)
+            answers.append((time.monotonic(), what, code, seconds))
+        assert isinstance(answer, httpx.Response), f"{what}: {answer!r} after {seconds:.1f}s"
+        assert seconds < REQUEST_BOUND, f"{what} took {seconds:.1f}s"
+        if answer.status_code == 503:
+            error(answer, 503)
+            return False
+        assert 200 <= answer.status_code < 300, f"{what}: {answer.status_code} {answer.text[:500]}"
+        return True
+
+    def run(share: list[tuple[User, int]]) -> None:
+        waiting = list(share)
+        while waiting or time.monotonic() < stop_at[0]:
+            if waiting:
+                fan, status = waiting[0]
+                answer, seconds = timed(
+                    fan.api.post, f"/api/v1/statuses/{status}/favourite", timeout=REQUEST_BOUND + 5
+                )
+                if check("favourite", answer, seconds):
+                    assert isinstance(answer, httpx.Response)
+                    assert answer.json()["favourited"] is True, answer.text
+                    waiting.pop(0)  # answered: done; a 503 is retried, as a client would
+                    with lock:
+                        done_pairs.add((fan.id, status))
+                time.sleep(0.05)
+            reader = share[len(waiting) % len(share)][0]
+            answer, seconds = timed(reader.api.get, "/api/v1/timelines/home", timeout=REQUEST_BOUND + 5)
+            check("home", answer, seconds)
+            viewed = statuses[len(waiting) % len(statuses)]
+            answer, seconds = timed(reader.api.get, f"/api/v1/statuses/{viewed}", timeout=REQUEST_BOUND + 5)
+            check("view", answer, seconds)
+
+    errors: list[BaseException] = []
+
+    def guarded(share: list[tuple[User, int]]) -> None:
+        try:
+            run(share)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(share,), daemon=True) for share in shares]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    down_at, up_at = fault(statuses)
+    stop_at[0] = up_at + RECOVERY_BOUND + 2
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[0]
+    assert not any(thread.is_alive() for thread in threads)
+
+    refused = [a for a in answers if a[2] == 503]
+    assert refused or not must_refuse, "no request saw Redis down"
+    last_503 = max((a[0] for a in refused), default=down_at)
+    recovered = last_503 - up_at
+    assert recovered < RECOVERY_BOUND, f"503s went on {recovered:.1f}s after Redis was back"
+    after = [a for a in answers if a[0] > max(last_503, up_at)]
+    assert {a[1] for a in after} >= {"home", "view"}, "no endpoint was tried after recovery"
+    assert all(isinstance(a[2], int) and 200 <= a[2] < 300 for a in after)
+    during = [a for a in answers if down_at <= a[0] <= up_at]
+    print(
+        f"\nRedis back {up_at - down_at:.1f}s after it went; {len(during)} answers meanwhile; "
+        + (
+            f"503s from {min(a[0] for a in refused) - down_at:.2f}s to {last_503 - down_at:.2f}s after it "
+            f"went, the last {recovered:+.2f}s from its return; "
+            if refused
+            else "no 503; "
+        )
+        + f"{len(refused)} of {len(answers)} answers 503; slowest {max(a[3] for a in answers):.2f}s"
+    )
+
+    # A favourite made now, after the recovery, is answered too (and counted like the others).
+    assert ok(authors[0].api.post(f"/api/v1/statuses/{statuses[-1]}/favourite"))["favourited"] is True
+    pairs.append((authors[0], statuses[-1]))
+    done_pairs.add((authors[0].id, statuses[-1]))
+
+    # Every favourite got its 2xx at last: each is one row and counted once, in Redis and by the API.
+    assert len(done_pairs) == len(pairs)
+    rows = favourite_rows(server, statuses)
+    assert rows == Counter((int(fan.id), status) for fan, status in pairs), rows
+    per_status = Counter(status for _, status in pairs)
+    for status in statuses:
+        expected = per_status[status]
+
+        def counted(status: int = status, expected: int = expected) -> None:
+            stored = client.hget(favourites_hash(status), str(status))
+            assert stored is not None and int(stored) == expected, (status, stored, expected)
+            shown = ok(authors[0].api.get(f"/api/v1/statuses/{status}"))["favourites_count"]
+            assert shown == expected, (status, shown, expected)
+
+        eventually(counted, seconds=5)
 
 
 # -- a worker killed ---------------------------------------------------------------------------------

@@ -92,6 +92,9 @@ def build(database: Path, accounts: int, seed: int, now: datetime | None = None)
     return json.loads(done.stdout)
 
 
+FAVOURITES_PER_STATUS = "SELECT status_id, count(*) FROM igcore_favourite GROUP BY status_id"
+
+
 def rows(database: Path, query: str, *parameters: object) -> list[tuple]:
     connection = sqlite3.connect(database)
     try:
@@ -166,6 +169,13 @@ def free_port() -> int:
         (["--demo", "--port", "70000"], "1 to 65535"),
         (["--demo", "--database", "mysql://db.invalid/igcore"], "use sqlite:///<path> or postgres://"),
         (["--demo", "--redis", "http://127.0.0.1:6379"], "use redis://host:port/db"),
+        (["--demo", "--redis-cluster", "127.0.0.1"], "'127.0.0.1' is not HOST:PORT"),
+        (["--demo", "--redis-cluster", "127.0.0.1:0"], "'127.0.0.1:0' is not HOST:PORT"),
+        (
+            ["--demo", "--redis", "redis://127.0.0.1:6379/0", "--redis-cluster", "127.0.0.1:7000"],
+            "--redis and --redis-cluster exclude each other",
+        ),
+        (["--demo", "--redis-replicas", "-1"], "at least 0"),
         (["--demo", "--rate-limit", "fast"], "<requests>/<seconds>"),
         (["--demo", "--rate-limit", "0/60"], "<requests>/<seconds>"),
         (["--demo", "--reconcile"], "--reconcile needs the Redis to recount"),
@@ -435,6 +445,38 @@ def test_reconcile_recounts_a_given_redis_then_exits(demo, redis_server):
     nobody = f"redis://127.0.0.1:{free_port()}/0"
     assert "cannot recount Redis at" in one_line_error(
         serve(*arguments, "--redis", nobody, cwd=data_dir, **key)
+    )
+
+
+def test_reconcile_recounts_a_redis_cluster_and_checks_its_replicas(demo, tmp_path):
+    """On a cluster: the counters' hashes recounted on every master; a cluster whose masters lack the
+    replicas that the counters wait for, or that is not there, refused in one line."""
+    from ..redis_server import RedisClusterNodes
+
+    require_redis()
+    data_dir, _, _, _ = demo
+    arguments = ["--reconcile", "--database", f"sqlite:///{data_dir / 'demo.sqlite3'}"]
+    key = {"IGCORE_WEB_SECRET_KEY": "test"}
+    cluster = RedisClusterNodes(tmp_path, masters=3, replicas=0).start()
+    try:
+        address = f"127.0.0.1:{cluster.nodes[0].port}"
+        line = one_line_error(serve(*arguments, "--redis-cluster", address, cwd=data_dir, **key))
+        assert "have fewer than 1 replicas" in line and "--redis-replicas" in line
+        done = serve(*arguments, "--redis-cluster", address, "--redis-replicas", "0", cwd=data_dir, **key)
+        assert done.returncode == 0, done.stderr
+        assert f"({'cluster ' + address})" in done.stdout
+        expected = dict(rows(data_dir / "demo.sqlite3", FAVOURITES_PER_STATUS))
+        stored: dict[int, int] = {}
+        for node in cluster.running():
+            client = node.client()
+            for name in client.scan_iter(match="igcore:counts:*:favourites"):
+                stored.update({int(k): int(v) for k, v in client.hgetall(name).items()})
+        assert stored == expected and len(stored) > 100
+    finally:
+        cluster.stop()
+    nobody = f"127.0.0.1:{free_port()}"
+    assert "cannot reach Redis at cluster" in one_line_error(
+        serve(*arguments, "--redis-cluster", nobody, cwd=data_dir, **key)
     )
 
 

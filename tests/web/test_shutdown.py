@@ -45,7 +45,7 @@ def test_sigterm_exits_0_and_loses_no_count(servers, own_redis):
     # What the workers flushed is Redis's own: the write-behind hash, and a HyperLogLog that PFCOUNT reads.
     status_id = int(status["id"])
     assert int(client.hget(f"igcore:counts:{{{status_id % 64}}}:favourites", str(status_id))) == len(fans)
-    assert client.pfcount(f"igcore:viewers:{status_id}") == len(fans)
+    assert client.pfcount(f"igcore:viewers:{{{status_id}}}") == len(fans)
 
     second = servers.start(BACKEND, "sqlite", "--rate-limit", "off", "--redis", url, on=first)
     try:

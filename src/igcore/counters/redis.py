@@ -485,11 +485,20 @@ def _is_cluster(client: object) -> bool:
 
 
 def _is_redirect(reply: object) -> bool:
-    """A reply saying the slot is served elsewhere now (MOVED, ASK) or by no one yet (CLUSTERDOWN)."""
+    """A reply saying the slot is served elsewhere now (MOVED, ASK) or by no one yet (CLUSTERDOWN,
+    TRYAGAIN). redis-py parses these into their own classes, whose text drops the reply's first word."""
+    redirects = (
+        redis.exceptions.AskError,  # MovedError too
+        redis.exceptions.ClusterDownError,
+        redis.exceptions.TryAgainError,
+    )
+    if isinstance(reply, redirects):
+        return True
     return isinstance(reply, redis.ResponseError) and str(reply).split(" ", 1)[0] in (
         "MOVED",
         "ASK",
         "CLUSTERDOWN",
+        "TRYAGAIN",
     )
 
 

@@ -7,8 +7,9 @@ Redis; responses are orjson or ``igcore.msgpack``. The database (Django's ORM: S
 the source of truth. ``igcore serve --demo`` runs it on a generated network; see the README.
 
 Modules: ``settings`` (configuration), ``models`` (the source of truth), ``keys`` (every Redis key and
-its layout), ``feeds``, ``follows`` and ``counts`` (the online state; ``sorted_feeds``: home feeds in
-Mastodon's layout, the benchmark peer chosen by ``IGCORE_WEB_HOME_FEEDS``), ``actions`` (every state change),
-``views`` (thin: parse, one call, render), ``entities`` (Mastodon's JSON), ``http`` (parameters, errors,
-rendering), ``auth`` (tokens), ``worker`` (one process's runtime), ``asgi``, ``demo`` and ``serve``.
+its layout), ``clients`` (one Redis server or a Redis Cluster), ``feeds``, ``follows`` and ``counts``
+(the online state; ``sorted_feeds``: home feeds in Mastodon's layout, the benchmark peer chosen by
+``IGCORE_WEB_HOME_FEEDS``), ``actions`` (every state change), ``views`` (thin: parse, one call, render),
+``entities`` (Mastodon's JSON), ``http`` (parameters, errors, rendering), ``auth`` (tokens), ``worker``
+(one process's runtime), ``asgi``, ``demo`` and ``serve``.
 """

@@ -33,13 +33,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import redis
-import redis.asyncio
 
 from igcore.counters import CounterTable, HyperLogLog, WindowedCounter, aggregate
 from igcore.counters.redis import WriteBehind
 
-from . import keys
+from . import clients, keys
 
 log = logging.getLogger("igcore.web")
 KINDS = ("favourites", "views")
@@ -47,13 +45,16 @@ HOUR = 3600
 
 
 class Counts:
-    def __init__(self, sync_client: redis.Redis, client: redis.asyncio.Redis, worker_name: str) -> None:
-        self.client: Any = client  # redis-py annotates replies as bytes | str
+    def __init__(self, sync_client: Any, client: Any, worker_name: str, replicas: int = 0) -> None:
+        # The clients of igcore.web.clients: of one server or of a cluster (redis-py types replies loosely).
+        self.client = client
         self.worker_name = worker_name
         self.live = CounterTable(kinds=KINDS)
         self.staged = CounterTable(kinds=KINDS)
         self.confirmed = CounterTable(kinds=KINDS)
-        self.writer = WriteBehind(self.staged, sync_client, prefix=keys.COUNTS_PREFIX, shards=keys.SHARDS)
+        self.writer = WriteBehind(
+            self.staged, sync_client, prefix=keys.COUNTS_PREFIX, shards=keys.SHARDS, replicas=replicas
+        )
         self.trending = WindowedCounter(bucket_seconds=60, buckets=60)
         self.viewers: dict[int, HyperLogLog] = {}
         self.unconfirmed: list[dict[str, Any]] = []  # drained batches not yet known to be in Redis
@@ -96,13 +97,14 @@ class Counts:
         for kind in KINDS:
             for key in ids.tolist():
                 pipe.hget(*self.writer.location(kind, key))
-        pipe.mget([keys.viewers(s) for s in ids.tolist()])
-        *replies, sketches = await pipe.execute()
+        for status_id in ids.tolist():  # GETs, not one MGET: on a cluster the sketches are on every master
+            pipe.get(keys.viewers(status_id))
+        replies = await pipe.execute()
         result = {}
         for n, kind in enumerate(KINDS):
             values = replies[n * len(ids) : (n + 1) * len(ids)]
             result[kind] = np.array([int(v) if v is not None else 0 for v in values], np.int64)
-        return result, sketches
+        return result, replies[len(KINDS) * len(ids) :]
 
     def _viewers(self, status_id: int, stored: bytes | None) -> int:
         pending = self.viewers.get(status_id)
@@ -167,16 +169,14 @@ class Counts:
             self.idle.set()
 
     async def _publish(self, viewers: dict[int, HyperLogLog], top: Any) -> None:
-        pipe = self.client.pipeline(transaction=True)
+        """One pipeline of scripts, each atomic on the keys of one slot; a failed call fails the whole
+        publish, which is sent again whole (merging sketches and replacing the list are idempotent)."""
+        pipe = self.client.pipeline(transaction=False)
         for status_id, sketch in viewers.items():
-            scratch = f"{keys.viewers(status_id)}:{self.worker_name}"
-            pipe.set(scratch, sketch.to_bytes(), ex=60)
-            pipe.pfmerge(keys.viewers(status_id), scratch)
-            pipe.delete(scratch)
-        mine = keys.trending(self.worker_name)
-        pipe.delete(mine)
-        if len(top.keys):
-            pipe.hset(mine, mapping=dict(zip(top.keys.tolist(), top.sums.tolist())))
-            pipe.expire(mine, keys.TRENDING_TTL)
+            names = [keys.viewers(status_id), keys.viewers_scratch(status_id, self.worker_name)]
+            clients.script(pipe, keys.MERGE_SKETCH, names, [sketch.to_bytes()])
+        pairs = [value for pair in zip(top.keys.tolist(), top.sums.tolist()) for value in pair]
+        mine = [keys.trending(self.worker_name)]
+        clients.script(pipe, keys.REPLACE_TRENDING, mine, [keys.TRENDING_TTL, *pairs])
         pipe.zadd(keys.TRENDING_WORKERS, {self.worker_name: time.time()})
         await pipe.execute()

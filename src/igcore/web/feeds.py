@@ -1,10 +1,11 @@
 """Home feeds: fan-out on write for most authors, pulled at read time for the biggest (the hybrid that
 Twitter and Instagram use), in the Redis layout of ``igcore.web.keys``.
 
-- **Post** by an author with at most ``IGCORE_WEB_FANOUT_LIMIT`` followers: one script call appends the
-  entry to each follower's inbox (``home:<a>:new``), for followers that have a feed (the others get
-  theirs built when they read, as Mastodon does for inactive users). A bigger author is marked in the
-  follow stream once; every follower's read then pulls the author's recent posts (``posts:<a>``).
+- **Post** by an author with at most ``IGCORE_WEB_FANOUT_LIMIT`` followers: pipelined script calls
+  (FANOUT_BATCH followers each) append the entry to each follower's inbox (``home:<a>:new``), for
+  followers that have a feed (the others get theirs built when they read, as Mastodon does for
+  inactive users). A bigger author is marked in the follow stream once; every follower's read then
+  pulls the author's recent posts (``posts:<a>``).
 - **Read**: one pipeline fetches the feed, its inbox and the pulled authors' lists; the inbox is
   folded in (``Timeline.insert_many``), and ``igcore.timeline.merge_page`` merges the feed with the
   pulled authors, leaves out muted accounts and accounts no longer followed, and pages it. Paging is
@@ -27,7 +28,7 @@ from numpy.typing import NDArray
 
 from igcore.timeline import Timeline, cursor_after, merge_page
 
-from . import keys
+from . import clients, keys
 from .models import Status
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 # MAX_PULLED with the largest ids (the newest accounts) only. A limit of this design, stated here.
 MAX_PULLED = 200
 REWRITE_ATTEMPTS = 5
+FANOUT_BATCH = 1000  # followers per script call: no call holds Redis for long
 MERGE_ON_LOOP = 8_000  # pulled entries merged on the event loop (about a millisecond); more go to a thread
 
 
@@ -106,9 +108,6 @@ class Feeds:
         self.worker = worker
         self.redis: Any = worker.redis  # redis-py's annotations take str where it takes bytes too
         self.fanout_limit = worker.fanout_limit
-        self.fanout_script = self.redis.register_script(keys.FANOUT)
-        self.write_script = self.redis.register_script(keys.WRITE_FEED)
-        self.start_posts_script = self.redis.register_script(keys.START_POSTS)
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -126,15 +125,24 @@ class Feeds:
                 await self.worker.publish_event(follows.celebrity_event(author))
             return int(await self._deliver(record, [author]))
         followers = await self.worker.offload(follows.followers, author)
-        taken = 0
-        recipients = [author, *followers.tolist()]
-        for start in range(0, len(recipients), 1000):
-            taken += await self._deliver(record, recipients[start : start + 1000])
-        return taken
+        return await self._deliver(record, [author, *followers.tolist()])
 
     async def _deliver(self, record: bytes, accounts: list[int]) -> int:
-        names = [name for a in accounts for name in (keys.home(a), keys.home_new(a), keys.home_gen(a))]
-        return int(await self.fanout_script(keys=names, args=[record, keys.INBOX_LIMIT, keys.FEED_TTL]))
+        """One pipelined script call per FANOUT_BATCH accounts; on a cluster, per home shard too (a
+        script's keys share a slot)."""
+        if self.worker.cluster:
+            groups: list[list[int]] = [[] for _ in range(keys.HOME_SHARDS)]
+            for account in accounts:
+                groups[keys.home_shard(account)].append(account)
+        else:
+            groups = [accounts]
+        pipe = self.redis.pipeline(transaction=False)
+        for group in groups:
+            for start in range(0, len(group), FANOUT_BATCH):
+                batch = group[start : start + FANOUT_BATCH]
+                names = [name for a in batch for name in (keys.home(a), keys.home_new(a), keys.home_gen(a))]
+                clients.script(pipe, keys.FANOUT, names, [record, keys.INBOX_LIMIT, keys.FEED_TTL])
+        return sum(int(taken) for taken in await pipe.execute())
 
     async def delete(self, status_id: int, author: int) -> None:
         """A deleted status leaves its author's list; in home feeds, reading skips what the database lost."""
@@ -171,7 +179,7 @@ class Feeds:
     async def _store(self, account: int, generation: bytes | None, timeline: Timeline, folded: int) -> bool:
         names = [keys.home(account), keys.home_new(account), keys.home_gen(account)]
         args: list[Any] = [generation or b"0", timeline.to_bytes(), folded, keys.FEED_TTL]
-        return bool(await self.write_script(keys=names, args=args))
+        return bool(await clients.script(self.redis, keys.WRITE_FEED, names, args))
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -191,7 +199,7 @@ class Feeds:
         # Mark each list first, so that posts made while the database is read land in it (RPUSHX).
         marks = self.redis.pipeline(transaction=False)
         for author in authors:
-            await self.start_posts_script(keys=[keys.posts(author)], client=marks)
+            clients.script(marks, keys.START_POSTS, [keys.posts(author)], [])
         starting = [author for author, first in zip(authors, await marks.execute()) if first]
         rows = await self.worker.db(_rows_per_author, authors)
         pipe = self.redis.pipeline(transaction=False)

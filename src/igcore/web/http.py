@@ -17,12 +17,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-import redis
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, QueryDict
 
 import igcore.msgpack
+
+from . import clients
 
 log = logging.getLogger("igcore.web")
 WORKER = str(os.getpid())
@@ -97,7 +98,7 @@ def exception_response(request: HttpRequest, exception: BaseException) -> HttpRe
         return error_response(request, 413, "The request body is too large")
     if isinstance(exception, (TooManyFieldsSent, SuspiciousOperation)):
         return error_response(request, 400, MALFORMED)
-    if isinstance(exception, (redis.ConnectionError, redis.TimeoutError, OperationalError)):
+    if isinstance(exception, OperationalError) or clients.unavailable(exception):
         log.warning("unavailable while serving %s %s: %s", request.method, request.path, exception)
         return error_response(request, 503, "The service is temporarily unavailable")
     log.exception("error serving %s %s", request.method, request.path)

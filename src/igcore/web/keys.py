@@ -2,17 +2,24 @@
 one place (as Mastodon's FeedManager owns its feed keys). Redis holds nothing that the database cannot
 rebuild: a lost key is refilled from the database on the next read.
 
-Home feeds (``igcore.web.feeds``), for account ``<a>``:
+On a Redis Cluster (``igcore.web.clients``) every script and transaction names keys of one hash slot:
+the part of a key in braces, its tag, picks the slot, and keys that go together share their tag.
 
-    igcore:home:<a>        string  the feed: ``igcore.timeline.Timeline.to_bytes()`` (at most FEED_LEN
-                                   entries, score = post id = status id); "" while it is being rebuilt
-    igcore:home:<a>:new    list    entries fanned out since the feed was last written, one ENTRY each,
-                                   appended atomically (RPUSH): two posts fanned out at once both land
-    igcore:home:<a>:gen    int     the feed's generation: every write of the feed checks and bumps it, so
-                                   a write based on an older read is refused (compare-and-set)
+Home feeds (``igcore.web.feeds``), for account ``<a>`` of home shard ``<h>`` = a mod HOME_SHARDS:
+
+    igcore:home:{h<h>}:<a>      string  the feed: ``igcore.timeline.Timeline.to_bytes()`` (at most
+                                        FEED_LEN entries, score = post id = status id); "" while it is
+                                        being rebuilt
+    igcore:home:{h<h>}:<a>:new  list    entries fanned out since the feed was last written, one ENTRY
+                                        each, appended atomically (RPUSH): two posts fanned out at once
+                                        both land
+    igcore:home:{h<h>}:<a>:gen  int     the feed's generation: every write of the feed checks and bumps
+                                        it, so a write based on an older read is refused (compare-and-set)
 
     The reader folds ``new`` into the feed (``Timeline.insert_many``) and, once FOLD_AT entries wait,
-    writes the feed back and trims exactly the entries it folded, if the generation still matches.
+    writes the feed back and trims exactly the entries it folded, if the generation still matches. The
+    tag is the shard, not the account, so that a fan-out on a cluster is one script call per shard
+    among the followers (at most HOME_SHARDS), not one per follower.
 
 Home feeds of the benchmark peer (``igcore.web.sorted_feeds``, ``IGCORE_WEB_HOME_FEEDS=sorted-set``),
 for account ``<a>``:
@@ -42,8 +49,9 @@ Counters (``igcore.web.counts``):
 
     igcore:counts:{<shard>}:favourites, ...:views   hashes of ``igcore.counters.redis.WriteBehind``
                                    (field: status id, value: its total; shard = id mod SHARDS)
-    igcore:viewers:<status>        string  the status's unique viewers: a HyperLogLog in Redis's own
-                                   format (PFCOUNT answers on it)
+    igcore:viewers:{<status>}      string  the status's unique viewers: a HyperLogLog in Redis's own
+                                   format (PFCOUNT answers on it); a worker merges its sketch in through
+                                   ``igcore:viewers:{<status>}:<worker>`` (MERGE_SKETCH)
     igcore:trending:<worker>       hash    one worker's favourites of the last hour per status (its top
                                    TRENDING_PER_WORKER), replaced every flush, expiring if it stops
 
@@ -71,22 +79,27 @@ TOKEN_TTL = 3600
 MUTES_TTL = 3600
 MISSING_TOKEN_TTL = 60
 SHARDS = 64
+HOME_SHARDS = 256
 TRENDING_PER_WORKER = 500
 TRENDING_TTL = 30
 
 ENTRY = struct.Struct("<qqq")  # (score, post id, author id): one fanned-out entry
 
 
+def home_shard(account: int) -> int:
+    return account % HOME_SHARDS
+
+
 def home(account: int) -> str:
-    return f"{PREFIX}:home:{account}"
+    return f"{PREFIX}:home:{{h{home_shard(account)}}}:{account}"
 
 
 def home_new(account: int) -> str:
-    return f"{PREFIX}:home:{account}:new"
+    return f"{home(account)}:new"
 
 
 def home_gen(account: int) -> str:
-    return f"{PREFIX}:home:{account}:gen"
+    return f"{home(account)}:gen"
 
 
 def feed(account: int) -> str:
@@ -107,14 +120,15 @@ WORKER_SLOT = f"{PREFIX}:worker:slot"
 
 
 def viewers(status: int) -> str:
-    return f"{PREFIX}:viewers:{status}"
+    return f"{PREFIX}:viewers:{{{status}}}"
+
+
+def viewers_scratch(status: int, worker: str) -> str:
+    return f"{viewers(status)}:{worker}"
 
 
 def trending(worker: str) -> str:
     return f"{PREFIX}:trending:{worker}"
-
-
-TRENDING_PATTERN = f"{PREFIX}:trending:*"
 
 
 def token(digest: str) -> str:
@@ -171,3 +185,24 @@ return 1
 """
 
 TRENDING_WORKERS = f"{PREFIX}:trending:workers"  # zset: worker name -> when it last published
+
+# Merges a worker's sketch of a status's viewers into Redis's. KEYS: the status's sketch, the worker's
+# scratch key (same tag); ARGV[1]: the worker's sketch in Redis's format. Merging is idempotent, so a
+# retried call never counts a viewer twice.
+MERGE_SKETCH = """
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('PFMERGE', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+# Replaces a worker's trending list at once (a reader never sees it empty midway). KEYS: the list;
+# ARGV[1]: TRENDING_TTL, then status id and count pairs.
+REPLACE_TRENDING = """
+redis.call('DEL', KEYS[1])
+if #ARGV > 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""

@@ -6,8 +6,10 @@ the SQLite database, the follow-graph file and the secret key, so a second start
 Without ``--demo`` the operator's environment (or ``DJANGO_SETTINGS_MODULE``) configures the service,
 and ``--redis`` / ``--database`` override it.
 
-Without a Redis to use (``--redis``, or ``IGCORE_WEB_REDIS_URL`` outside the demo) serve starts a
-``redis-server`` of its own on a free loopback port, without persistence, and stops it when it stops.
+Without a Redis to use (``--redis``, ``--redis-cluster``, or ``IGCORE_WEB_REDIS_URL`` /
+``IGCORE_WEB_REDIS_CLUSTER`` outside the demo) serve starts a ``redis-server`` of its own on a free
+loopback port, without persistence, and stops it when it stops. On a cluster it first checks that every
+master has the replicas that the counters wait for (``--redis-replicas``).
 Before serving, it migrates the database, seeds the demo network into an empty one, rebuilds the
 follow-graph file from the database and, into a Redis of its own, recounts the counters.
 """
@@ -102,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=_at_least(1), metavar="N", help="processes (default: one per CPU)")
     parser.add_argument("--redis", metavar="URL", help="the Redis to use (default: start a redis-server)")
     parser.add_argument(
+        "--redis-cluster", type=_address, metavar="HOST:PORT", help="the Redis Cluster of this node, instead"
+    )
+    parser.add_argument(
+        "--redis-replicas",
+        type=_at_least(0),
+        metavar="N",
+        help="counter writes count once N replicas have them (default: 1 on a cluster, else 0)",
+    )
+    parser.add_argument(
         "--database", metavar="URL", help="sqlite:///<path> or postgres://user@host:port/name"
     )
     parser.add_argument(
@@ -145,8 +156,10 @@ def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
                 parser.error(f"--reconcile only recounts: --{name} does not go with it")
         if args.setup_only:
             parser.error("--reconcile only recounts: --setup-only does not go with it")
-        if args.demo and args.redis is None:
-            parser.error("--reconcile needs the Redis to recount: pass --redis URL")
+        if args.demo and args.redis is None and args.redis_cluster is None:
+            parser.error("--reconcile needs the Redis to recount: pass --redis or --redis-cluster")
+    if args.redis is not None and args.redis_cluster is not None:
+        parser.error("--redis and --redis-cluster exclude each other: one Redis holds the online state")
     if args.redis is not None and urlsplit(args.redis).scheme not in ("redis", "rediss", "unix"):
         parser.error(f"--redis {args.redis!r}: use redis://host:port/db")
     if args.database is not None:
@@ -180,8 +193,15 @@ def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         settings["IGCORE_WEB_HOME_FEEDS"] = args.home_feeds
     if args.rate_limit is not None:
         settings["IGCORE_WEB_RATE_LIMIT"] = args.rate_limit
-    redis_url = args.redis or (None if args.demo else os.environ.get("IGCORE_WEB_REDIS_URL"))
-    own_redis = redis_url is None and not args.reconcile
+    if args.redis_replicas is not None:
+        settings["IGCORE_WEB_REDIS_REPLICAS"] = str(args.redis_replicas)
+    if args.redis_cluster is not None:
+        settings["IGCORE_WEB_REDIS_CLUSTER"] = args.redis_cluster
+    elif args.redis is not None or args.demo:
+        settings["IGCORE_WEB_REDIS_CLUSTER"] = ""  # the demo's Redis is its own or --redis
+    cluster = settings.get("IGCORE_WEB_REDIS_CLUSTER", os.environ.get("IGCORE_WEB_REDIS_CLUSTER", ""))
+    redis_url = args.redis or (None if args.demo or cluster else os.environ.get("IGCORE_WEB_REDIS_URL"))
+    own_redis = redis_url is None and not cluster and not args.reconcile
     if own_redis:
         redis_url = cleanup.enter_context(_redis_server())
         print(f"started redis-server on {redis_url} (it stops with serve)", flush=True)
@@ -192,15 +212,17 @@ def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     _setup_django()
     from django.conf import settings as django_settings
 
-    redis_url = str(django_settings.IGCORE_REDIS_URL)
+    redis_name = _redis_name()
+    if django_settings.IGCORE_REDIS_CLUSTER:
+        _check_replicas(redis_name, django_settings.IGCORE_REDIS_REPLICAS)
     if args.reconcile:
-        _reconcile(redis_url)
+        _reconcile(redis_name)
         return 0
     if args.demo:
         _seed(args)
-    _write_graph_file(str(django_settings.IGCORE_GRAPH_PATH), redis_url)
+    _write_graph_file(str(django_settings.IGCORE_GRAPH_PATH), redis_name)
     if own_redis:
-        _reconcile(redis_url)
+        _reconcile(redis_name)
     if args.tokens is not None:
         _write_tokens(args.tokens, str(django_settings.IGCORE_GRAPH_PATH))
     if not serving:
@@ -217,7 +239,7 @@ def _run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
     plural = "s" if workers != 1 else ""
     print(
         f"igcore serving on http://{_host_in_url(host)}:{port} ({workers} worker{plural}, "
-        f"{'/'.join(backends)} backend, database {_database()}, redis {_without_password(redis_url)})",
+        f"{'/'.join(backends)} backend, database {_database()}, redis {redis_name})",
         flush=True,
     )
     if args.demo:
@@ -368,42 +390,75 @@ def _end(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _last_graph_event(redis_url: str) -> str:
-    """The id of the last follow event in Redis ("0-0" when there is none)."""
+def _redis_name() -> str:
+    """The service's Redis, as the log names it: its URL without a password, or the cluster's node."""
+    from django.conf import settings
+
+    if settings.IGCORE_REDIS_CLUSTER:
+        return f"cluster {settings.IGCORE_REDIS_CLUSTER}"
+    return _without_password(str(settings.IGCORE_REDIS_URL))
+
+
+@contextlib.contextmanager
+def _redis_client(redis_name: str, doing: str) -> Iterator[Any]:
+    """A client of the service's Redis; a Redis error inside is a one-line ServeError."""
     import redis
 
+    from . import clients
+
+    client = None
+    try:
+        client = clients.sync_client(socket_timeout=30, socket_connect_timeout=5)
+        yield client
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+        raise ServeError(f"cannot {doing} Redis at {redis_name}: {_first_line(exc)}") from None
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _check_replicas(redis_name: str, wanted: int) -> None:
+    """Every master of the cluster has at least `wanted` replicas: the counters wait for that many."""
+    with _redis_client(redis_name, "reach") as client:
+        nodes: dict[str, Any] = client.cluster_nodes()
+    masters = {node["node_id"]: address for address, node in nodes.items() if "master" in node["flags"]}
+    replicas = dict.fromkeys(masters, 0)
+    for node in nodes.values():
+        if "slave" in node["flags"] and node.get("master_id") in replicas:
+            replicas[node["master_id"]] += 1
+    short = sorted(masters[m] for m, n in replicas.items() if n < wanted)
+    if short:
+        raise ServeError(
+            f"the cluster's masters {', '.join(short)} have fewer than {wanted} replicas, which the counters "
+            "wait for: pass --redis-replicas with what each master has (0: no waiting, a failover may "
+            "lose the last counts)"
+        )
+
+
+def _last_graph_event(redis_name: str) -> str:
+    """The id of the last follow event in Redis ("0-0" when there is none)."""
     from .keys import GRAPH_EVENTS
 
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=30)
-    try:
+    with _redis_client(redis_name, "read") as client:
         last: Any = client.xrevrange(GRAPH_EVENTS, "+", "-", count=1)
-    except redis.RedisError as exc:
-        raise ServeError(f"cannot read Redis at {_without_password(redis_url)}: {_first_line(exc)}") from None
-    finally:
-        client.close()
     if not last:
         return "0-0"
     entry_id = last[0][0]
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
-def _reconcile(redis_url: str) -> None:
-    import redis
+def _reconcile(redis_name: str) -> None:
     from django.db import Error as DatabaseError
 
     from .maintenance import reconcile
 
     try:
-        statuses = reconcile()
-    except redis.RedisError as exc:
-        raise ServeError(
-            f"cannot recount Redis at {_without_password(redis_url)}: {_first_line(exc)}"
-        ) from None
+        with _redis_client(redis_name, "recount") as client:
+            statuses = reconcile(client)
     except DatabaseError as exc:
         raise ServeError(f"cannot read the database {_database()}: {_first_line(exc)}") from None
     print(
-        f"recounted Redis's counters from the database: favourites of {statuses:,} statuses "
-        f"({_without_password(redis_url)})",
+        f"recounted Redis's counters from the database: favourites of {statuses:,} statuses ({redis_name})",
         flush=True,
     )
 
@@ -441,10 +496,10 @@ def _seed(args: argparse.Namespace) -> None:
     )
 
 
-def _write_graph_file(path: str, redis_url: str) -> None:
+def _write_graph_file(path: str, redis_name: str) -> None:
     from .graphfile import write_graph_file
 
-    stream_id = _last_graph_event(redis_url)  # first: the table read after it holds every event before it
+    stream_id = _last_graph_event(redis_name)  # first: the table read after it holds every event before it
     try:
         follows = write_graph_file(path, stream_id)
     except OSError as exc:
@@ -605,6 +660,13 @@ def _last_line(path: str) -> str:
     with contextlib.suppress(OSError), open(path, errors="replace") as log:
         lines = [line.strip() for line in log if line.strip()]
     return lines[-1] if lines else "it wrote no log"
+
+
+def _address(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
+    return value
 
 
 def _port(value: str) -> int:

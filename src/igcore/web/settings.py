@@ -6,6 +6,9 @@
 - ``IGCORE_WEB_DATABASE_URL``: ``sqlite:///<path>`` or ``postgres://user:password@host:port/name`` (a
   socket folder as ``?host=/run/postgresql``).
 - ``IGCORE_WEB_REDIS_URL``: ``redis://host:port/db``.
+- ``IGCORE_WEB_REDIS_CLUSTER``: ``host:port`` of a node of a Redis Cluster, used instead of the URL.
+- ``IGCORE_WEB_REDIS_REPLICAS``: how many replicas must have a counter write before it counts as applied
+  (``WAIT``; default 1 on a cluster, so that a failover loses no favourite, 0 on one server).
 - ``IGCORE_WEB_GRAPH_PATH``: the follow-graph file every worker maps.
 - ``IGCORE_WEB_SECRET_KEY``: Django's secret key (required).
 - ``IGCORE_WEB_FANOUT_LIMIT``: authors with more followers than this are not fanned out on write; their
@@ -109,6 +112,10 @@ LOGGING = {
 }
 
 IGCORE_REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
+IGCORE_REDIS_CLUSTER = _env("REDIS_CLUSTER", "") or None
+if IGCORE_REDIS_CLUSTER is not None and not IGCORE_REDIS_CLUSTER.rpartition(":")[2].isdigit():
+    raise ImproperlyConfigured(f"IGCORE_WEB_REDIS_CLUSTER: host:port, not {IGCORE_REDIS_CLUSTER!r}")
+IGCORE_REDIS_REPLICAS = int(_env("REDIS_REPLICAS", "1" if IGCORE_REDIS_CLUSTER else "0"))
 IGCORE_GRAPH_PATH = _env("GRAPH_PATH", "follows.igfg")
 IGCORE_FANOUT_LIMIT = int(_env("FANOUT_LIMIT", "1000"))
 IGCORE_HOME_FEEDS = _env("HOME_FEEDS", "igcore")

@@ -20,12 +20,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import redis
-import redis.asyncio
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import keys
+from . import clients, keys
 from .counts import Counts
 from .feeds import Feeds
 from .follows import Follows
@@ -46,10 +44,10 @@ def current() -> Worker:
 
 class Worker:
     def __init__(self) -> None:
-        url = settings.IGCORE_REDIS_URL
         self.name = f"{os.uname().nodename}:{os.getpid()}"
-        self.redis = redis.asyncio.Redis.from_url(url, socket_timeout=5, health_check_interval=30)
-        self.sync_redis = redis.Redis.from_url(url, socket_timeout=5)
+        self.cluster = clients.cluster_address() is not None
+        self.redis = clients.async_client()
+        self.sync_redis = clients.sync_client()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="igcore-web")
         self.fanout_limit: int = settings.IGCORE_FANOUT_LIMIT
         self.rate_limit: tuple[int, int] | None = settings.IGCORE_RATE_LIMIT
@@ -66,7 +64,7 @@ class Worker:
         self.follows = await self.offload(Follows, settings.IGCORE_GRAPH_PATH)
         await self.catch_up()
         self.feeds = SortedSetFeeds(self) if settings.IGCORE_HOME_FEEDS == "sorted-set" else Feeds(self)
-        self.counts = Counts(self.sync_redis, self.redis, self.name)
+        self.counts = Counts(self.sync_redis, self.redis, self.name, replicas=settings.IGCORE_REDIS_REPLICAS)
         self._tasks = [
             asyncio.create_task(self._every(settings.IGCORE_FLUSH_SECONDS, self.flush)),
             asyncio.create_task(self._every(1.0, self.catch_up)),
@@ -131,14 +129,14 @@ class Worker:
                 )
             if not events:
                 return
-            await self.follows.apply(events, self.offload)  # type: ignore[arg-type]
+            await self.follows.apply(events, self.offload)
             if len(events) < 10_000:
                 return
             events = None
 
     async def publish_event(self, fields: dict[str, str]) -> None:
         """Appends a follow event to the stream and applies it here at once."""
-        await self.redis.xadd(keys.GRAPH_EVENTS, fields)  # type: ignore[arg-type]
+        await self.redis.xadd(keys.GRAPH_EVENTS, fields)
         await self.catch_up()
 
     async def _every(self, seconds: float, job: Callable[[], Any]) -> None:
