@@ -8,6 +8,8 @@ import platform
 import subprocess
 import sys
 
+import pytest
+
 import igcore
 
 
@@ -40,6 +42,44 @@ def test_bench_runs_every_case_checks_answers_and_writes_json(tmp_path):
         for result in case["results"]:
             assert result["error"] is None, (case["name"], result)
             assert result["best_s"] > 0
+
+
+def test_bench_compares_each_runner_with_an_earlier_run(tmp_path):
+    baseline = tmp_path / "baseline.json"
+    done = igcore_command("bench", "--scale", "0.0005", "-k", "codec.encode_ids", "--json", str(baseline))
+    assert done.returncode == 0, done.stderr
+    taken = json.loads(baseline.read_text())
+    case = taken["cases"][0]
+    faster, slower, gone, *_ = case["results"]
+    faster["best_s"] *= 100  # then 100 times slower than now: now is faster
+    slower["best_s"] /= 100
+    case["results"].remove(gone)  # a runner the earlier run lacked
+    case["results"].append({**slower, "runner": "a peer no longer installed"})
+    baseline.write_text(json.dumps(taken))
+    done = igcore_command("bench", "--scale", "0.0005", "-k", case["name"], "--compare", str(baseline))
+    assert done.returncode == 0, done.stderr
+    table = done.stdout[done.stdout.index("compared with the run of") :]
+    rows = {line.split("  ")[2].strip(): line for line in table.splitlines()[2:]}
+    assert rows[faster["runner"]].endswith("faster") and rows[slower["runner"]].endswith("slower")
+    assert rows[gone["runner"]].endswith("new")
+    assert rows["a peer no longer installed"].endswith("not run now")
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "No such file"),
+        ("{not json", "not the JSON of igcore bench --json"),
+        ('{"meta": {"scale": 0.5}, "cases": []}', "taken at scale 0.5, this run at 0.0005"),
+    ],
+)
+def test_bench_refuses_a_baseline_it_cannot_compare_with(tmp_path, content, said):
+    baseline = tmp_path / "baseline.json"
+    if content is not None:
+        baseline.write_text(content)
+    done = igcore_command("bench", "--scale", "0.0005", "--compare", str(baseline))
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert "[1/" not in done.stderr  # refused before anything ran
 
 
 def test_bench_refuses_an_unknown_case():

@@ -66,7 +66,9 @@ WEB_CASE = "web.loadtest"
 WEB_TITLE = "the web service under wrk, per backend"
 
 
-def bench(scale: float, json_path: str | None, only: str | None) -> int:
+def bench(
+    scale: float, json_path: str | None, only: str | None, baseline: dict[str, Any] | None = None
+) -> int:
     from . import bench as registry
 
     tables = sys.stderr if json_path == "-" else sys.stdout  # with the JSON on stdout, stdout is only JSON
@@ -117,6 +119,8 @@ def bench(scale: float, json_path: str | None, only: str | None) -> int:
                 ],
             }
         )
+    if baseline is not None:
+        print(registry.format_comparison(baseline, report), file=tables, flush=True)
     if web:
         print(f"[{total}/{total}] {WEB_CASE}: igcore loadtest", file=sys.stderr, flush=True)
         case_report = _bench_loadtest(quick=scale < registry.FULL, tables=tables)
@@ -318,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_parser.add_argument(
         "-k", dest="only", metavar="TEXT", help="only the cases whose name contains TEXT"
     )
+    bench_parser.add_argument(
+        "--compare",
+        metavar="FILE",
+        help="then each runner's best time beside that of an earlier --json run (e.g. bench/baseline.json)",
+    )
     commands.add_parser(
         "serve",
         help="the web service (Mastodon's client API); --demo on a seeded network (igcore serve --help)",
@@ -338,7 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     scale = args.scale if args.scale is not None else (QUICK if args.quick else FULL)
     if not 0 < scale <= 10:
         parser.error("--scale must be in (0, 10]")
-    return bench(scale, args.json, args.only)
+    baseline = None
+    if args.compare is not None:
+        from .bench import read_baseline
+
+        try:
+            baseline = read_baseline(args.compare, scale)
+        except ValueError as exc:
+            parser.error(str(exc))
+    return bench(scale, args.json, args.only, baseline)
 
 
 if __name__ == "__main__":

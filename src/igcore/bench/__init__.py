@@ -8,6 +8,7 @@ before it is timed, so a table never shows the speed of a wrong answer.
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -186,5 +187,64 @@ def format_table(case: Case, scale: float, timings: list[Timing]) -> str:
     lines = [f"{case.name}: {case.title(scale)}"]
     for r in [header, *rows]:
         cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        lines.append("  " + "  ".join(cells))
+        lines.append("  " + "  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+# -- against an earlier run -----------------------------------------------------------------------------
+
+SLOWER, FASTER = 1.25, 0.8  # changes of best time beyond these are marked: this machine is noisy
+
+
+def read_baseline(path: str, scale: float) -> dict[str, Any]:
+    """The JSON of an earlier ``igcore bench --json`` run, taken at `scale`; ValueError says what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as source:
+            baseline = json.load(source)
+        taken = float(baseline["meta"]["scale"])
+        cases = baseline["cases"]
+        if not isinstance(cases, list):
+            raise TypeError("cases is not a list")
+    except OSError as exc:
+        raise ValueError(f"--compare {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"--compare {path}: not the JSON of igcore bench --json ({exc})") from None
+    if taken != scale:
+        raise ValueError(f"--compare {path}: taken at scale {taken:g}, this run at {scale:g} (pass --scale)")
+    return dict(baseline)
+
+
+def format_comparison(baseline: dict[str, Any], cases: list[dict[str, Any]]) -> str:
+    """Each runner's best time now beside its time in `baseline` (now / then: above 1 is slower), the
+    changes beyond SLOWER and FASTER marked; cases and runners only one of the runs has are listed."""
+    then = {
+        (case["name"], result["runner"]): result["best_s"]
+        for case in baseline["cases"]
+        for result in case.get("results", [])
+    }
+    meta = baseline.get("meta", {})
+    lines = [
+        f"compared with the run of {meta.get('when', '?')} (igcore {meta.get('igcore', '?')}, "
+        f"Python {meta.get('python', '?')}): now / then, best times"
+    ]
+    rows, seen = [], set()
+    for case in cases:
+        for result in case.get("results", []):
+            key = (case["name"], result["runner"])
+            seen.add(key)
+            if key not in then:
+                rows.append([*key, "-", format_time(result["best_s"]), "-", "new"])
+                continue
+            change = result["best_s"] / then[key]
+            mark = "slower" if change > SLOWER else "faster" if change < FASTER else ""
+            rows.append([*key, format_time(then[key]), format_time(result["best_s"]), f"{change:.2f}x", mark])
+    ran = {name for name, _ in seen}
+    for key in then:
+        if key not in seen and key[0] in ran:
+            rows.append([*key, format_time(then[key]), "-", "-", "not run now"])
+    header = ["case", "runner", "then", "now", "change", ""]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        cells = [c.ljust(w) if i in (0, 1, 5) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  " + "  ".join(cells).rstrip())
     return "\n".join(lines)

@@ -5,6 +5,7 @@ scipy.sparse with an id map (each in the way its users write it)."""
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections import Counter
@@ -341,6 +342,48 @@ for _who, _label in (("heavy", "a user who follows about 1,000 accounts"), ("med
     )
 
 
+@lru_cache(maxsize=1)
+def _scipy_degrees(scale: float) -> np.ndarray:
+    """Follows plus followers of each user, by index (Adamic-Adar's degree)."""
+    _, matrix = scipy_graph(scale)
+    return np.diff(matrix.indptr) + np.bincount(matrix.indices, minlength=matrix.shape[0])
+
+
+def _scipy_adamic_adar(i, limit=20):
+    """Adamic-Adar as one weighted sparse row times the matrix: the row holds 1 / ln(deg f) for each f
+    the user follows (each candidate's terms are summed in ascending f, as the reference sums them)."""
+    import scipy.sparse
+
+    ids, matrix = scipy_graph(i["scale"])
+    user = _index(ids, i["user"])
+    followed = matrix.indices[matrix.indptr[user] : matrix.indptr[user + 1]]
+    followed = followed[np.diff(matrix.indptr)[followed] > 0]  # f who follow no one add nothing
+    weights = 1.0 / np.log(_scipy_degrees(i["scale"])[followed].astype(np.float64))
+    row = scipy.sparse.csr_matrix((weights, followed, [0, len(followed)]), shape=(1, matrix.shape[1]))
+    reached = row @ matrix
+    candidates, scores = reached.indices, reached.data
+    everyone_followed = matrix.indices[matrix.indptr[user] : matrix.indptr[user + 1]]
+    drop = np.isin(candidates, everyone_followed) | (candidates == user)
+    return _top(ids, candidates[~drop], scores[~drop], limit)
+
+
+def _networkx_adamic_adar(i, limit=20):
+    """Adamic-Adar over a DiGraph by hand (networkx's adamic_adar_index takes undirected graphs only):
+    ``degree`` is follows plus followers, as the case's."""
+    graph = networkx_graph(i["scale"])
+    user = i["user"]
+    followed = set(graph.successors(user))
+    scores: dict[int, float] = {}
+    for f in sorted(followed):
+        if graph.out_degree(f):
+            weight = 1.0 / math.log(graph.degree(f))
+            for candidate in graph.successors(f):
+                if candidate != user and candidate not in followed:
+                    scores[candidate] = scores.get(candidate, 0.0) + weight
+    best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return [c for c, _ in best], [s for _, s in best]
+
+
 register(
     Case(
         name="graph.suggest/adamic_adar",
@@ -348,18 +391,70 @@ register(
         title=lambda scale: "suggest(u, method='adamic_adar') for a user who follows about 1,000 accounts",
         make_inputs=lambda scale: _suggest_inputs(scale, "heavy"),
         run=lambda i: graph_here(i["scale"]).suggest(i["user"], method="adamic_adar"),
+        peers={"scipy.sparse weighted row @ A": _scipy_adamic_adar, "networkx": _networkx_adamic_adar},
+        slow_peers=("networkx",),
         same=_same_suggestions,
+        same_as_peer=_same_suggestions,
     )
 )
+
+WALKS, WALK_LENGTH, RESTART = 1_000, 20, 0.3
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def _splitmix64(seed: int, count: int) -> np.ndarray:
+    """The first `count` outputs of splitmix64 from `seed`, all at once: its k-th output depends on
+    seed + k * golden only, so numpy computes the stream without a loop (uint64 arithmetic wraps)."""
+    z = np.uint64(seed) + np.arange(1, count + 1, dtype=np.uint64) * np.uint64(_GOLDEN)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    return z ^ (z >> np.uint64(31))
+
+
+def _below(draws: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The high 64 bits of draws * n (n < 2**32), from 32-bit halves: numpy has no 128-bit product."""
+    n = n.astype(np.uint64)
+    high, low = draws >> np.uint64(32), draws & np.uint64(0xFFFFFFFF)
+    return ((high * n + ((low * n) >> np.uint64(32))) >> np.uint64(32)).astype(np.int64)
+
+
+def _numpy_walks(i, limit=20, seed=0):
+    """The same walks as igcore's, all 1,000 at once, one numpy step at a time over the CSR arrays:
+    each walk's step takes draws 2k+1 and 2k+2 of the one splitmix64 stream, as the reference does."""
+    ids, matrix = scipy_graph(i["scale"])
+    indptr, indices = matrix.indptr, matrix.indices
+    user = _index(ids, i["user"])
+    followed = indices[indptr[user] : indptr[user + 1]]
+    draws = _splitmix64(seed, 2 * WALKS * WALK_LENGTH).reshape(WALKS, WALK_LENGTH, 2)
+    current = np.full(WALKS, user, dtype=np.int64)
+    visited = []
+    for step in range(WALK_LENGTH):
+        current[indptr[current + 1] == indptr[current]] = user  # a dead end goes back first
+        current = indices[indptr[current] + _below(draws[:, step, 0], indptr[current + 1] - indptr[current])]
+        visited.append(current.copy())
+        restart = (draws[:, step, 1] >> np.uint64(11)).astype(np.float64) * 2.0**-53 < RESTART
+        current[restart] = user
+    reached = np.concatenate(visited)
+    reached = reached[~np.isin(reached, followed) & (reached != user)]
+    candidates, visits = np.unique(reached, return_counts=True)
+    return _top(ids, candidates, visits.astype(np.float64), limit)
+
 
 register(
     Case(
         name="graph.random_walk_suggest",
         hot_path="graph",
-        title=lambda scale: "random_walk_suggest(u): 1,000 walks of 20 steps, restart 0.3, median user",
+        title=lambda scale: (
+            f"random_walk_suggest(u): {WALKS:,} walks of {WALK_LENGTH} steps, restart {RESTART}, median user "
+            "(peer: the same walks in numpy)"
+        ),
         make_inputs=lambda scale: _suggest_inputs(scale, "median"),
-        run=lambda i: graph_here(i["scale"]).random_walk_suggest(i["user"], walks=1_000, walk_length=20),
+        run=lambda i: graph_here(i["scale"]).random_walk_suggest(
+            i["user"], walks=WALKS, walk_length=WALK_LENGTH, restart_prob=RESTART
+        ),
+        peers={"numpy walks": _numpy_walks},
         same=_same_suggestions,
+        same_as_peer=_same_suggestions,
     )
 )
 

@@ -2,12 +2,15 @@
 fan-out on write, Timeline.insert, and a timeline's binary form.
 
 Peers: ``heapq.merge`` over Python tuples (with the conversion from numpy a caller pays, or over
-ready-made tuples), ``heapq.nlargest``, numpy (concatenate + lexsort + unique), a sorted-list cache
-(``sortedcontainers.SortedList``), and pickle, zlib and msgpack for the binary form.
+ready-made tuples), ``heapq.nlargest``, numpy (concatenate + lexsort + unique; and "numpy partition",
+which sorts only the entries at or above a partitioned score threshold), a dict of lists kept sorted
+with ``bisect`` (fan-out), a sorted-list cache (``sortedcontainers.SortedList``), and pickle, zlib and
+msgpack for the binary form.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import pickle
 import zlib
@@ -105,6 +108,30 @@ def numpy_page(sources, skip: int, limit: int):
     return scores[taken], posts[taken], authors[taken]
 
 
+def numpy_partition_page(sources, skip: int, limit: int):
+    """The exact page as a numpy user who knows it would get it: only the entries at or above the k-th
+    greatest score are sorted (all of them, ties included, so the answer stays exact), k doubled until
+    they hold `skip + limit` distinct posts."""
+    scores = np.concatenate([s for s, _, _ in sources])
+    posts = np.concatenate([p for _, p, _ in sources])
+    authors = np.concatenate([a for _, _, a in sources])
+    wanted = skip + limit
+    k = min(len(scores), wanted + wanted // 4 + 16)  # slack for the posts seen more than once
+    while True:
+        if k < len(scores):
+            threshold = -np.partition(-scores, k - 1)[k - 1]
+            candidates = np.flatnonzero(scores >= threshold)  # in source order: ties as numpy_page
+        else:
+            candidates = np.arange(len(scores))
+        order = candidates[np.lexsort((-posts[candidates], -scores[candidates]))]
+        _, first = np.unique(posts[order], return_index=True)
+        taken = order[np.sort(first)]
+        if len(taken) >= wanted or k >= len(scores):
+            taken = taken[skip:wanted]
+            return scores[taken], posts[taken], authors[taken]
+        k = min(len(scores), 2 * k)
+
+
 def _same_page(result, expected) -> bool:
     return all(np.array_equal(a, b) for a, b in zip(result, expected)) and result[3] == expected[3]
 
@@ -160,6 +187,7 @@ for _followees, _entries in ((500, 200), (2_000, 20)):
                     "heapq.merge": lambda i: heapq_page(_as_tuples(i["sources"]), i["skip"], LIMIT),
                     "heapq.nlargest": lambda i: nlargest_page(_as_tuples(i["sources"]), i["skip"], LIMIT),
                     "numpy": lambda i: numpy_page(i["sources"], i["skip"], LIMIT),
+                    "numpy partition": lambda i: numpy_partition_page(i["sources"], i["skip"], LIMIT),
                 },
                 same=lambda r, e: (
                     _same_entries((r.scores, r.post_ids, r.author_ids), e) and r.next_cursor == e.next_cursor
@@ -244,17 +272,42 @@ def _fanout_one_post(inputs: dict):
     return timeline.fanout(store, ms, int(snowflake(np.int64(ms), np.int64(n))), 7, inputs["followers"])
 
 
+def _lists_fanout(inputs: dict) -> int:
+    """The peer: a dict of Python lists, one per follower, each kept newest first with bisect and cut
+    to FANOUT_MAX_LEN; one entry tuple shared by every list. Built on the first call, as igcore's store."""
+    if "lists" not in inputs:
+        first = (-EPOCH_MS, 0, 1)
+        inputs["lists"] = {follower: [first] for follower in inputs["followers"].tolist()}
+        inputs["lists_next_post"] = count(1)
+    n = next(inputs["lists_next_post"])
+    ms = EPOCH_MS + 1_000 * n
+    entry = (-ms, -int(snowflake(np.int64(ms), np.int64(n))), 7)  # ascending keys = newest first
+    stood = 0
+    lists = inputs["lists"]
+    for follower in inputs["followers"].tolist():
+        timeline_ = lists.get(follower)
+        if timeline_ is not None:
+            bisect.insort(timeline_, entry)
+            if len(timeline_) > FANOUT_MAX_LEN:
+                timeline_.pop()
+            stood += 1
+    return stood
+
+
 register(
     Case(
         name="timeline.fanout/1M-followers",
         hot_path="timeline",
         title=lambda scale: (
             f"fanout: one new post into the timelines of {max(1, int(1_000_000 * scale)):,} followers "
-            f"(each holding up to {FANOUT_MAX_LEN} entries)"
+            f"(each holding up to {FANOUT_MAX_LEN} entries; peer: a dict of lists kept sorted with bisect)"
         ),
         make_inputs=_fanout_inputs,
         run=_fanout_one_post,
+        peers={"dict of bisect lists": _lists_fanout},
+        slow_peers=("dict of bisect lists",),
         same=lambda r, e: r == e,
+        same_as_peer=lambda r, e: r == e,
     )
 )
 
