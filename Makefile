@@ -27,7 +27,7 @@ wheel-test:     ## `make wheel`, then the sdist's whole suite against the wheel 
 	PYTHON=$(PYTHON) EXTRAS=test,bench,web,pipelines bash .ci/wheel --test-command "python -m pytest"
 
 matrix:         ## a wheel for every supported Python (setup.cfg's classifiers), each tested on the hot paths
-	for version in $$(grep -oE 'Python :: 3\.[0-9]+$$' setup.cfg | grep -oE '3\.[0-9]+$$' | sort -V); do \
+	for version in $$(bash .ci/versions); do \
 	  PYTHON=$$(bash .ci/python $$version) bash .ci/wheel --hot-paths || exit 1; \
 	done
 

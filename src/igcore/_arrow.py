@@ -38,7 +38,7 @@ def int64_column(data: Any, name: str, where: str = "the table") -> NDArray[np.i
     if column.null_count:
         raise ValueError(f"{where}: column {name!r} has {column.null_count} nulls")
     if not pa.types.is_integer(column.type):
-        raise ValueError(f"{where}: column {name!r} is {column.type}, not an integer or string column")
+        raise ValueError(f"{where}: column {name!r} is {column.type}, not a column of integers")
     if column.type != pa.int64():
         column = column.cast(pa.int64())  # uint64 beyond int64 raises here
     chunk = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
