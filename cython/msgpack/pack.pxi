@@ -465,8 +465,26 @@ cdef class _Writer:
         return self.open_frame(P_ITER, iter(obj), n)  # a subclass may define its own __iter__
 
 
+cdef bytes pack_lone_bytes(bytes obj, bint use_bin_type):
+    """A bytes object packed alone (a blob) is copied once, straight into the answer, instead of into the
+    scratch buffer and then out of it (as in the Rust backend)."""
+    cdef Output header
+    header.data, header.len, header.cap = NULL, 0, 0
+    cdef bytes packed
+    try:
+        write_bin_header(&header, PyBytes_GET_SIZE(obj), use_bin_type)
+        packed = PyBytes_FromStringAndSize(NULL, header.len + PyBytes_GET_SIZE(obj))
+        memcpy(PyBytes_AS_STRING(packed), header.data, header.len)
+        memcpy(PyBytes_AS_STRING(packed) + header.len, PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj))
+        return packed
+    finally:
+        free(header.data)
+
+
 def packb(obj, options):
     """See igcore._reference.msgpack.packb."""
+    if PyBytes_CheckExact(obj) and PyBytes_GET_SIZE(obj) <= ITEM_LIMIT:
+        return pack_lone_bytes(obj, options.use_bin_type)
     cdef _Writer writer = take_writer(options)
     try:
         writer.pack(obj, 0)

@@ -20,6 +20,9 @@ pub(crate) fn packb<'py>(
     options: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let config = super::pack_config(options)?;
+    if let Some(packed) = pack_lone_bytes(py, obj, &config) {
+        return packed;
+    }
     // One buffer per thread, kept between calls so that it is grown once, not on every call; a
     // `default` that calls packb itself finds it in use and gets a fresh one.
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
@@ -39,6 +42,35 @@ pub(crate) fn packb<'py>(
             Ok(PyBytes::new(py, out.as_slice()))
         }
     })
+}
+
+/// A bytes object packed alone (a blob: an image, a pickled value) is copied once, straight into the
+/// answer, instead of into the scratch buffer and then out of it. None for anything else.
+fn pack_lone_bytes<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    config: &PackConfig,
+) -> Option<PyResult<Bound<'py, PyBytes>>> {
+    let payload = obj.cast_exact::<PyBytes>().ok()?.as_bytes();
+    if payload.len() > ITEM_LIMIT {
+        return None; // the general path says why it is refused
+    }
+    let mut header = Output::new();
+    wire::write_bin_header(&mut header, payload.len(), config.use_bin_type);
+    let header = header.as_slice();
+    let total = header.len() + payload.len(); // at most ITEM_LIMIT + 5: no overflow
+    // SAFETY: PyBytes_FromStringAndSize(NULL, n) returns a new bytes object of n writable bytes (or
+    // NULL with an error set); the two copies fill exactly those n bytes before anyone else sees it.
+    unsafe {
+        let made = ffi::PyBytes_FromStringAndSize(std::ptr::null(), total as ffi::Py_ssize_t);
+        if made.is_null() {
+            return Some(Err(PyErr::fetch(py)));
+        }
+        let at = ffi::PyBytes_AS_STRING(made).cast::<u8>().cast_mut();
+        std::ptr::copy_nonoverlapping(header.as_ptr(), at, header.len());
+        std::ptr::copy_nonoverlapping(payload.as_ptr(), at.add(header.len()), payload.len());
+        Some(Ok(Bound::from_owned_ptr(py, made).cast_into_unchecked()))
+    }
 }
 
 thread_local! {
