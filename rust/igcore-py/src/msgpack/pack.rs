@@ -58,7 +58,8 @@ fn pack_lone_bytes<'py>(
     let mut header = Output::new();
     wire::write_bin_header(&mut header, payload.len(), config.use_bin_type);
     let header = header.as_slice();
-    let total = header.len() + payload.len(); // at most ITEM_LIMIT + 5: no overflow
+    // At most ITEM_LIMIT + 5: no overflow.
+    let total = header.len() + payload.len();
     // SAFETY: PyBytes_FromStringAndSize(NULL, n) returns a new bytes object of n writable bytes (or
     // NULL with an error set); the two copies fill exactly those n bytes before anyone else sees it.
     unsafe {
