@@ -122,17 +122,17 @@ impl PyTimeline {
     }
 }
 
-/// Borrowed entry columns of either score kind.
+/// Entry columns of either score kind, as given (see `Columns::run` for how they are read).
 enum Columns<'py> {
     Ints(
-        PyReadonlyArray1<'py, i64>,
-        PyReadonlyArray1<'py, i64>,
-        PyReadonlyArray1<'py, i64>,
+        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArray1<i64>>,
     ),
     Floats(
-        PyReadonlyArray1<'py, f64>,
-        PyReadonlyArray1<'py, i64>,
-        PyReadonlyArray1<'py, i64>,
+        Bound<'py, PyArray1<f64>>,
+        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArray1<i64>>,
     ),
 }
 
@@ -144,29 +144,18 @@ impl<'py> Columns<'py> {
         if tuple.len() != 3 {
             return None;
         }
-        let ids = |i: usize| -> Option<PyReadonlyArray1<'py, i64>> {
-            tuple
-                .get_item(i)
-                .ok()?
-                .cast_into::<PyArray1<i64>>()
-                .ok()?
-                .try_readonly()
-                .ok()
+        let ids = |i: usize| -> Option<Bound<'py, PyArray1<i64>>> {
+            tuple.get_item(i).ok()?.cast_into::<PyArray1<i64>>().ok()
         };
         let (post_ids, author_ids) = (ids(1)?, ids(2)?);
         let scores = tuple.get_item(0).ok()?;
-        let columns = if let Ok(floats) = scores.cast::<PyArray1<f64>>() {
-            Columns::Floats(floats.try_readonly().ok()?, post_ids, author_ids)
-        } else {
-            Columns::Ints(
-                scores
-                    .cast_into::<PyArray1<i64>>()
-                    .ok()?
-                    .try_readonly()
-                    .ok()?,
+        let columns = match scores.cast_into::<PyArray1<f64>>() {
+            Ok(floats) => Columns::Floats(floats, post_ids, author_ids),
+            Err(error) => Columns::Ints(
+                error.into_inner().cast_into::<PyArray1<i64>>().ok()?,
                 post_ids,
                 author_ids,
-            )
+            ),
         };
         let run = columns.run()?;
         let lengths_agree = match run {
@@ -190,20 +179,30 @@ impl<'py> Columns<'py> {
         matches!(self, Columns::Floats(..))
     }
 
-    /// The columns as a run; None when an array is not contiguous.
+    /// The columns as a run; None when an array is not contiguous and aligned.
+    ///
+    /// The arrays are read in place, without numpy's borrow registry: a merge of 2,000 followees' columns
+    /// took 0.6 ms to register and release 6,000 borrows, against 0.1 ms for the merge. The registry
+    /// guards only against a mutable borrow by Rust code, and igcore takes none of an array it is given.
     fn run(&self) -> Option<Run<'_>> {
-        Some(match self {
-            Columns::Ints(s, p, a) => Run::columns(
-                Scores::Int(s.as_slice().ok()?),
-                p.as_slice().ok()?,
-                a.as_slice().ok()?,
-            ),
-            Columns::Floats(s, p, a) => Run::columns(
-                Scores::Float(s.as_slice().ok()?),
-                p.as_slice().ok()?,
-                a.as_slice().ok()?,
-            ),
-        })
+        // SAFETY: the slices live while `self` holds the arrays; as_slice checks the layout. Nothing
+        // writes to them while they are read: igcore never writes to an array it is given, Python code
+        // cannot run while the GIL is held, and long work that releases it reads the arrays as numpy's
+        // own functions do then (the caller does not change them until the call returns; README).
+        unsafe {
+            Some(match self {
+                Columns::Ints(s, p, a) => Run::columns(
+                    Scores::Int(s.as_slice().ok()?),
+                    p.as_slice().ok()?,
+                    a.as_slice().ok()?,
+                ),
+                Columns::Floats(s, p, a) => Run::columns(
+                    Scores::Float(s.as_slice().ok()?),
+                    p.as_slice().ok()?,
+                    a.as_slice().ok()?,
+                ),
+            })
+        }
     }
 }
 
