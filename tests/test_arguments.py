@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from igcore.counters import CounterTable, WindowedCounter
+from igcore import codec
+from igcore.counters import CounterTable, WindowedCounter, aggregate
 from igcore.graph import FollowGraph
 from igcore.timeline import Timeline, TimelineStore, merge_page
 
-HOT_PATH = ("timeline", "graph", "counters")
+HOT_PATH = ("timeline", "graph", "counters", "codec")
 
 
 def limits():
@@ -51,3 +52,32 @@ def test_a_limit_beyond_int64_is_an_overflow_error_everywhere(backend, where):
 def test_numpy_integers_are_ints(backend, where):
     limits()[where](np.int64(5))
     limits()[where](np.uint8(5))
+
+
+def at_an_odd_offset(values: list[int] | list[float], dtype: type = np.int64) -> np.ndarray:
+    """A C-contiguous native array whose elements are not aligned (a view one byte into a buffer)."""
+    buffer = bytearray(8 * len(values) + 1)
+    array = np.frombuffer(buffer, dtype=dtype, count=len(values), offset=1)
+    array[:] = values
+    assert not array.flags.aligned and array.flags.c_contiguous
+    return array
+
+
+def test_arrays_whose_elements_are_not_aligned_are_read_as_any_other(backend):
+    scores, posts, authors = (
+        at_an_odd_offset([30, 20, 10]),
+        at_an_odd_offset([3, 2, 1]),
+        at_an_odd_offset([7, 8, 7]),
+    )
+    page = merge_page([(scores, posts, authors)], limit=5)
+    assert page.post_ids.tolist() == [3, 2, 1] and page.author_ids.tolist() == [7, 8, 7]
+    float_page = merge_page([(at_an_odd_offset([2.5, 1.5], np.float64), posts[:2], authors[:2])], limit=5)
+    assert float_page.scores.tolist() == [2.5, 1.5]
+    timeline = Timeline()
+    timeline.insert_many(scores, posts, authors)
+    assert len(timeline) == 3
+    assert codec.decode_ids(codec.encode_ids(posts)).tolist() == [3, 2, 1]
+    totals = aggregate(authors)
+    assert dict(zip(totals.keys.tolist(), totals.sums.tolist())) == {7: 2, 8: 1}
+    graph = FollowGraph.from_edges(at_an_odd_offset([1, 1, 2]), at_an_odd_offset([2, 3, 3]))
+    assert graph.following(1).tolist() == [2, 3]

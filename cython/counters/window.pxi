@@ -23,14 +23,26 @@ cdef void bucket_clear(Bucket* b) noexcept nogil:
     b.capacity = 0
 
 
-cdef int bucket_reset(Bucket* b, int64_t number) noexcept nogil:
+cdef int bucket_reset(Bucket* b, int64_t number, size_t expected) noexcept nogil:
+    """An empty bucket sized for about `expected` keys (as in the Rust backend: a steady stream's bucket
+    holds about as many keys as the one before it)."""
     bucket_clear(b)
-    if id_index_init(&b.index, 0) < 0:
+    if id_index_init(&b.index, expected) < 0:
         id_index_free(&b.index)
         return -1
+    if expected:
+        b.counts = <int64_t*>malloc(expected * sizeof(int64_t))
+        if b.counts == NULL:
+            id_index_free(&b.index)
+            return -1
+        b.capacity = expected
     b.used = True
     b.number = number
     return 0
+
+
+cdef inline void prefetch_slot(const IdIndex* ix, int64_t id) noexcept nogil:
+    prefetch(&ix.slots[id_hash(id) >> ix.shift])
 
 
 cdef inline int64_t bucket_count(const Bucket* b, int64_t key) noexcept nogil:
@@ -83,16 +95,21 @@ cdef class WindowedCounter:
             if self.slots[i].used and not self._in_ring(self.slots[i].number):
                 bucket_clear(&self.slots[i])
 
-    cdef int _count_in(self, int64_t bucket, int64_t key, int64_t delta, bint* wrapped) noexcept nogil:
-        """Adds `delta` (wrapping) to `key`'s count in `bucket` (in the ring): OK or NO_MEMORY."""
+    cdef int _count_in(self, int64_t bucket, int64_t key, int64_t delta, bint* wrapped,
+                       Py_ssize_t events_left) noexcept nogil:
+        """Adds `delta` (wrapping) to `key`'s count in `bucket` (in the ring): OK or NO_MEMORY. A bucket
+        made for it is sized for the ring's largest, or for the `events_left` in the call if fewer."""
         cdef Bucket* b = &self.slots[ring_slot(bucket, self.buckets)]
         cdef bint inserted = False
         cdef Py_ssize_t at
         cdef int64_t* grown
-        cdef size_t capacity
+        cdef size_t capacity, i, largest = 0
         if not b.used or b.number != bucket:
             # A slot holding another bucket number holds one that has left the ring.
-            if bucket_reset(b, bucket) < 0:
+            for i in range(self.buckets):
+                if self.slots[i].used and self.slots[i].index.length > largest:
+                    largest = self.slots[i].index.length
+            if bucket_reset(b, bucket, min(largest, <size_t>events_left)) < 0:
                 return NO_MEMORY
         at = id_index_insert(&b.index, key, &inserted)
         if at < 0:
@@ -128,6 +145,7 @@ cdef class WindowedCounter:
         """Counts the events whose bucket is in the ring; `done` events were counted on NO_MEMORY."""
         cdef Py_ssize_t i
         cdef int64_t bucket
+        cdef const Bucket* current
         cdef int64_t span[3]
         span[0] = 1
         span[1] = 0
@@ -137,9 +155,13 @@ cdef class WindowedCounter:
                 dropped[1] += 1
             elif not self._in_ring(bucket):
                 dropped[0] += 1
-            elif self._count_in(bucket, keys[i], deltas[i] if deltas != NULL else 1, wrapped) != OK:
-                done[0] = i
-                return NO_MEMORY
+            else:
+                current = &self.slots[ring_slot(bucket, self.buckets)]
+                if current.used and i + PREFETCH_AHEAD < n:
+                    prefetch_slot(&current.index, keys[i + PREFETCH_AHEAD])
+                if self._count_in(bucket, keys[i], deltas[i] if deltas != NULL else 1, wrapped, n - i) != OK:
+                    done[0] = i
+                    return NO_MEMORY
         done[0] = n
         return OK
 

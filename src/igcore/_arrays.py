@@ -81,10 +81,16 @@ def int64_array(values: object, name: str) -> NDArray[np.int64]:
     if array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers (int64), got dtype {array.dtype}")
     if array.dtype == np.int64 and array.dtype.isnative:
-        return np.ascontiguousarray(array)
+        return _aligned(np.ascontiguousarray(array))
     if array.dtype.kind == "u" and array.size and int(array.max()) > INT64_MAX:
         raise OverflowError(_messages.ARRAY_VALUE_OUTSIDE_INT64.format(name=name, value=int(array.max())))
     return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _aligned(array: NDArray[Any]) -> NDArray[Any]:
+    """`array`, or an aligned copy of it: the kernels read elements in place, which needs them aligned
+    (an array over a buffer at an odd offset is not)."""
+    return array if array.flags.aligned else array.copy()
 
 
 def _object_ints(array: NDArray[Any], name: str) -> NDArray[np.int64]:
@@ -110,7 +116,7 @@ def score_array(values: object, name: str) -> NDArray[np.int64] | NDArray[np.flo
     if isinstance(array, np.ndarray) and array.dtype.kind == "f":
         if array.ndim != 1:
             raise ValueError(_messages.NOT_ONE_D.format(name=name, shape=array.shape))
-        return np.ascontiguousarray(array, dtype=np.float64)
+        return _aligned(np.ascontiguousarray(array, dtype=np.float64))
     return int64_array(values, name)
 
 

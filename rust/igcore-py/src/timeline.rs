@@ -382,7 +382,7 @@ fn accepts_sources(sources: &Bound<'_, PyList>, after: Option<Cursor<'_>>) -> bo
     true
 }
 
-/// Whether `item` is three 1-D C-contiguous native arrays of one length, with int64 or float64 scores
+/// Whether `item` is three 1-D C-contiguous aligned native arrays of one length, with int64 or float64 scores
 /// and int64 ids; if so, whether the scores are floats.
 fn canonical_columns(py: Python<'_>, item: &Bound<'_, PyAny>) -> Option<bool> {
     let tuple = item.cast::<PyTuple>().ok()?;
@@ -392,7 +392,8 @@ fn canonical_columns(py: Python<'_>, item: &Bound<'_, PyAny>) -> Option<bool> {
     let column = |i: usize| -> Option<(usize, Bound<'_, numpy::PyArrayDescr>)> {
         let item = tuple.get_item(i).ok()?;
         let array = item.cast::<PyUntypedArray>().ok()?;
-        (array.ndim() == 1 && array.is_c_contiguous()).then(|| (array.len(), array.dtype()))
+        (array.ndim() == 1 && array.is_c_contiguous() && array.is_aligned())
+            .then(|| (array.len(), array.dtype()))
     };
     let (scores, posts, authors) = (column(0)?, column(1)?, column(2)?);
     let int64 = numpy::dtype::<i64>(py);

@@ -11,6 +11,10 @@ use crate::numbers::floor_div;
 use super::ranking::top_k;
 use super::table::check_lengths;
 
+/// How many keys ahead a table is asked for the slot of a key: a bucket of a busy minute, and the
+/// window's sum of them, outgrow the cache, and a lookup that misses waits for memory unless asked early.
+const PREFETCH_AHEAD: usize = 16;
+
 /// One time bucket: a key's count is `counts[index.get(key)]`.
 struct Bucket {
     number: i64,
@@ -19,12 +23,27 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(number: i64) -> Self {
+    /// An empty bucket sized for about `expected` keys: a bucket of a steady stream holds about as many
+    /// keys as the one before it, and growing a table step by step costs more than sizing it once.
+    fn new(number: i64, expected: usize) -> Self {
         Bucket {
             number,
-            index: IdIndex::default(),
-            counts: Vec::new(),
+            index: IdIndex::with_capacity(expected),
+            counts: Vec::with_capacity(expected),
         }
+    }
+
+    /// Adds `delta` to `key`'s count (wrapping); returns +1 or -1 when it wrapped up or down, else 0.
+    #[inline]
+    fn add(&mut self, key: i64, delta: i64) -> Result<i64> {
+        let (at, inserted) = self.index.insert(key)?;
+        if inserted {
+            self.counts.push(0);
+        }
+        let count = &mut self.counts[at as usize];
+        let (sum, wrapped) = count.overflowing_add(delta);
+        *count = sum;
+        Ok(if wrapped { delta.signum() } else { 0 })
     }
 
     fn count(&self, key: i64) -> i64 {
@@ -128,43 +147,49 @@ impl WindowedCounter {
         check_lengths(keys, deltas)?;
         let head = self.advance(now);
         let delta_at = |i: usize| deltas.map_or(1, |d| d[i]);
-        // Events come mostly in time order: remember the last bucket's time span to skip a division.
-        let mut span = (1_i64, 0_i64, 0_i64); // (first second, last second, bucket number): empty
         let (mut too_old, mut in_future) = (0_u64, 0_u64);
         // Counts wrap; as in `aggregate`, only a count's value after the call must fit, so the net
         // number of wraps of each (bucket, key) is kept aside (wraps are rare).
         let mut wraps: HashMap<(i64, i64), i64> = HashMap::new();
-        for (i, (&key, &t)) in keys.iter().zip(timestamps).enumerate() {
-            let bucket = if span.0 <= t && t <= span.1 {
-                span.2
-            } else {
-                let bucket = self.bucket_of(t);
-                let first = bucket.saturating_mul(self.bucket_seconds);
-                // Near the ends of int64 the span is not representable: fall back to dividing.
-                if bucket.checked_mul(self.bucket_seconds).is_some() {
-                    span = (first, first.saturating_add(self.bucket_seconds - 1), bucket);
-                }
-                bucket
-            };
+        // Events come mostly in time order: they are taken in runs that fall in one bucket, so that
+        // the bucket is found once per run, not once per event.
+        let mut start = 0;
+        while start < keys.len() {
+            let bucket = self.bucket_of(timestamps[start]);
+            let end = start + self.run_in_bucket(bucket, &timestamps[start..]);
             let slot = match self.place(head, bucket) {
                 Placement::TooOld => {
-                    too_old += 1;
+                    too_old += (end - start) as u64;
+                    start = end;
                     continue;
                 }
                 Placement::InFuture => {
-                    in_future += 1;
+                    in_future += (end - start) as u64;
+                    start = end;
                     continue;
                 }
                 Placement::Slot(slot) => slot,
             };
-            match self.count_in(slot, bucket, key, delta_at(i)) {
-                Ok(0) => {}
-                Ok(wrapped) => *wraps.entry((bucket, key)).or_insert(0) += wrapped,
-                Err(error) => {
-                    self.take_back(head, &keys[..i], &timestamps[..i], delta_at);
-                    return Err(error);
+            let current = self.bucket_in(slot, bucket, end - start);
+            let mut failed = None;
+            for i in start..end {
+                if let Some(&ahead) = keys.get(i + PREFETCH_AHEAD) {
+                    current.index.prefetch(ahead);
+                }
+                match current.add(keys[i], delta_at(i)) {
+                    Ok(0) => {}
+                    Ok(wrapped) => *wraps.entry((bucket, keys[i])).or_insert(0) += wrapped,
+                    Err(error) => {
+                        failed = Some((i, error));
+                        break;
+                    }
                 }
             }
+            if let Some((i, error)) = failed {
+                self.take_back(head, &keys[..i], &timestamps[..i], delta_at);
+                return Err(error);
+            }
+            start = end;
         }
         if wraps.values().any(|&w| w != 0) {
             // A count that does not fit after the call: name it by its first event, take all back.
@@ -182,23 +207,30 @@ impl WindowedCounter {
         Ok((too_old, in_future))
     }
 
-    /// Adds `delta` to `key`'s count in `bucket` (wrapping); returns +1 or -1 when it wrapped up or
-    /// down, else 0.
-    #[inline]
-    fn count_in(&mut self, slot: usize, bucket: i64, key: i64, delta: i64) -> Result<i64> {
-        let current = match &mut self.slots[slot] {
-            // A slot holding another bucket number holds one that has left the ring.
-            Some(b) if b.number == bucket => b,
-            other => other.insert(Bucket::new(bucket)),
+    /// How many of `timestamps`, from the first (in `bucket`), fall in `bucket` before one does not.
+    fn run_in_bucket(&self, bucket: i64, timestamps: &[i64]) -> usize {
+        // Near the ends of int64 a bucket's span is not representable: a run of one there.
+        let Some(first) = bucket.checked_mul(self.bucket_seconds) else {
+            return 1;
         };
-        let (at, inserted) = current.index.insert(key)?;
-        if inserted {
-            current.counts.push(0);
+        let last = first.saturating_add(self.bucket_seconds - 1);
+        1 + timestamps[1..]
+            .iter()
+            .take_while(|&&t| first <= t && t <= last)
+            .count()
+    }
+
+    /// The bucket numbered `bucket` in `slot`, made (sized for the events about to come, up to the
+    /// distinct keys of the ring's largest bucket) when the slot holds another or none.
+    fn bucket_in(&mut self, slot: usize, bucket: i64, events: usize) -> &mut Bucket {
+        // A slot holding another bucket number holds one that has left the ring.
+        if !matches!(&self.slots[slot], Some(b) if b.number == bucket) {
+            let largest = self.slots.iter().flatten().map(|b| b.counts.len()).max();
+            let expected = largest.unwrap_or(0).min(events);
+            self.slots[slot] = Some(Bucket::new(bucket, expected));
         }
-        let count = &mut current.counts[at as usize];
-        let (sum, wrapped) = count.overflowing_add(delta);
-        *count = sum;
-        Ok(if wrapped { delta.signum() } else { 0 })
+        // The slot holds the bucket by now: the closure never runs.
+        self.slots[slot].get_or_insert_with(|| Bucket::new(bucket, 0))
     }
 
     /// Undoes the counted events among `keys`, last first (exact: wrapping arithmetic).
@@ -260,7 +292,11 @@ impl WindowedCounter {
         let mut index = IdIndex::with_capacity(largest);
         let mut totals: Vec<i128> = Vec::with_capacity(largest);
         for bucket in &window {
-            for (&key, &count) in bucket.index.ids().iter().zip(&bucket.counts) {
+            let ids = bucket.index.ids();
+            for (i, (&key, &count)) in ids.iter().zip(&bucket.counts).enumerate() {
+                if let Some(&ahead) = ids.get(i + PREFETCH_AHEAD) {
+                    index.prefetch(ahead);
+                }
                 let (at, inserted) = index.insert(key)?;
                 if inserted {
                     totals.push(0);
