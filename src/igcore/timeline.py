@@ -285,11 +285,16 @@ def merge_page(
                 f"not {type(sources).__name__}"
             )
         sources = list(sources)
+    elif type(sources) is not list:
+        sources = list(sources)
+    # The explicit step: the kernels say whether they take the sources as they are; if not, they are
+    # converted here, or the problem explained. Canonical arrays alone (thousands of followees' columns,
+    # the costly case to look through twice) are taken by the current backend's kernels as they are.
+    kernels = _backend.kernels(HOT_PATH)
+    if kernels.accepts_sources(sources, after):
+        return _make_page(kernels.merge_page(sources, limit, after, excluded, cap), cursor_key)
     owner = next((s for s in sources if type(s) is Timeline), None)
-    kernels = owner._kernels if owner is not None else _backend.kernels(HOT_PATH)
-    # The explicit step: the kernels say whether they take the sources as they are (the common case:
-    # Timelines of their backend and canonical arrays, checked natively); if not, they are converted
-    # here, or the problem explained.
+    kernels = owner._kernels if owner is not None else kernels
     cores = [s._core if type(s) is Timeline else s for s in sources]
     if not kernels.accepts_sources(cores, after):
         cores = _canonical_sources(sources, kernels, after)
