@@ -11,6 +11,7 @@ The parts follow the Rust core's modules: timeline/cache.pxi (a bounded timeline
 on read), store.pxi (fan-out on write) and activity.pxi (aggregated activity).
 """
 
+cimport cython
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memcpy, memmove

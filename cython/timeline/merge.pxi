@@ -341,6 +341,7 @@ cdef int merge_runs(const Run* runs, size_t k, const Request* request, PageData*
     return status
 
 
+@cython.no_gc  # a merge makes thousands; it is never handed out, so nothing it holds can lead back to it
 cdef class _Columns:
     """Three arrays given as a merge source, held while the merge reads them in place."""
 
