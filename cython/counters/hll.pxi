@@ -11,6 +11,19 @@ cdef uint64_t HLL_SEED = 0xadc83b19ULL
 cdef double HLL_ALPHA_INF = 0.721347520444481703680  # 1 / (2 ln 2)
 
 
+cdef extern from *:
+    """
+    #define igcore_ctz64(x) __builtin_ctzll(x)
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    #define igcore_from_le64(x) __builtin_bswap64(x)
+    #else
+    #define igcore_from_le64(x) (x)
+    #endif
+    """
+    int ctz64 "igcore_ctz64"(uint64_t x) noexcept nogil  # the trailing zero bits of x, which is not 0
+    uint64_t from_le64 "igcore_from_le64"(uint64_t x) noexcept nogil  # a little-endian word's value
+
+
 cdef inline uint64_t murmurhash64a(const uint8_t* data, size_t length, uint64_t seed) noexcept nogil:
     """Austin Appleby's MurmurHash64A, as Redis hashes HyperLogLog elements (little-endian words)."""
     cdef uint64_t m = 0xc6a4a7935bd1e995ULL
@@ -19,9 +32,8 @@ cdef inline uint64_t murmurhash64a(const uint8_t* data, size_t length, uint64_t 
     cdef uint64_t k
     cdef size_t blocks = length - (length & 7), i, j
     for i in range(0, blocks, 8):
-        k = 0
-        for j in range(8):
-            k |= (<uint64_t>data[i + j]) << (8 * j)
+        memcpy(&k, data + i, 8)
+        k = from_le64(k)
         k *= m
         k ^= k >> r
         k *= m
@@ -45,10 +57,7 @@ cdef inline bint hll_offer(uint8_t* registers, const uint8_t* element, size_t le
     cdef uint64_t hashed = murmurhash64a(element, length, HLL_SEED)
     cdef size_t index = hashed & (HLL_REGISTERS - 1)
     cdef uint64_t rest = (hashed >> HLL_P) | (<uint64_t>1 << HLL_Q)
-    cdef uint8_t value = 1
-    while (rest & 1) == 0:
-        value += 1
-        rest >>= 1
+    cdef uint8_t value = <uint8_t>(ctz64(rest) + 1)  # rest is not 0: bit HLL_Q is set
     if value > registers[index]:
         registers[index] = value
         return True
