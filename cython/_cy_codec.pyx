@@ -4,6 +4,7 @@ igcore/_reference/codec.py; the design is the one of rust/igcore-core/src/codec.
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
+cimport cython
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -103,6 +104,33 @@ def encode_ids(const int64_t[::1] ids):
         free(out)
 
 
+cdef inline Py_ssize_t varint_at(const uint8_t* body, Py_ssize_t pos, Py_ssize_t end,
+                                 uint64_t* value) noexcept nogil:
+    """Reads the varint at body[pos] into *value: the position after it, or -1, -2, -3 when it is
+    truncated, beyond 64 bits or overlong (the _Reader's error numbers, negated)."""
+    cdef uint64_t result = 0
+    cdef uint8_t byte
+    cdef int i
+    if pos < end and body[pos] < 0x80:
+        value[0] = body[pos]
+        return pos + 1
+    for i in range(MAX_VARINT):
+        if pos >= end:
+            return -1
+        byte = body[pos]
+        pos += 1
+        if i == MAX_VARINT - 1 and byte > 1:
+            return -2
+        result |= (<uint64_t>(byte & 0x7F)) << (7 * i)
+        if byte < 0x80:
+            if byte == 0 and i > 0:
+                return -3
+            value[0] = result
+            return pos
+    return -2
+
+
+@cython.final  # its methods are called directly, and inlined
 cdef class _Reader:
     """Reads the varints between a header and the checksum."""
 
@@ -123,30 +151,13 @@ cdef class _Reader:
         self.kind = kind
         self.error = 0
 
-    cdef int varint(self, uint64_t* value) noexcept nogil:
+    cdef inline int varint(self, uint64_t* value) noexcept nogil:
         """Reads one varint into *value; -1 (and the error noted) when it is malformed."""
-        cdef Py_ssize_t start = self.pos
-        cdef uint64_t result = 0
-        cdef uint8_t byte
-        cdef int i
-        if start < self.end and self.body[start] < 0x80:
-            value[0] = self.body[start]
-            self.pos = start + 1
-            return 0
-        for i in range(MAX_VARINT):
-            if self.pos >= self.end:
-                return self.fail(1, start)
-            byte = self.body[self.pos]
-            self.pos += 1
-            if i == MAX_VARINT - 1 and byte > 1:
-                return self.fail(2, start)
-            result |= (<uint64_t>(byte & 0x7F)) << (7 * i)
-            if byte < 0x80:
-                if byte == 0 and i > 0:
-                    return self.fail(3, start)
-                value[0] = result
-                return 0
-        return self.fail(2, start)
+        cdef Py_ssize_t after = varint_at(self.body, self.pos, self.end, value)
+        if after < 0:
+            return self.fail(<int>-after, self.pos)
+        self.pos = after
+        return 0
 
     cdef inline int fail(self, int error, Py_ssize_t at) noexcept nogil:
         self.error = error
@@ -167,14 +178,20 @@ cdef class _Reader:
         return 0
 
     cdef int deltas(self, int64_t* values, Py_ssize_t n) noexcept nogil:
+        # The position is kept in a local: a store to `values` could otherwise be the reader's own
+        # fields, for all the compiler knows, and they would be read again for every varint.
+        cdef const uint8_t* body = self.body
+        cdef Py_ssize_t pos = self.pos, end = self.end, after, i
         cdef int64_t previous = 0
         cdef uint64_t value
-        cdef Py_ssize_t i
         for i in range(n):
-            if self.varint(&value) < 0:
-                return -1
+            after = varint_at(body, pos, end, &value)
+            if after < 0:
+                return self.fail(<int>-after, pos)
+            pos = after
             previous = <int64_t>(<uint64_t>previous + <uint64_t>unzigzag(value))
             values[i] = previous
+        self.pos = pos
         return 0
 
     cdef int finish(self) noexcept nogil:
