@@ -8,6 +8,7 @@ The stateful classes keep their state in C memory behind a lock, taken as _cy_gu
 waited for with the GIL held, so a thread holding it may take the GIL back without a deadlock."""
 
 from cpython.pythread cimport PyThread_type_lock
+cimport cython
 from libc.math cimport INFINITY, round, sqrt
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc

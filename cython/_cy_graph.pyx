@@ -12,6 +12,7 @@ edgelist.pxi hold the rest. The functions of the parts take the graph as `self`,
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cython.operator cimport dereference
+cimport cython
 from libc.math cimport log
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libcpp cimport bool as cbool
@@ -142,6 +143,7 @@ def _empty_row_arrays():
     return [np.zeros(1, np.uint64), np.zeros(0, np.uint32)]
 
 
+@cython.final  # no subclasses: its cdef methods are direct calls, inlined in the loops
 cdef class Graph:
     cdef public bint timed
     cdef object arrays          # the ten sections as numpy arrays (the last four empty when untimed)

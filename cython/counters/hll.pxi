@@ -145,6 +145,7 @@ cdef double hll_tau(double x) noexcept nogil:
             return z / 3.0
 
 
+@cython.final  # no subclasses: its cdef methods are direct calls, inlined in the loops
 cdef class HyperLogLog:
     """See igcore._reference.counters.HyperLogLog."""
 

@@ -19,6 +19,7 @@ cdef int _entry_by_key(const void* a, const void* b) noexcept nogil:
     return (x > y) - (x < y)
 
 
+@cython.final  # no subclasses: its cdef methods are direct calls, inlined in the loops
 cdef class CounterTable:
     """See igcore._reference.counters.CounterTable."""
 

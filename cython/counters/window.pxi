@@ -50,6 +50,7 @@ cdef inline int64_t bucket_count(const Bucket* b, int64_t key) noexcept nogil:
     return b.counts[at] if at >= 0 else 0
 
 
+@cython.final  # no subclasses: its cdef methods are direct calls, inlined in the loops
 cdef class WindowedCounter:
     """See igcore._reference.counters.WindowedCounter."""
 

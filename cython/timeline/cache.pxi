@@ -117,6 +117,7 @@ cdef size_t tl_remove_author(TimelineData* t, int64_t author_id) noexcept nogil:
 
 # -- Timeline ----------------------------------------------------------------------------------------
 
+@cython.final  # no subclasses: its cdef methods are direct calls, inlined in the loops
 cdef class Timeline:
     """A bounded timeline cache in C memory; see igcore._reference.timeline.Timeline."""
 

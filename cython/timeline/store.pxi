@@ -1,6 +1,7 @@
 # Fan-out on write: many timelines keyed by user id, in C memory
 # (rust/igcore-core/src/timeline/store.rs). Included by _cy_timeline.pyx.
 
+@cython.final  # no subclasses: its cdef methods are direct calls, inlined in the loops
 cdef class TimelineStore:
     """Timelines by user id in C memory; see igcore._reference.timeline.TimelineStore."""
 
