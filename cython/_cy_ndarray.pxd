@@ -14,15 +14,23 @@ cdef extern from "_cy_ndarray.h":
     int ALIGNED "IGCORE_NDARRAY_ALIGNED"
 
 
-cdef inline bint is_column(object array, type ndarray, object dtype):
-    """Whether `array` is an exact `ndarray` (numpy.ndarray), 1-D, C-contiguous and aligned, of `dtype`
-    (numpy's own object for it, as arrays nearly always hold, or one equal to it)."""
+cdef inline bint is_column(object array, type ndarray):
+    """Whether `array` is an exact `ndarray` (numpy.ndarray), 1-D, C-contiguous and aligned."""
     if type(array) is not ndarray:
         return False
     cdef NdArray* a = <NdArray*><PyObject*>array
-    if a.nd != 1 or (a.flags & (C_CONTIGUOUS | ALIGNED)) != (C_CONTIGUOUS | ALIGNED):
-        return False
-    return a.descr == <PyObject*>dtype or <object>a.descr == dtype
+    return a.nd == 1 and (a.flags & (C_CONTIGUOUS | ALIGNED)) == (C_CONTIGUOUS | ALIGNED)
+
+
+cdef inline bint is_exactly_of(object array, object dtype):
+    """Whether an array that is_column accepted holds numpy's own `dtype` object (as arrays nearly
+    always do): a pointer comparison."""
+    return (<NdArray*><PyObject*>array).descr == <PyObject*>dtype
+
+
+cdef inline bint is_of(object array, object dtype):
+    """Whether an array that is_column accepted has `dtype` or a dtype equal to it."""
+    return is_exactly_of(array, dtype) or <object>(<NdArray*><PyObject*>array).descr == dtype
 
 
 cdef inline Py_ssize_t column_length(object array):

@@ -29,7 +29,7 @@ from _cy_guard cimport (
     lock_release,
 )
 from _cy_id_index cimport IdIndex, id_hash, id_index_free, id_index_get, id_index_init, id_index_insert, prefetch
-from _cy_ndarray cimport column_data, column_length, is_column
+from _cy_ndarray cimport column_data, column_length, is_column, is_exactly_of, is_of
 from _cy_numbers cimport float_bits_key, floor_div, key_float_bits
 
 import numpy as np

@@ -478,12 +478,18 @@ cdef int canonical_kind(source):
     if type(source) is not tuple or len(<tuple>source) != 3:
         return -1
     scores, post_ids, author_ids = <tuple>source
-    if not (is_column(post_ids, _NDARRAY, _INT64) and is_column(author_ids, _NDARRAY, _INT64)):
+    for array in (scores, post_ids, author_ids):
+        if not is_column(array, _NDARRAY):
+            return -1
+    if not (is_of(post_ids, _INT64) and is_of(author_ids, _INT64)):
         return -1
     cdef int kind
-    if is_column(scores, _NDARRAY, _FLOAT64):
+    # Both score kinds by pointer first: only an unusual dtype object costs a comparison of dtypes.
+    if is_exactly_of(scores, _INT64):
+        kind = 0
+    elif is_of(scores, _FLOAT64):
         kind = 1
-    elif is_column(scores, _NDARRAY, _INT64):
+    elif is_of(scores, _INT64):
         kind = 0
     else:
         return -1
